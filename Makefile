@@ -1,0 +1,31 @@
+# The two commands a new user needs are `make run-example` and `make test`.
+CARGO ?= cargo
+EXAMPLE ?= examples/phase0/project.json
+
+.PHONY: all build install run-example test lint fmt bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+install:
+	$(CARGO) install --path . --locked
+
+run-example:
+	$(CARGO) run --release --locked --quiet -- run --project $(EXAMPLE)
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# Lints first, then every unit and integration test.
+test: lint
+	$(CARGO) test --locked --all-targets
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+	rm -rf artifacts

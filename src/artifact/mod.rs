@@ -1,0 +1,84 @@
+//! Artifacts on disk: their types, their canonical bytes, their meta records
+//! and how they are written.
+//!
+//! Invariant: the sha256 recorded anywhere (meta file, registry, run
+//! summary) is the sha256 of exactly the bytes in `X.json`, so
+//! `sha256sum X.json` always agrees with it.
+
+pub mod canonical;
+pub mod meta;
+pub mod types;
+pub mod write;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use canonical::{canonical_bytes, sha256_hex};
+pub use meta::{ComputeOrigin, CreationParams, MetaRecord, ParentRef};
+pub use types::Header;
+pub use write::write_atomic;
+
+/// Every schema's version; bumped per type when a schema changes shape.
+pub const SCHEMA_VERSION: &str = "1.0.0";
+
+/// The five pipeline artifact types, in pipeline order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ArtifactType {
+    Script,
+    ShotList,
+    AssetManifest,
+    RenderPlan,
+    RenderOutput,
+}
+
+impl ArtifactType {
+    pub const ALL: [ArtifactType; 5] = [
+        ArtifactType::Script,
+        ArtifactType::ShotList,
+        ArtifactType::AssetManifest,
+        ArtifactType::RenderPlan,
+        ArtifactType::RenderOutput,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ArtifactType::Script => "Script",
+            ArtifactType::ShotList => "ShotList",
+            ArtifactType::AssetManifest => "AssetManifest",
+            ArtifactType::RenderPlan => "RenderPlan",
+            ArtifactType::RenderOutput => "RenderOutput",
+        }
+    }
+
+    /// `Script.json`, relative to the run directory.
+    pub fn file_name(self) -> String {
+        format!("{}.json", self.name())
+    }
+
+    /// `Script.meta.json`, relative to the run directory.
+    pub fn meta_file_name(self) -> String {
+        format!("{}.meta.json", self.name())
+    }
+}
+
+impl fmt::Display for ArtifactType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ArtifactType {
+    type Err = ();
+
+    /// Exact type names only: `RenderOutput`, not `renderoutput`, so a
+    /// hex prefix like `add` is never mistaken for a type.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        ArtifactType::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or(())
+    }
+}
+
+/// Name of the per-run summary file written beside the artifacts.
+pub const RUN_SUMMARY_FILE: &str = "run_summary.json";

@@ -1,0 +1,67 @@
+//! The command line: clap definitions, one module per command, and all
+//! rendering (tables, trees, text). Commands call the core and decide how its
+//! values look; only `main` exits.
+
+pub mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orchestrator",
+    version,
+    about = "Deterministic, resumable five-stage film pipeline with a SQLite artifact registry",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Directory that holds `<project_id>/<run_id>/` artifact trees.
+    #[arg(
+        long,
+        global = true,
+        env = "ORCHESTRATOR_ARTIFACTS_DIR",
+        default_value = "artifacts",
+        value_name = "DIR"
+    )]
+    pub artifacts_dir: PathBuf,
+
+    /// SQLite registry file [default: <artifacts-dir>/registry.db].
+    #[arg(long, global = true, env = "ORCHESTRATOR_DB", value_name = "FILE")]
+    pub db: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    pub fn db_path(&self) -> PathBuf {
+        self.db
+            .clone()
+            .unwrap_or_else(|| self.artifacts_dir.join("registry.db"))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the five-stage pipeline for a project config, resuming where possible.
+    Run(run::RunArgs),
+}
+
+/// Run the parsed command.
+pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => run::run(&cli.global, &args),
+    }
+}
+
+/// First 12 hex characters, the short hash shown in tables and trees.
+pub fn short_sha(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}

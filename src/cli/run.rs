@@ -1,0 +1,131 @@
+//! `orchestrator run`: load the config, run the pipeline, show each stage.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{GlobalArgs, short_sha};
+use orchestrator::clock::SystemClock;
+use orchestrator::config;
+use orchestrator::pipeline::{RunOptions, StageReport, StageStatus, default_stages, run_pipeline};
+use orchestrator::registry::{BUSY_TIMEOUT, Registry};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Project config (JSON), validated against schemas/Project.v1.json.
+    #[arg(long, value_name = "FILE")]
+    pub project: PathBuf,
+
+    /// Use this run id instead of the one derived from the config.
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+
+    /// Execute stage N and every later stage; earlier ones resume as usual.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub from_stage: Option<u8>,
+
+    /// Execute all five stages, whatever the registry says.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Print the run summary as JSON on stdout instead of stage lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds to wait for another process running the same run.
+    #[arg(long, value_name = "SECS", default_value_t = BUSY_TIMEOUT.as_secs())]
+    pub lock_timeout: u64,
+}
+
+pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
+    // Everything about the input is checked before anything is created.
+    let loaded = config::load(&args.project)?;
+    if let Some(id) = &args.run_id {
+        config::check_run_id(id)?;
+    }
+    let db = global.db_path();
+    let mut registry = Registry::open(&db)?;
+    let opts = RunOptions {
+        config: loaded,
+        run_id: args.run_id.clone(),
+        artifacts_dir: global.artifacts_dir.clone(),
+        from_stage: args.from_stage,
+        force: args.force,
+        lock_wait: Duration::from_secs(args.lock_timeout),
+    };
+
+    let run_id = opts
+        .run_id
+        .clone()
+        .unwrap_or_else(|| opts.config.default_run_id());
+    let run_dir = global
+        .artifacts_dir
+        .join(&opts.config.config.project_id)
+        .join(&run_id);
+    let stdout = std::io::stdout();
+    if !args.json {
+        let mut out = stdout.lock();
+        writeln!(
+            out,
+            "run {run_id} · project {} · {}",
+            opts.config.config.project_id,
+            run_dir.display()
+        )?;
+    }
+    let mut print_error = None;
+    let mut on_stage = |r: &StageReport| {
+        if args.json || print_error.is_some() {
+            return;
+        }
+        if let Err(e) = writeln!(stdout.lock(), "{}", stage_line(r)) {
+            print_error = Some(e);
+        }
+    };
+    let result = run_pipeline(
+        &opts,
+        &mut registry,
+        &SystemClock,
+        &default_stages(),
+        &mut on_stage,
+    );
+    if let Some(e) = print_error {
+        return Err(e).context("writing to stdout");
+    }
+    let report = result?;
+
+    let mut out = stdout.lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "{}: {} executed, {} skipped in {} ms",
+            report.status, report.stages_executed, report.stages_skipped, report.duration_ms
+        )?;
+    }
+    Ok(())
+}
+
+/// `  ✓ 2 stage2_script_to_shotlist  ShotList  3f9a2c1b7d0e  executed (not run before)  4 ms`
+fn stage_line(r: &StageReport) -> String {
+    let marker = match r.status {
+        StageStatus::Executed => "✓",
+        StageStatus::Skipped => "↩",
+        StageStatus::Failed => "✗",
+        StageStatus::NotRun => "·",
+    };
+    let sha = r.sha256.as_deref().map_or("-", short_sha);
+    format!(
+        "  {marker} {} {:<34} {:<14} {:<12}  {} ({}) {} ms",
+        r.stage,
+        r.name,
+        r.artifact_type,
+        sha,
+        r.status.as_str(),
+        r.reason,
+        r.duration_ms
+    )
+}

@@ -1,0 +1,180 @@
+//! The core's typed errors and the exit code each one maps to.
+//!
+//! The core never exits and never prints; it returns an [`Error`] whose
+//! [`Error::exit_code`] the CLI uses as the process status. The codes are
+//! documented in the README and are part of the tool's contract.
+
+use std::path::PathBuf;
+
+/// Process exit codes. Documented in the README; never renumber.
+pub mod exit {
+    /// Everything worked.
+    pub const SUCCESS: u8 = 0;
+    /// The command ran and found a problem (verify found drift, a stage
+    /// produced an invalid artifact).
+    pub const PROBLEM: u8 = 1;
+    /// Bad input or usage (clap uses 2 as well).
+    pub const USAGE: u8 = 2;
+    /// The registry is unusable: corrupt, or written by a newer version.
+    pub const REGISTRY: u8 = 3;
+    /// Another process holds the run or the registry past the wait.
+    pub const BUSY: u8 = 4;
+    /// Reading or writing a file failed.
+    pub const IO: u8 = 5;
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The project config could not be used. `location` is `line L, column C`
+    /// or a JSON pointer.
+    #[error("invalid project config `{}` at {location}: {message}", path.display())]
+    Config {
+        path: PathBuf,
+        location: String,
+        message: String,
+    },
+
+    #[error("cannot read project config `{}`", path.display())]
+    ConfigUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A command-line value the core checks (run id, target, prefix…).
+    #[error("{message}")]
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// A stage produced an artifact its schema rejects. Nothing was written.
+    #[error(
+        "stage {stage} ({stage_name}) produced an invalid {artifact_type} at `{pointer}`: {message}"
+    )]
+    InvalidArtifact {
+        stage: u8,
+        stage_name: String,
+        artifact_type: String,
+        pointer: String,
+        message: String,
+    },
+
+    /// A stage failed for a reason of its own (unreadable input, …).
+    #[error("stage {stage} ({stage_name}) failed")]
+    StageFailed {
+        stage: u8,
+        stage_name: String,
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// An upstream artifact could not be parsed into its typed shape.
+    #[error("`{}` is not a valid {artifact_type}: {message}", path.display())]
+    BadInput {
+        path: PathBuf,
+        artifact_type: String,
+        message: String,
+    },
+
+    /// Upstream artifacts that parse but contradict each other.
+    #[error("{0}")]
+    Inconsistent(String),
+
+    #[error("the registry `{}` is unusable: {message}", path.display())]
+    RegistryUnusable {
+        path: PathBuf,
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    #[error("registry query failed")]
+    Sql(#[from] rusqlite::Error),
+
+    #[error("{what} is busy: {message}")]
+    Busy { what: String, message: String },
+
+    #[error("{action} `{}`", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn usage_with_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// The process status this error should end the command with.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config { .. } | Error::ConfigUnreadable { .. } | Error::Usage { .. } => {
+                exit::USAGE
+            }
+            Error::InvalidArtifact { .. } | Error::BadInput { .. } | Error::Inconsistent(_) => {
+                exit::PROBLEM
+            }
+            Error::StageFailed { source, .. } => source.exit_code(),
+            Error::RegistryUnusable { .. } => exit::REGISTRY,
+            Error::Sql(e) => sql_exit_code(e),
+            Error::Busy { .. } => exit::BUSY,
+            Error::Io { .. } => exit::IO,
+        }
+    }
+
+    /// A next step for the user, when there is one worth printing.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Usage { hint, .. } => hint.clone(),
+            Error::Busy { .. } => {
+                Some("wait for the other `orchestrator` process to finish, then retry".into())
+            }
+            Error::RegistryUnusable { .. } => Some(
+                "point `--db` at another file, or move this one aside; the artifact files are untouched"
+                    .into(),
+            ),
+            Error::InvalidArtifact { .. } => Some(
+                "the artifact was not written; the stage's output does not match its schema in `schemas/`"
+                    .into(),
+            ),
+            Error::StageFailed { source, .. } => source.hint(),
+            _ => None,
+        }
+    }
+}
+
+/// SQLite reports lock contention and corruption through the same error
+/// type as a bad query; tell them apart so each gets its documented code.
+fn sql_exit_code(e: &rusqlite::Error) -> u8 {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => exit::BUSY,
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => exit::REGISTRY,
+        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::DiskFull) => exit::IO,
+        _ => exit::REGISTRY,
+    }
+}

@@ -1,0 +1,20 @@
+//! `orchestrator`: a deterministic, schema-validated, resumable five-stage
+//! film pipeline whose artifacts are indexed in a SQLite registry.
+//!
+//! This crate is the core: it returns values and typed errors and never
+//! prints or exits. The `orchestrator` binary (`src/main.rs`, `src/cli/`)
+//! decides how results look.
+
+pub mod artifact;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod lock;
+pub mod pipeline;
+pub mod registry;
+pub mod schema;
+
+pub use error::{Error, Result};
+
+/// This build's version, recorded in every meta record and run.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,192 @@
+//! Writes and reads of `stage_executions`, and the per-stage transaction
+//! that registers an artifact with its edges.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::Registry;
+use crate::artifact::MetaRecord;
+use crate::error::{Error, Result};
+
+/// One stage decision of one invocation, as stored.
+#[derive(Debug, Clone)]
+pub struct ExecutionRecord {
+    pub project_id: String,
+    pub run_id: String,
+    pub attempt: u32,
+    pub stage: u8,
+    pub stage_name: String,
+    pub stage_version: String,
+    /// `executed`, `skipped` or `failed`.
+    pub status: String,
+    pub reason: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: u64,
+    /// Input name (`config`, `Script`, …) → sha256.
+    pub input_hashes: BTreeMap<String, String>,
+    pub output_sha256: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What resume needs from the newest completed execution of a stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedExecution {
+    pub stage_version: String,
+    pub input_hashes: BTreeMap<String, String>,
+    pub output_sha256: String,
+}
+
+const LAST_COMPLETED: &str = "
+    SELECT stage_version, input_hashes, output_sha256
+    FROM stage_executions
+    WHERE project_id = ?1 AND run_id = ?2 AND stage = ?3
+      AND status IN ('executed', 'skipped') AND output_sha256 IS NOT NULL
+    ORDER BY execution_id DESC
+    LIMIT 1";
+
+const INSERT_EXECUTION: &str = "
+    INSERT INTO stage_executions (project_id, run_id, attempt, stage, stage_name, stage_version,
+        status, reason, started_at, finished_at, duration_ms, input_hashes, output_sha256,
+        artifact_id, error)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
+        (SELECT artifact_id FROM artifacts
+         WHERE project_id = ?1 AND run_id = ?2 AND sha256 = ?13 AND stage = ?4),
+        ?14)";
+
+const UPSERT_ARTIFACT: &str = "
+    INSERT INTO artifacts (project_id, run_id, artifact_type, sha256, schema_id, schema_version,
+        path, size_bytes, stage, stage_name, stage_version, created_at, meta_json)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+    ON CONFLICT (project_id, run_id, artifact_type) DO UPDATE SET
+        sha256 = excluded.sha256, schema_id = excluded.schema_id,
+        schema_version = excluded.schema_version, path = excluded.path,
+        size_bytes = excluded.size_bytes, stage = excluded.stage,
+        stage_name = excluded.stage_name, stage_version = excluded.stage_version,
+        created_at = excluded.created_at, meta_json = excluded.meta_json
+    RETURNING artifact_id";
+
+const DELETE_EDGES_OF_CHILD: &str = "DELETE FROM artifact_edges WHERE child_id = ?1";
+
+const INSERT_EDGE: &str = "
+    INSERT INTO artifact_edges (child_id, parent_id, parent_sha256)
+    SELECT ?1, artifact_id, ?5 FROM artifacts
+    WHERE project_id = ?2 AND run_id = ?3 AND artifact_type = ?4";
+
+impl Registry {
+    /// The newest completed (executed or skipped) execution of a stage.
+    pub fn last_completed_execution(
+        &self,
+        project_id: &str,
+        run_id: &str,
+        stage: u8,
+    ) -> Result<Option<CompletedExecution>> {
+        let row = self
+            .conn
+            .query_row(LAST_COMPLETED, params![project_id, run_id, stage], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(stage_version, inputs, output_sha256)| {
+            let input_hashes =
+                serde_json::from_str(&inputs).map_err(|e| Error::RegistryUnusable {
+                    path: self.path.clone(),
+                    message: format!("stage_executions.input_hashes is not a JSON object: {e}"),
+                    source: None,
+                })?;
+            Ok(CompletedExecution {
+                stage_version,
+                input_hashes,
+                output_sha256,
+            })
+        })
+        .transpose()
+    }
+
+    /// Register a freshly written artifact: its row (meta record included),
+    /// its parent edges and the execution that made it, in one transaction.
+    pub fn record_artifact(
+        &mut self,
+        meta: &MetaRecord,
+        path: &str,
+        meta_json: &str,
+        execution: &ExecutionRecord,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let artifact_id: i64 = tx.query_row(
+                UPSERT_ARTIFACT,
+                params![
+                    meta.project_id,
+                    meta.run_id,
+                    meta.artifact_type,
+                    meta.sha256,
+                    meta.schema_id,
+                    meta.schema_version,
+                    path,
+                    meta.size_bytes as i64,
+                    meta.creation_params.stage,
+                    meta.creation_params.stage_name,
+                    meta.creation_params.stage_version,
+                    meta.created_at,
+                    meta_json
+                ],
+                |r| r.get(0),
+            )?;
+            tx.execute(DELETE_EDGES_OF_CHILD, params![artifact_id])?;
+            for parent in &meta.parents {
+                let inserted = tx.execute(
+                    INSERT_EDGE,
+                    params![
+                        artifact_id,
+                        meta.project_id,
+                        meta.run_id,
+                        parent.artifact_type,
+                        parent.sha256
+                    ],
+                )?;
+                if inserted != 1 {
+                    return Err(Error::Inconsistent(format!(
+                        "{} names parent {} which is not registered for run {}",
+                        meta.artifact_type, parent.artifact_type, meta.run_id
+                    )));
+                }
+            }
+            insert_execution(tx, execution)
+        })
+    }
+
+    /// Record a stage decision that wrote nothing (skipped or failed).
+    pub fn record_execution(&mut self, execution: &ExecutionRecord) -> Result<()> {
+        self.write(|tx| insert_execution(tx, execution))
+    }
+}
+
+fn insert_execution(tx: &rusqlite::Transaction<'_>, e: &ExecutionRecord) -> Result<()> {
+    let inputs = serde_json::to_string(&e.input_hashes)
+        .map_err(|err| Error::Inconsistent(format!("encoding input hashes: {err}")))?;
+    tx.execute(
+        INSERT_EXECUTION,
+        params![
+            e.project_id,
+            e.run_id,
+            e.attempt,
+            e.stage,
+            e.stage_name,
+            e.stage_version,
+            e.status,
+            e.reason,
+            e.started_at,
+            e.finished_at,
+            e.duration_ms as i64,
+            inputs,
+            e.output_sha256,
+            e.error
+        ],
+    )?;
+    Ok(())
+}
