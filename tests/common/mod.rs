@@ -1,0 +1,131 @@
+//! Shared fixtures for the integration tests: a temp workspace and the real
+//! `orchestrator` binary run inside it with a clean environment.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const TYPES: [&str; 5] = ["Script", "ShotList", "AssetManifest", "RenderPlan", "RenderOutput"];
+
+/// The repository's example config.
+pub fn example_config_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/phase0/project.json")
+}
+
+pub fn example_config() -> Value {
+    serde_json::from_slice(&std::fs::read(example_config_path()).unwrap()).unwrap()
+}
+
+/// A temp directory that is the working directory of every command.
+pub struct Workspace {
+    pub dir: TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Workspace {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Default artifacts directory (`./artifacts`).
+    pub fn artifacts(&self) -> PathBuf {
+        self.path().join("artifacts")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.artifacts().join("registry.db")
+    }
+
+    /// The binary, run in the workspace, with no ORCHESTRATOR_* settings
+    /// leaking in from the developer's shell.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"));
+        cmd.current_dir(self.path())
+            .env_remove("ORCHESTRATOR_ARTIFACTS_DIR")
+            .env_remove("ORCHESTRATOR_DB")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// Write `value` as a config file named `name` in the workspace.
+    pub fn write_config(&self, name: &str, value: &Value) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
+        path
+    }
+
+    /// Copy the example config into the workspace; returns its path.
+    pub fn example(&self) -> PathBuf {
+        self.write_config("project.json", &example_config())
+    }
+
+    /// `orchestrator run --json --project <config> <extra>`; asserts success
+    /// and returns the parsed run summary.
+    pub fn run_ok(&self, config: &Path, extra: &[&str]) -> Value {
+        let out = self
+            .cmd()
+            .arg("run")
+            .arg("--json")
+            .arg("--project")
+            .arg(config)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "run failed ({:?}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn run_dir(&self, project: &str, run: &str) -> PathBuf {
+        self.artifacts().join(project).join(run)
+    }
+
+    pub fn sqlite(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.db()).unwrap()
+    }
+}
+
+/// `status` of each of the five stages of a run summary, in order.
+pub fn statuses(summary: &Value) -> Vec<String> {
+    summary["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+pub fn reasons(summary: &Value) -> Vec<String> {
+    summary["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap().to_string())
+        .collect()
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).unwrap();
+    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Run the example in a fresh workspace; returns it and the run summary.
+pub fn example_run() -> (Workspace, Value) {
+    let ws = Workspace::new();
+    let config = ws.example();
+    let summary = ws.run_ok(&config, &[]);
+    (ws, summary)
+}
