@@ -9,10 +9,12 @@ pub mod artifact;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod lineage;
 pub mod lock;
 pub mod pipeline;
 pub mod registry;
 pub mod schema;
+pub mod verify;
 
 pub use error::{Error, Result};
 

@@ -11,13 +11,10 @@ use orchestrator::error::exit;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli::dispatch(cli) {
-        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             // A closed pipe (`orchestrator runs list | head`) is not an error.
-            if err.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
+            if is_broken_pipe(&err) {
                 return ExitCode::from(exit::SUCCESS);
             }
             report(&err);
@@ -39,6 +36,16 @@ fn report(err: &anyhow::Error) {
     if let Some(hint) = core_error(err).and_then(|e| e.hint()) {
         eprintln!("hint: {hint}");
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|e| e.io_error_kind() == Some(BrokenPipe))
+    })
 }
 
 fn core_error(err: &anyhow::Error) -> Option<&orchestrator::Error> {

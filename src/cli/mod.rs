@@ -2,7 +2,11 @@
 //! rendering (tables, trees, text). Commands call the core and decide how its
 //! values look; only `main` exits.
 
+pub mod lineage;
 pub mod run;
+pub mod runs;
+pub mod table;
+pub mod verify;
 
 use std::path::PathBuf;
 
@@ -52,12 +56,24 @@ impl GlobalArgs {
 pub enum Command {
     /// Run the five-stage pipeline for a project config, resuming where possible.
     Run(run::RunArgs),
+    /// List and inspect recorded runs.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+    /// Show what an artifact was made from (or, with --descendants, what was made from it).
+    Lineage(lineage::LineageArgs),
+    /// Re-check the registry's promises against the files on disk.
+    Verify(verify::VerifyArgs),
 }
 
-/// Run the parsed command.
-pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+/// Run the parsed command; the `Ok` value is the exit code (commands that
+/// find problems, like `verify`, succeed with a non-zero code).
+pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    use orchestrator::error::exit::SUCCESS;
     match cli.command {
-        Command::Run(args) => run::run(&cli.global, &args),
+        Command::Run(args) => run::run(&cli.global, &args).map(|()| SUCCESS),
+        Command::Runs(cmd) => runs::run(&cli.global, &cmd).map(|()| SUCCESS),
+        Command::Lineage(args) => lineage::run(&cli.global, &args).map(|()| SUCCESS),
+        Command::Verify(args) => verify::run(&cli.global, &args),
     }
 }
 

@@ -190,3 +190,51 @@ fn insert_execution(tx: &rusqlite::Transaction<'_>, e: &ExecutionRecord) -> Resu
     )?;
     Ok(())
 }
+
+/// The newest decision for one stage of a run, as `runs show` displays it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StageRow {
+    pub stage: u8,
+    pub name: String,
+    pub stage_version: String,
+    pub status: String,
+    pub reason: String,
+    pub sha256: Option<String>,
+    pub duration_ms: u64,
+    pub started_at: String,
+    pub finished_at: String,
+    pub attempt: u32,
+    pub error: Option<String>,
+}
+
+const LATEST_STAGES: &str = "
+    SELECT stage, stage_name, stage_version, status, reason, output_sha256, duration_ms,
+           started_at, finished_at, attempt, error
+    FROM latest_stage_executions
+    WHERE project_id = ?1 AND run_id = ?2
+    ORDER BY stage";
+
+impl Registry {
+    /// The newest execution row of each stage of a run, in stage order.
+    pub fn latest_stages(&self, project_id: &str, run_id: &str) -> Result<Vec<StageRow>> {
+        let mut stmt = self.conn.prepare(LATEST_STAGES)?;
+        let rows = stmt
+            .query_map(params![project_id, run_id], |r| {
+                Ok(StageRow {
+                    stage: r.get(0)?,
+                    name: r.get(1)?,
+                    stage_version: r.get(2)?,
+                    status: r.get(3)?,
+                    reason: r.get(4)?,
+                    sha256: r.get(5)?,
+                    duration_ms: r.get::<_, i64>(6)? as u64,
+                    started_at: r.get(7)?,
+                    finished_at: r.get(8)?,
+                    attempt: r.get(9)?,
+                    error: r.get(10)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}

@@ -8,6 +8,7 @@
 mod artifacts;
 mod executions;
 mod runs;
+mod verification;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,8 +18,9 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use crate::error::{Error, Result};
 
 pub use artifacts::ArtifactRecord;
-pub use executions::{CompletedExecution, ExecutionRecord};
-pub use runs::{NewRun, RunFinish};
+pub use executions::{CompletedExecution, ExecutionRecord, StageRow};
+pub use runs::{LiveCheck, NewRun, RunFilter, RunFinish, RunRow};
+pub use verification::{StaleEdge, Verification};
 
 refinery::embed_migrations!("migrations");
 

@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::Registry;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The start of one `orchestrator run` invocation.
 #[derive(Debug, Clone)]
@@ -139,4 +139,175 @@ impl Registry {
             .query_row(RUN_STATUS, params![project_id, run_id], |r| r.get(0))
             .optional()?)
     }
+}
+
+/// A run as `runs list` and `runs show` see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RunRow {
+    pub run_id: String,
+    pub project_id: String,
+    pub project_title: String,
+    /// `complete`, `failed`, `running`, or — when the recorded status is
+    /// `running` but no process holds the run's lock — `interrupted`.
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub stages_executed: u32,
+    pub stages_skipped: u32,
+    pub attempts: u32,
+    pub config_hash: String,
+    pub run_dir: String,
+    pub error: Option<String>,
+    pub orchestrator_version: String,
+    pub host: String,
+}
+
+/// Which runs `runs list` shows.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub project: Option<String>,
+    /// `complete`, `failed`, `running` or `interrupted`.
+    pub status: Option<String>,
+    /// RFC 3339 UTC lower bound on `started_at` (same format as stored).
+    pub since: Option<String>,
+    pub limit: usize,
+}
+
+/// Whether a process currently holds the lock of (project, run).
+pub type LiveCheck<'a> = &'a dyn Fn(&str, &str) -> bool;
+
+const RUN_COLUMNS: &str = "r.run_id, r.project_id, p.title, r.status, r.started_at, r.finished_at,
+    r.duration_ms, r.stages_executed, r.stages_skipped, r.attempts, r.config_hash, r.run_dir,
+    r.error, r.orchestrator_version, r.host";
+
+/// `?1` project, `?2` recorded status, `?3` since; NULL means no filter.
+const LIST_RUNS: &str = "
+    FROM runs r JOIN projects p ON p.project_id = r.project_id
+    WHERE (?1 IS NULL OR r.project_id = ?1)
+      AND (?2 IS NULL OR r.status = ?2)
+      AND (?3 IS NULL OR r.started_at >= ?3)
+    ORDER BY r.started_at DESC, r.project_id, r.run_id";
+
+/// Exact id, or ids starting with the prefix (GLOB is case-sensitive and
+/// can use `runs_by_run_id`; callers only pass `[a-z0-9_-]` prefixes).
+const FIND_RUNS: &str = "
+    FROM runs r JOIN projects p ON p.project_id = r.project_id
+    WHERE (r.run_id = ?1 OR r.run_id GLOB ?1 || '*')
+      AND (?2 IS NULL OR r.project_id = ?2)
+    ORDER BY (r.run_id = ?1) DESC, r.started_at DESC";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        run_id: r.get(0)?,
+        project_id: r.get(1)?,
+        project_title: r.get(2)?,
+        status: r.get(3)?,
+        started_at: r.get(4)?,
+        finished_at: r.get(5)?,
+        duration_ms: r.get::<_, Option<i64>>(6)?.map(|d| d as u64),
+        stages_executed: r.get(7)?,
+        stages_skipped: r.get(8)?,
+        attempts: r.get(9)?,
+        config_hash: r.get(10)?,
+        run_dir: r.get(11)?,
+        error: r.get(12)?,
+        orchestrator_version: r.get(13)?,
+        host: r.get(14)?,
+    })
+}
+
+impl Registry {
+    /// Runs matching `filter`, newest first, at most `filter.limit`, and how
+    /// many matched in all.
+    pub fn list_runs(
+        &self,
+        filter: &RunFilter,
+        live: LiveCheck<'_>,
+    ) -> Result<(Vec<RunRow>, usize)> {
+        // `interrupted` is `running` in the table; the lock tells them apart.
+        let recorded = filter.status.as_deref().map(|s| match s {
+            "interrupted" => "running",
+            other => other,
+        });
+        let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS}");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(params![filter.project, recorded, filter.since], run_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut matching: Vec<RunRow> = rows
+            .into_iter()
+            .map(|row| with_live_status(row, live))
+            .filter(|row| filter.status.as_deref().is_none_or(|s| row.status == s))
+            .collect();
+        let total = matching.len();
+        matching.truncate(filter.limit);
+        Ok((matching, total))
+    }
+
+    /// Runs whose id is `id` or starts with it, exact match first.
+    pub fn find_runs(
+        &self,
+        id: &str,
+        project: Option<&str>,
+        live: LiveCheck<'_>,
+    ) -> Result<Vec<RunRow>> {
+        let sql = format!("SELECT {RUN_COLUMNS} {FIND_RUNS}");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(params![id, project], run_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| with_live_status(r, live))
+            .collect())
+    }
+
+    /// The one run `id` names: an exact id, or a prefix of exactly one id.
+    pub fn resolve_run(
+        &self,
+        id: &str,
+        project: Option<&str>,
+        live: LiveCheck<'_>,
+    ) -> Result<RunRow> {
+        if !crate::config::is_valid_id(id) {
+            return Err(Error::usage(format!(
+                "`{id}` is not a run id or prefix (ids use a-z, 0-9, `-` and `_`)"
+            )));
+        }
+        let mut runs = self.find_runs(id, project, live)?;
+        let exact = runs.iter().filter(|r| r.run_id == id).count();
+        match (runs.len(), exact) {
+            (0, _) => Err(Error::usage_with_hint(
+                format!(
+                    "no run matches `{id}`{}",
+                    project
+                        .map(|p| format!(" in project `{p}`"))
+                        .unwrap_or_default()
+                ),
+                "`orchestrator runs list` shows the recorded runs",
+            )),
+            (1, _) | (_, 1) => Ok(runs.swap_remove(0)),
+            _ => {
+                let candidates: Vec<String> = runs
+                    .iter()
+                    .map(|r| format!("{} ({})", r.run_id, r.project_id))
+                    .collect();
+                Err(Error::usage_with_hint(
+                    format!(
+                        "run `{id}` is ambiguous: it matches {}",
+                        candidates.join(", ")
+                    ),
+                    "give more characters of the run id, or `--project`",
+                ))
+            }
+        }
+    }
+}
+
+fn with_live_status(mut row: RunRow, live: LiveCheck<'_>) -> RunRow {
+    if row.status == "running" && !live(&row.project_id, &row.run_id) {
+        row.status = "interrupted".to_string();
+    }
+    row
 }

@@ -1,0 +1,132 @@
+//! `orchestrator verify`: print each broken promise, then a summary table.
+
+use std::io::Write;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::GlobalArgs;
+use super::table::new_table;
+use orchestrator::clock::SystemClock;
+use orchestrator::error::exit;
+use orchestrator::lock;
+use orchestrator::registry::{Registry, RunFilter};
+use orchestrator::verify::{VerifyReport, verify};
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Only this run (id or unique prefix).
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
+
+    /// Only runs of this project.
+    #[arg(long, value_name = "P")]
+    pub project: Option<String>,
+
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Below this many artifacts a progress bar would only flicker.
+const PROGRESS_THRESHOLD: usize = 200;
+
+/// Exit 0 when every promise holds, 1 when any problem was found.
+pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
+    let mut registry = Registry::open_existing(&global.db_path())?;
+    let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
+    let runs = match &args.run {
+        Some(id) => vec![registry.resolve_run(id, args.project.as_deref(), &live)?],
+        None => {
+            let filter = RunFilter {
+                project: args.project.clone(),
+                limit: usize::MAX,
+                ..RunFilter::default()
+            };
+            registry.list_runs(&filter, &live)?.0
+        }
+    };
+
+    // Drawn only when stderr is a terminal; piped output stays quiet.
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("verifying {bar:30} {pos}/{len} artifacts")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut progress = |done: usize, total: usize| {
+        if total >= PROGRESS_THRESHOLD {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+    };
+    let report = verify(
+        &mut registry,
+        &global.artifacts_dir,
+        &runs,
+        &SystemClock,
+        &mut progress,
+    )?;
+    bar.finish_and_clear();
+
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        print_text(&mut out, &report)?;
+    }
+    Ok(if report.ok {
+        exit::SUCCESS
+    } else {
+        exit::PROBLEM
+    })
+}
+
+fn print_text(out: &mut impl Write, report: &VerifyReport) -> std::io::Result<()> {
+    for p in &report.problems {
+        writeln!(
+            out,
+            "{}: {}: expected {}, found {}",
+            p.path,
+            p.kind.as_str(),
+            p.expected,
+            p.found
+        )?;
+    }
+    if report.runs.is_empty() {
+        return writeln!(out, "no runs to verify");
+    }
+    let mut table = new_table(&["RUN ID", "PROJECT", "ARTIFACTS", "OK", "PROBLEMS"]);
+    for r in &report.runs {
+        table.add_row(vec![
+            r.run_id.clone(),
+            r.project_id.clone(),
+            r.artifacts.to_string(),
+            r.artifacts_ok.to_string(),
+            r.problems.to_string(),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    if report.ok {
+        writeln!(
+            out,
+            "ok: {} artifacts in {} match the registry",
+            report.artifacts_checked,
+            plural(report.runs_checked, "run")
+        )
+    } else {
+        writeln!(
+            out,
+            "{} found in {}",
+            plural(report.problems.len(), "problem"),
+            plural(report.runs.iter().filter(|r| r.problems > 0).count(), "run")
+        )
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
