@@ -23,6 +23,10 @@ lint:
 test: lint
 	$(CARGO) test --locked --all-targets
 
+# Wall time and peak memory on 100/1,000/10,000-scene projects (never asserted).
+bench:
+	$(CARGO) bench --locked --bench pipeline
+
 fmt:
 	$(CARGO) fmt --all
 
