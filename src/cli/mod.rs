@@ -79,5 +79,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 
 /// First 12 hex characters, the short hash shown in tables and trees.
 pub fn short_sha(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
+    // `get` rather than slicing: a hand-edited registry may hold non-ASCII.
+    sha.get(..12).unwrap_or(sha)
 }

@@ -7,6 +7,7 @@
 
 mod artifacts;
 mod executions;
+mod lineage;
 mod runs;
 mod verification;
 
