@@ -19,7 +19,10 @@ fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     println!("{:<34} {:>12} {:>14}", "case", "median", "peak RSS");
     for scenes in [100u32, 1_000, 10_000] {
-        if filter.as_deref().is_some_and(|f| !scenes.to_string().contains(f)) {
+        if filter
+            .as_deref()
+            .is_some_and(|f| !scenes.to_string().contains(f))
+        {
             continue;
         }
         bench_size(scenes);
@@ -50,14 +53,26 @@ fn bench_size(scenes: u32) {
     };
 
     let execute = median(|| {
-        run_pipeline(&opts(true), &mut registry, &SystemClock, &stages, &mut |_| {})
-            .expect("run");
+        run_pipeline(
+            &opts(true),
+            &mut registry,
+            &SystemClock,
+            &stages,
+            &mut |_| {},
+        )
+        .expect("run");
     });
     report(&format!("run, {scenes} scenes, all executed"), execute);
 
     let resume = median(|| {
-        run_pipeline(&opts(false), &mut registry, &SystemClock, &stages, &mut |_| {})
-            .expect("resume");
+        run_pipeline(
+            &opts(false),
+            &mut registry,
+            &SystemClock,
+            &stages,
+            &mut |_| {},
+        )
+        .expect("resume");
     });
     report(&format!("run, {scenes} scenes, all skipped"), resume);
 
@@ -67,8 +82,14 @@ fn bench_size(scenes: u32) {
     };
     let (runs, _) = registry.list_runs(&filter, &|_, _| false).expect("runs");
     let verify = median(|| {
-        orchestrator::verify::verify(&mut registry, &artifacts, &runs, &SystemClock, &mut |_, _| {})
-            .expect("verify");
+        orchestrator::verify::verify(
+            &mut registry,
+            &artifacts,
+            &runs,
+            &SystemClock,
+            &mut |_, _| {},
+        )
+        .expect("verify");
     });
     report(&format!("verify, {scenes} scenes"), verify);
 
@@ -77,7 +98,11 @@ fn bench_size(scenes: u32) {
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
-    println!("{:<34} {:>12}", format!("  artifact bytes, {scenes} scenes"), bytes);
+    println!(
+        "{:<34} {:>12}",
+        format!("  artifact bytes, {scenes} scenes"),
+        bytes
+    );
 }
 
 fn median(mut f: impl FnMut()) -> Duration {
@@ -93,7 +118,11 @@ fn median(mut f: impl FnMut()) -> Duration {
 }
 
 fn report(case: &str, t: Duration) {
-    println!("{case:<34} {:>9.1} ms {:>11} KiB", t.as_secs_f64() * 1000.0, peak_rss_kib());
+    println!(
+        "{case:<34} {:>9.1} ms {:>11} KiB",
+        t.as_secs_f64() * 1000.0,
+        peak_rss_kib()
+    );
 }
 
 /// Peak resident set size of this process so far, from /proc (Linux only).

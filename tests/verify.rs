@@ -1,0 +1,329 @@
+//! `orchestrator verify`, driven through the binary against real damage.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{Workspace, example_run};
+use serde_json::Value;
+
+struct Verified {
+    code: i32,
+    report: Value,
+}
+
+fn verify_json(ws: &Workspace, args: &[&str]) -> Verified {
+    let out = ws
+        .cmd()
+        .args(["verify", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    Verified {
+        code: out.status.code().unwrap(),
+        report: serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))),
+    }
+}
+
+fn problems(v: &Verified) -> Vec<(String, String)> {
+    v.report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap().to_string(),
+                p["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn run_dir(ws: &Workspace, summary: &Value) -> PathBuf {
+    ws.run_dir("lighthouse", summary["run_id"].as_str().unwrap())
+}
+
+fn rel(summary: &Value, file: &str) -> String {
+    format!("lighthouse/{}/{file}", summary["run_id"].as_str().unwrap())
+}
+
+fn last_results(ws: &Workspace) -> Vec<(String, String)> {
+    let conn = ws.sqlite();
+    let mut stmt = conn
+        .prepare(
+            "SELECT artifact_type, last_verify_result FROM artifact_overview
+             WHERE last_verified_at IS NOT NULL ORDER BY stage",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn a_clean_run_verifies_and_records_ok() {
+    let (ws, summary) = example_run();
+    let v = verify_json(&ws, &[]);
+    assert_eq!(v.code, 0, "{}", v.report);
+    assert_eq!(v.report["ok"], true);
+    assert_eq!(v.report["runs_checked"], 1);
+    assert_eq!(v.report["artifacts_checked"], 5);
+    assert!(problems(&v).is_empty());
+    let runs = v.report["runs"].as_array().unwrap();
+    assert_eq!(runs[0]["run_id"], summary["run_id"]);
+    assert_eq!(runs[0]["artifacts_ok"], 5);
+
+    let recorded = last_results(&ws);
+    assert_eq!(recorded.len(), 5);
+    assert!(recorded.iter().all(|(_, r)| r == "ok"), "{recorded:?}");
+
+    let out = ws.cmd().arg("verify").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("RUN ID") && text.contains("ok: 5 artifacts in 1 run"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_flipped_byte_is_a_hash_mismatch_naming_both_hashes() {
+    let (ws, summary) = example_run();
+    let path = run_dir(&ws, &summary).join("ShotList.json");
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Flip a byte inside a string value so the file stays valid JSON.
+    let i = bytes.windows(5).position(|w| w == b"sc000").unwrap() + 4;
+    bytes[i] = b'9';
+    std::fs::write(&path, &bytes).unwrap();
+
+    let v = verify_json(&ws, &[]);
+    assert_eq!(v.code, 1);
+    assert_eq!(v.report["ok"], false);
+    assert_eq!(
+        problems(&v),
+        vec![("hash_mismatch".to_string(), rel(&summary, "ShotList.json"))]
+    );
+    let p = &v.report["problems"][0];
+    let recorded = summary["stages"][1]["sha256"].as_str().unwrap();
+    assert!(p["expected"].as_str().unwrap().contains(recorded), "{p}");
+    assert!(
+        p["found"]
+            .as_str()
+            .unwrap()
+            .contains(&common::sha256_file(&path)),
+        "{p}"
+    );
+    assert_eq!(p["artifact_type"], "ShotList");
+
+    let recorded = last_results(&ws);
+    assert_eq!(
+        recorded,
+        vec![
+            ("Script".into(), "ok".into()),
+            ("ShotList".into(), "problem".into()),
+            ("AssetManifest".into(), "ok".into()),
+            ("RenderPlan".into(), "ok".into()),
+            ("RenderOutput".into(), "ok".into()),
+        ]
+    );
+
+    // The text form names the file, the expectation and the finding.
+    let out = ws.cmd().arg("verify").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().next().unwrap();
+    assert!(line.starts_with(&rel(&summary, "ShotList.json")), "{line}");
+    assert!(line.contains("hash mismatch") && line.contains("expected") && line.contains("found"));
+}
+
+#[test]
+fn a_change_that_breaks_the_schema_is_reported_with_its_pointer() {
+    let (ws, summary) = example_run();
+    let path = run_dir(&ws, &summary).join("RenderPlan.json");
+    let mut plan: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    plan["fps"] = "fast".into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&plan).unwrap()).unwrap();
+
+    let v = verify_json(&ws, &[]);
+    assert_eq!(v.code, 1);
+    let kinds: Vec<_> = problems(&v).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, vec!["hash_mismatch", "schema_invalid"]);
+    assert!(
+        v.report["problems"][1]["found"]
+            .as_str()
+            .unwrap()
+            .contains("/fps")
+    );
+}
+
+#[test]
+fn a_deleted_file_is_missing() {
+    let (ws, summary) = example_run();
+    std::fs::remove_file(run_dir(&ws, &summary).join("RenderPlan.json")).unwrap();
+    let v = verify_json(&ws, &[]);
+    assert_eq!(v.code, 1);
+    assert_eq!(
+        problems(&v),
+        vec![("missing".to_string(), rel(&summary, "RenderPlan.json"))]
+    );
+}
+
+#[test]
+fn an_edited_meta_file_disagrees_with_the_registry() {
+    let (ws, summary) = example_run();
+    let path = run_dir(&ws, &summary).join("AssetManifest.meta.json");
+    let mut meta: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    meta["sha256"] = "0".repeat(64).into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+
+    let v = verify_json(&ws, &[]);
+    assert_eq!(v.code, 1);
+    assert_eq!(
+        problems(&v),
+        vec![(
+            "meta_mismatch".to_string(),
+            rel(&summary, "AssetManifest.meta.json")
+        )]
+    );
+    let found = v.report["problems"][0]["found"].as_str().unwrap();
+    assert!(
+        found.contains("sha256") && found.contains(&"0".repeat(64)),
+        "{found}"
+    );
+
+    std::fs::remove_file(&path).unwrap();
+    let v = verify_json(&ws, &[]);
+    assert_eq!(
+        problems(&v),
+        vec![(
+            "meta_missing".to_string(),
+            rel(&summary, "AssetManifest.meta.json")
+        )]
+    );
+}
+
+#[test]
+fn a_symlinked_artifact_is_reported_and_not_followed() {
+    let (ws, summary) = example_run();
+    let path = run_dir(&ws, &summary).join("Script.json");
+    // An identical copy elsewhere: following the link would find nothing wrong.
+    let elsewhere = ws.path().join("Script-copy.json");
+    std::fs::rename(&path, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+
+    let v = verify_json(&ws, &[]);
+    assert_eq!(v.code, 1);
+    assert_eq!(
+        problems(&v),
+        vec![("not_regular_file".to_string(), rel(&summary, "Script.json"))]
+    );
+    let found = v.report["problems"][0]["found"].as_str().unwrap();
+    assert!(
+        found.contains("symlink") && found.contains("not followed"),
+        "{found}"
+    );
+}
+
+#[test]
+fn a_stray_file_in_a_run_directory_is_unregistered() {
+    let (ws, summary) = example_run();
+    std::fs::write(run_dir(&ws, &summary).join("notes.txt"), "todo").unwrap();
+    std::fs::create_dir(run_dir(&ws, &summary).join("renders")).unwrap();
+    let v = verify_json(&ws, &[]);
+    assert_eq!(v.code, 1);
+    assert_eq!(
+        problems(&v),
+        vec![
+            ("unregistered".to_string(), rel(&summary, "notes.txt")),
+            ("unregistered".to_string(), rel(&summary, "renders")),
+        ]
+    );
+}
+
+#[test]
+fn an_edited_run_summary_is_a_hash_mismatch() {
+    let (ws, summary) = example_run();
+    let path = run_dir(&ws, &summary).join("run_summary.json");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b" ");
+    std::fs::write(&path, bytes).unwrap();
+    let v = verify_json(&ws, &[]);
+    assert_eq!(
+        problems(&v),
+        vec![(
+            "hash_mismatch".to_string(),
+            rel(&summary, "run_summary.json")
+        )]
+    );
+}
+
+#[test]
+fn scope_by_run_prefix_and_project() {
+    let (ws, summary) = example_run();
+    let mut other = common::example_config();
+    other["project_id"] = "other".into();
+    let other_path = ws.write_config("other.json", &other);
+    let other_summary = ws.run_ok(&other_path, &[]);
+    // Damage only the other project.
+    std::fs::remove_file(
+        ws.run_dir("other", other_summary["run_id"].as_str().unwrap())
+            .join("Script.json"),
+    )
+    .unwrap();
+
+    let all = verify_json(&ws, &[]);
+    assert_eq!(
+        (all.code, all.report["runs_checked"].as_u64()),
+        (1, Some(2))
+    );
+
+    let lighthouse = verify_json(&ws, &["--project", "lighthouse"]);
+    assert_eq!(
+        (lighthouse.code, lighthouse.report["runs_checked"].as_u64()),
+        (0, Some(1))
+    );
+
+    let run_id = summary["run_id"].as_str().unwrap();
+    let one = verify_json(&ws, &["--run", &run_id[..6], "--project", "lighthouse"]);
+    assert_eq!(one.code, 0);
+    assert_eq!(one.report["runs"][0]["run_id"], run_id);
+
+    let other_only = verify_json(&ws, &["--project", "other"]);
+    assert_eq!(other_only.code, 1);
+    assert_eq!(problems(&other_only).len(), 1);
+
+    let out = ws
+        .cmd()
+        .args(["verify", "--run", "nosuchrun"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_stage_remade_after_its_child_leaves_a_stale_parent() {
+    let (ws, summary) = example_run();
+    // Pretend the ShotList was re-made with different content after the
+    // AssetManifest and RenderPlan were made from it.
+    ws.sqlite()
+        .execute(
+            "UPDATE artifact_edges SET parent_sha256 = ?1
+             WHERE parent_id = (SELECT artifact_id FROM artifacts WHERE artifact_type = 'ShotList')
+               AND child_id = (SELECT artifact_id FROM artifacts WHERE artifact_type = 'AssetManifest')",
+            ["f".repeat(64)],
+        )
+        .unwrap();
+    let v = verify_json(&ws, &[]);
+    assert_eq!(v.code, 1);
+    assert_eq!(
+        problems(&v),
+        vec![(
+            "stale_parent".to_string(),
+            rel(&summary, "AssetManifest.json")
+        )]
+    );
+}
