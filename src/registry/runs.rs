@@ -189,11 +189,13 @@ const LIST_RUNS: &str = "
       AND (?3 IS NULL OR r.started_at >= ?3)
     ORDER BY r.started_at DESC, r.project_id, r.run_id";
 
-/// Exact id, or ids starting with the prefix (GLOB is case-sensitive and
-/// can use `runs_by_run_id`; callers only pass `[a-z0-9_-]` prefixes).
+/// Exact id `?1`, or ids matching the GLOB pattern `?3` (`<prefix>*`).
+/// GLOB is case-sensitive and, with the pattern bound whole rather than
+/// built in SQL, can use `runs_by_run_id`; callers only pass `[a-z0-9_-]`
+/// prefixes, so the pattern holds no other wildcard.
 const FIND_RUNS: &str = "
     FROM runs r JOIN projects p ON p.project_id = r.project_id
-    WHERE (r.run_id = ?1 OR r.run_id GLOB ?1 || '*')
+    WHERE (r.run_id = ?1 OR r.run_id GLOB ?3)
       AND (?2 IS NULL OR r.project_id = ?2)
     ORDER BY (r.run_id = ?1) DESC, r.started_at DESC";
 
@@ -245,8 +247,9 @@ impl Registry {
         Ok((matching, total))
     }
 
-    /// Runs whose id is `id` or starts with it, exact match first.
-    pub fn find_runs(
+    /// Runs whose id is `id` or starts with it, exact match first. Private:
+    /// `id` must already be checked to hold no GLOB wildcard.
+    fn find_runs(
         &self,
         id: &str,
         project: Option<&str>,
@@ -255,7 +258,7 @@ impl Registry {
         let sql = format!("SELECT {RUN_COLUMNS} {FIND_RUNS}");
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt
-            .query_map(params![id, project], run_row)?
+            .query_map(params![id, project, format!("{id}*")], run_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows
             .into_iter()

@@ -1,0 +1,139 @@
+//! A stage whose output breaks its schema: nothing is written or registered
+//! for it, the run stops with exit code 1 naming the stage and the JSON
+//! pointer, and what earlier stages produced is kept.
+//!
+//! The stub stages never produce invalid artifacts, so this drives the
+//! library's runner with a deliberately broken stage in place of stage 2 —
+//! the same seam a real generator plugs into.
+
+mod common;
+
+use std::time::Duration;
+
+use orchestrator::artifact::ArtifactType;
+use orchestrator::clock::SystemClock;
+use orchestrator::pipeline::{RunOptions, Stage, StageContext, default_stages, run_pipeline};
+use orchestrator::registry::Registry;
+use orchestrator::{Error, config};
+use serde_json::{Value, json};
+
+struct BrokenShotList;
+
+impl Stage for BrokenShotList {
+    fn number(&self) -> u8 {
+        2
+    }
+    fn name(&self) -> &'static str {
+        "stage2_script_to_shotlist"
+    }
+    fn version(&self) -> &'static str {
+        "9.9.9-broken"
+    }
+    fn inputs(&self) -> &'static [ArtifactType] {
+        &[ArtifactType::Script]
+    }
+    fn output(&self) -> ArtifactType {
+        ArtifactType::ShotList
+    }
+    fn run(&self, ctx: &StageContext<'_>) -> orchestrator::Result<Value> {
+        Ok(json!({
+            "artifact_type": "ShotList",
+            "schema_version": "1.0.0",
+            "project_id": ctx.config.project_id,
+            "scene_count": 1,
+            "shot_count": 1,
+            "total_duration_ms": 1000,
+            "shots": [{
+                "shot_id": "sc0001_sh01", "scene_id": "sc0001", "number": 1,
+                "size": "gigantic", "angle": "eye level", "camera_move": "static",
+                "lens_mm": 35, "duration_ms": 1000, "location_id": "loc_x",
+                "characters_in_frame": [], "props_in_frame": [], "description": "x"
+            }]
+        }))
+    }
+}
+
+#[test]
+fn an_invalid_artifact_is_never_written_or_registered() {
+    let ws = common::Workspace::new();
+    let loaded = config::load(&ws.example()).unwrap();
+    let run_id = loaded.default_run_id();
+    let mut registry = Registry::open(&ws.db()).unwrap();
+    let opts = RunOptions {
+        config: loaded,
+        run_id: None,
+        artifacts_dir: ws.artifacts(),
+        from_stage: None,
+        force: false,
+        lock_wait: Duration::from_secs(1),
+    };
+    let mut stages = default_stages();
+    stages[1] = Box::new(BrokenShotList);
+
+    let mut seen = Vec::new();
+    let err = run_pipeline(&opts, &mut registry, &SystemClock, &stages, &mut |r| {
+        seen.push((r.stage, r.status.as_str()))
+    })
+    .unwrap_err();
+    match &err {
+        Error::InvalidArtifact {
+            stage,
+            pointer,
+            artifact_type,
+            ..
+        } => {
+            assert_eq!(*stage, 2);
+            assert_eq!(artifact_type, "ShotList");
+            assert_eq!(pointer, "/shots/0/size");
+        }
+        other => panic!("expected InvalidArtifact, got {other}"),
+    }
+    assert_eq!(err.exit_code(), 1);
+    assert!(err.to_string().contains("stage 2") && err.to_string().contains("/shots/0/size"));
+    assert_eq!(seen, vec![(1, "executed"), (2, "failed")]);
+
+    let dir = ws.run_dir("lighthouse", &run_id);
+    assert!(dir.join("Script.json").exists(), "earlier output is kept");
+    assert!(!dir.join("ShotList.json").exists());
+    assert!(!dir.join("ShotList.meta.json").exists());
+
+    let conn = ws.sqlite();
+    let types: Vec<String> = conn
+        .prepare("SELECT artifact_type FROM artifacts ORDER BY stage")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(types, vec!["Script"]);
+    let (status, error): (String, String) = conn
+        .query_row("SELECT status, error FROM runs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(status, "failed");
+    assert!(error.contains("/shots/0/size"), "{error}");
+    let failed: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM stage_executions WHERE stage = 2 AND status = 'failed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(failed, 1);
+
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("run_summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "failed");
+    assert_eq!(
+        common::statuses(&summary),
+        ["executed", "failed", "not_run", "not_run", "not_run"]
+    );
+
+    // The real stages then resume from what was kept.
+    let summary = ws.run_ok(&ws.path().join("project.json"), &[]);
+    assert_eq!(
+        common::statuses(&summary),
+        ["skipped", "executed", "executed", "executed", "executed"]
+    );
+}
