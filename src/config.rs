@@ -122,9 +122,13 @@ pub fn load(path: &Path) -> Result<LoadedConfig> {
             format!("{}{more}", first.message),
         ));
     }
-    let config: ProjectConfig = serde_json::from_value(value.clone())
-        .map_err(|e| config_error("`/`".to_string(), e.to_string()))?;
     let canonical_json = jcs(&value).map_err(|e| config_error("`/`".to_string(), e.to_string()))?;
+    // Typed fields are read from the canonical form, not the parsed value:
+    // draft-07 counts `24.0` as an integer, and RFC 8785 writes it as `24`,
+    // so a schema-valid `"fps": 24.0` is read exactly as `24` (and has the
+    // same run id) instead of failing as "expected u32" at `/`.
+    let config: ProjectConfig = serde_json::from_str(&canonical_json)
+        .map_err(|e| config_error("`/`".to_string(), strip_position(&e.to_string())))?;
     let config_hash = sha256_hex(canonical_json.as_bytes());
     Ok(LoadedConfig {
         path: path.to_path_buf(),
@@ -185,6 +189,26 @@ mod tests {
         ] {
             assert!(!is_valid_id(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn integral_float_reads_as_the_integer_with_the_same_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let load_text = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            load(&path).unwrap()
+        };
+        let a = load_text(
+            "a.json",
+            r#"{"project_id": "p", "title": "t", "seed": 7, "scene_count": 2}"#,
+        );
+        let b = load_text(
+            "b.json",
+            r#"{"project_id": "p", "title": "t", "seed": 7.0, "scene_count": 2.0}"#,
+        );
+        assert_eq!(b.config, a.config);
+        assert_eq!(b.config_hash, a.config_hash);
     }
 
     #[test]

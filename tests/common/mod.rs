@@ -8,7 +8,13 @@ use assert_cmd::Command;
 use serde_json::Value;
 use tempfile::TempDir;
 
-pub const TYPES: [&str; 5] = ["Script", "ShotList", "AssetManifest", "RenderPlan", "RenderOutput"];
+pub const TYPES: [&str; 5] = [
+    "Script",
+    "ShotList",
+    "AssetManifest",
+    "RenderPlan",
+    "RenderOutput",
+];
 
 /// The repository's example config.
 pub fn example_config_path() -> PathBuf {
@@ -119,7 +125,10 @@ pub fn reasons(summary: &Value) -> Vec<String> {
 pub fn sha256_file(path: &Path) -> String {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(path).unwrap();
-    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Run the example in a fresh workspace; returns it and the run summary.
@@ -128,4 +137,84 @@ pub fn example_run() -> (Workspace, Value) {
     let config = ws.example();
     let summary = ws.run_ok(&config, &[]);
     (ws, summary)
+}
+
+impl Workspace {
+    /// `orchestrator run --json --project <config> <extra>` without judging
+    /// the outcome, for tests that expect a failure.
+    pub fn run_output(&self, config: &Path, extra: &[&str]) -> std::process::Output {
+        self.cmd()
+            .arg("run")
+            .arg("--json")
+            .arg("--project")
+            .arg(config)
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    /// Names of the entries directly in the workspace directory.
+    pub fn entries(&self) -> std::collections::BTreeSet<String> {
+        dir_names(self.path())
+    }
+}
+
+/// Names of the entries directly in `dir`.
+pub fn dir_names(dir: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Parse the `--json` summary of a finished command, asserting it succeeded.
+pub fn summary_of(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "run failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Assert `out` is a clean usage error: exit code 2, nothing on stdout, and
+/// a stderr that is one `error:` line (optionally followed by `hint:`
+/// lines) with no panic and no Debug-formatted error. Returns the stderr.
+pub fn assert_usage_error(out: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "exit status; stderr: {stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout should be empty, got: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.starts_with("error: "), "stderr: {stderr}");
+    for needle in [
+        "panicked",
+        "RUST_BACKTRACE",
+        "Error {",
+        "Error(",
+        "Os {",
+        "kind:",
+        "Custom {",
+    ] {
+        assert!(
+            !stderr.contains(needle),
+            "stderr contains `{needle}`: {stderr}"
+        );
+    }
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "exactly one error line: {stderr}"
+    );
+    for line in &lines[1..] {
+        assert!(
+            line.starts_with("hint: ") || line.starts_with("  caused by: "),
+            "unexpected stderr line {line:?} in: {stderr}"
+        );
+    }
+    stderr
 }
