@@ -1329,3 +1329,17 @@ fn two_hundred_scenes_run_validate_and_resume() {
         ALL_SKIPPED,
     );
 }
+
+#[test]
+fn temp_files_left_by_an_interrupted_write_are_removed_on_the_next_run() {
+    let (ws, summary) = example_run();
+    let dir = run_dir(&ws, &summary);
+    // What a process killed between creating and renaming its temp file leaves.
+    std::fs::write(dir.join(".tmp-AbC123"), b"{\"half\": ").unwrap();
+    std::fs::write(dir.join("notes.txt"), b"mine").unwrap();
+    let again = ws.run_ok(&ws.path().join("project.json"), &[]);
+    assert_statuses(&again, ["skipped"; 5]);
+    assert!(!dir.join(".tmp-AbC123").exists());
+    // Only the writer's own temp files go; anything else is the user's.
+    assert!(dir.join("notes.txt").exists());
+}

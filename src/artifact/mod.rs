@@ -16,7 +16,7 @@ use std::str::FromStr;
 pub use canonical::{canonical_bytes, sha256_hex};
 pub use meta::{ComputeOrigin, CreationParams, MetaRecord, ParentRef};
 pub use types::Header;
-pub use write::write_atomic;
+pub use write::{TEMP_PREFIX, write_atomic};
 
 /// Every schema's version; bumped per type when a schema changes shape.
 pub const SCHEMA_VERSION: &str = "1.0.0";

@@ -5,6 +5,10 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// Name prefix of the temporary files `write_atomic` creates; a crash can
+/// leave one behind, which the next run under the same lock removes.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
 /// Write `bytes` to `path` atomically: a temp file in the same directory,
 /// fsync, rename over the target, then fsync the directory so the rename
 /// itself survives a crash.
@@ -14,7 +18,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".tmp-");
+    builder.prefix(TEMP_PREFIX);
     // tempfile creates 0600 files; artifacts are ordinary readable files
     // (the process umask still applies).
     #[cfg(unix)]

@@ -21,7 +21,7 @@ use serde::Serialize;
 use super::stage::{Stage, StageContext};
 use crate::artifact::{
     ArtifactType, ComputeOrigin, CreationParams, MetaRecord, ParentRef, RUN_SUMMARY_FILE,
-    SCHEMA_VERSION, canonical_bytes, sha256_hex, write_atomic,
+    SCHEMA_VERSION, TEMP_PREFIX, canonical_bytes, sha256_hex, write_atomic,
 };
 use crate::clock::{Clock, rfc3339};
 use crate::config::{LoadedConfig, check_run_id};
@@ -155,6 +155,7 @@ pub fn run_pipeline(
     )?;
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Error::io("creating the run directory", &run_dir, e))?;
+    remove_stale_temp_files(&run_dir)?;
 
     let origin = ComputeOrigin::local();
     let t_run = Instant::now();
@@ -255,6 +256,21 @@ pub fn run_pipeline(
         Some(e) => Err(e),
         None => Ok(report),
     }
+}
+
+/// Delete `.tmp-*` files an interrupted writer left in the run directory.
+/// Safe only under the run lock: then no live writer can own them.
+fn remove_stale_temp_files(run_dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(run_dir)
+        .map_err(|e| Error::io("listing the run directory", run_dir, e))?;
+    for entry in entries.flatten() {
+        let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
+        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| Error::io("removing a stale temporary file", entry.path(), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// `message: cause: cause`, for storing an error in one registry column.
