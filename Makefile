@@ -12,8 +12,9 @@ build:
 install:
 	$(CARGO) install --path . --locked
 
+# A debug build: the example is tiny, and it shares the build `make test` makes.
 run-example:
-	$(CARGO) run --release --locked --quiet -- run --project $(EXAMPLE)
+	$(CARGO) run --locked --quiet -- run --project $(EXAMPLE)
 
 lint:
 	$(CARGO) fmt --all -- --check
