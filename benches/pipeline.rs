@@ -66,7 +66,9 @@ fn bench_size(scenes: u32) {
             &stages,
             &mut |_| {},
         )
-        .expect("run");
+        .expect("run")
+        .error
+        .map(|e| panic!("run failed: {e}"));
     });
     report(&format!("run, {scenes} scenes, all executed"), execute);
 
@@ -78,7 +80,9 @@ fn bench_size(scenes: u32) {
             &stages,
             &mut |_| {},
         )
-        .expect("resume");
+        .expect("resume")
+        .error
+        .map(|e| panic!("resume failed: {e}"));
     });
     report(&format!("run, {scenes} scenes, all skipped"), resume);
 

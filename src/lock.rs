@@ -41,11 +41,12 @@ pub fn acquire(
         .write(true)
         .open(&path)
         .map_err(|e| Error::io("opening the run lock", &path, e))?;
-    let deadline = Instant::now() + wait;
+    // A wait too long to represent is simply no deadline.
+    let deadline = Instant::now().checked_add(wait);
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(RunLock { _file: file }),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+            Err(TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
                 std::thread::sleep(Duration::from_millis(50));
             }
             Err(TryLockError::WouldBlock) => {

@@ -74,7 +74,9 @@ fn an_invalid_artifact_is_never_written_or_registered() {
     let err = run_pipeline(&opts, &mut registry, &SystemClock, &stages, &mut |r| {
         seen.push((r.stage, r.status.as_str()))
     })
-    .unwrap_err();
+    .unwrap()
+    .error
+    .expect("the run fails");
     match &err {
         Error::InvalidArtifact {
             stage,
@@ -90,7 +92,16 @@ fn an_invalid_artifact_is_never_written_or_registered() {
     }
     assert_eq!(err.exit_code(), 1);
     assert!(err.to_string().contains("stage 2") && err.to_string().contains("/shots/0/size"));
-    assert_eq!(seen, vec![(1, "executed"), (2, "failed")]);
+    assert_eq!(
+        seen,
+        vec![
+            (1, "executed"),
+            (2, "failed"),
+            (3, "not_run"),
+            (4, "not_run"),
+            (5, "not_run")
+        ]
+    );
 
     let dir = ws.run_dir("lighthouse", &run_id);
     assert!(dir.join("Script.json").exists(), "earlier output is kept");

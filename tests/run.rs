@@ -1343,3 +1343,86 @@ fn temp_files_left_by_an_interrupted_write_are_removed_on_the_next_run() {
     // Only the writer's own temp files go; anything else is the user's.
     assert!(dir.join("notes.txt").exists());
 }
+
+#[test]
+fn a_meta_record_edited_anywhere_is_rewritten_not_trusted() {
+    let (ws, summary) = example_run();
+    let dir = run_dir(&ws, &summary);
+    let path = dir.join("ShotList.meta.json");
+    let original = std::fs::read(&path).unwrap();
+    let mut meta = read_json(&path);
+    meta["compute_origin"]["host"] = "somewhere-else".into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+
+    let again = ws.run_ok(&ws.path().join("project.json"), &[]);
+    assert_statuses(
+        &again,
+        ["skipped", "executed", "skipped", "skipped", "skipped"],
+    );
+    assert_eq!(
+        stage(&again, 2)["reason"],
+        "meta file disagrees with the registry"
+    );
+    assert_ne!(
+        std::fs::read(&path).unwrap(),
+        original,
+        "rewritten with a new created_at"
+    );
+    let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_disk_failure_mid_run_is_recorded_as_a_failed_run_and_reported() {
+    let (ws, summary) = example_run();
+    let dir = run_dir(&ws, &summary);
+    // A directory where stage 4's file goes: the rename cannot succeed.
+    std::fs::remove_file(dir.join("RenderPlan.json")).unwrap();
+    std::fs::create_dir_all(dir.join("RenderPlan.json").join("x")).unwrap();
+
+    let out = ws.run_output(&ws.path().join("project.json"), &["--force"]);
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("RenderPlan.json"),
+        "{err}"
+    );
+    // --json still prints the report, which says where it stopped.
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["status"], "failed");
+    assert_statuses(
+        &report,
+        ["executed", "executed", "executed", "failed", "not_run"],
+    );
+    let on_disk = read_json(&dir.join("run_summary.json"));
+    assert_eq!(on_disk, report);
+
+    let rows: Value = serde_json::from_slice(
+        &ws.cmd()
+            .args(["runs", "list", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(rows[0]["status"], "failed");
+    assert!(
+        rows[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("RenderPlan.json")
+    );
+}
+
+#[test]
+fn an_enormous_lock_timeout_is_accepted() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    let summary = ws.run_ok(&config, &["--lock-timeout", "18446744073709551615"]);
+    assert_statuses(&summary, ["executed"; 5]);
+}

@@ -9,7 +9,9 @@ use anyhow::Context;
 use super::{GlobalArgs, short_sha};
 use orchestrator::clock::SystemClock;
 use orchestrator::config;
-use orchestrator::pipeline::{RunOptions, StageReport, StageStatus, default_stages, run_pipeline};
+use orchestrator::pipeline::{
+    RunOptions, RunOutcome, StageReport, StageStatus, default_stages, run_pipeline,
+};
 use orchestrator::registry::{BUSY_TIMEOUT, Registry};
 
 #[derive(Debug, clap::Args)]
@@ -93,8 +95,9 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
     if let Some(e) = print_error {
         return Err(e).context("writing to stdout");
     }
-    let report = result?;
+    let RunOutcome { report, error } = result?;
 
+    // The report is shown even when a stage failed: it says which one.
     let mut out = stdout.lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -106,7 +109,10 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
             report.status, report.stages_executed, report.stages_skipped, report.duration_ms
         )?;
     }
-    Ok(())
+    match error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// `  ✓ 2 stage2_script_to_shotlist  ShotList  3f9a2c1b7d0e  executed (not run before)  4 ms`
@@ -119,7 +125,7 @@ fn stage_line(r: &StageReport) -> String {
     };
     let sha = r.sha256.as_deref().map_or("-", short_sha);
     format!(
-        "  {marker} {} {:<34} {:<14} {:<12}  {} ({}) {} ms",
+        "  {marker} {} {:<34} {:<14} {:<12}  {}: {} ({} ms)",
         r.stage,
         r.name,
         r.artifact_type,

@@ -196,7 +196,11 @@ fn show(
     if let Some(e) = &run.error {
         writeln!(out, "  error        {e}")?;
     }
-    let mut table = new_table(&["STAGE", "NAME", "STATUS", "REASON", "SHA256", "DURATION"]);
+    // Each row is the stage's newest decision; after a failed attempt,
+    // later stages still show the attempt that last reached them.
+    let mut table = new_table(&[
+        "STAGE", "NAME", "STATUS", "REASON", "SHA256", "DURATION", "ATTEMPT",
+    ]);
     for s in &stages {
         table.add_row(stage_cells(s));
     }
@@ -212,6 +216,7 @@ fn stage_cells(s: &StageRow) -> Vec<String> {
         s.reason.clone(),
         s.sha256.as_deref().map_or("-", short_sha).to_string(),
         duration(Some(s.duration_ms)),
+        s.attempt.to_string(),
     ]
 }
 

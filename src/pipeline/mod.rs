@@ -6,6 +6,6 @@ pub mod runner;
 pub mod stage;
 pub mod stages;
 
-pub use runner::{RunOptions, RunReport, StageReport, StageStatus, run_pipeline};
+pub use runner::{RunOptions, RunOutcome, RunReport, StageReport, StageStatus, run_pipeline};
 pub use stage::{Stage, StageContext};
 pub use stages::default_stages;

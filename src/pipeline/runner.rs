@@ -118,16 +118,26 @@ struct Current {
     bytes: Vec<u8>,
 }
 
-/// Run the pipeline. `on_stage` is called as each stage finishes, so the
-/// caller can show progress; the returned report is also what
-/// `run_summary.json` holds.
+/// What a run produced once it started: the report (also what
+/// `run_summary.json` holds) and, when a stage failed, why.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub report: RunReport,
+    /// Set when the run stopped early; `report.status` is then `failed`.
+    pub error: Option<Error>,
+}
+
+/// Run the pipeline. `on_stage` is called as each stage is decided, so the
+/// caller can show progress. `Err` means the run could not start (bad run
+/// id, lock held, registry unusable); once started, a failure is returned
+/// inside the [`RunOutcome`] so its report can still be shown.
 pub fn run_pipeline(
     opts: &RunOptions,
     registry: &mut Registry,
     clock: &dyn Clock,
     stages: &[Box<dyn Stage>],
     on_stage: &mut dyn FnMut(&StageReport),
-) -> Result<RunReport> {
+) -> Result<RunOutcome> {
     let cfg = &opts.config.config;
     let run_id = match &opts.run_id {
         Some(id) => {
@@ -197,9 +207,17 @@ pub fn run_pipeline(
                 sha256: None,
                 duration_ms: 0,
             });
+            if let Some(r) = reports.last() {
+                on_stage(r);
+            }
             continue;
         }
-        let (report, error) = ctx.run_stage(stage.as_ref())?;
+        let (report, error) = match ctx.run_stage(stage.as_ref()) {
+            Ok(outcome) => outcome,
+            // The machinery failed (disk, registry): record what we can so
+            // the run reads as failed, not as a process that died.
+            Err(e) => (ctx.record_abort(stage.as_ref(), &e), Some(e)),
+        };
         on_stage(&report);
         reports.push(report);
         failure = error;
@@ -233,29 +251,40 @@ pub fn run_pipeline(
         stages: reports,
         run_dir,
     };
-    let summary_bytes = canonical_bytes(&report)
+    let finished = finish(&mut ctx, &report, failure.as_ref());
+    match (failure, finished) {
+        (Some(e), _) => Ok(RunOutcome {
+            report,
+            error: Some(e),
+        }),
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => Ok(RunOutcome {
+            report,
+            error: None,
+        }),
+    }
+}
+
+/// Write `run_summary.json` and record how the run ended.
+fn finish(ctx: &mut RunContext<'_>, report: &RunReport, failure: Option<&Error>) -> Result<()> {
+    let summary_bytes = canonical_bytes(report)
         .map_err(|e| Error::Inconsistent(format!("encoding the run summary: {e}")))?;
     write_atomic(&report.run_dir.join(RUN_SUMMARY_FILE), &summary_bytes)?;
     let summary_json = String::from_utf8_lossy(&summary_bytes);
-    let error_text = failure.as_ref().map(error_chain);
+    let error_text = failure.map(error_chain);
     ctx.registry.finish_run(&RunFinish {
         project_id: &report.project_id,
         run_id: &report.run_id,
         status: &report.status,
         finished_at: &report.finished_at,
         duration_ms: report.duration_ms,
-        stages_executed: executed,
-        stages_skipped: skipped,
+        stages_executed: report.stages_executed,
+        stages_skipped: report.stages_skipped,
         error: error_text.as_deref(),
         summary_path: &format!("{}/{RUN_SUMMARY_FILE}", ctx.run_rel),
         summary_sha256: &sha256_hex(&summary_bytes),
         summary_json: &summary_json,
-    })?;
-
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(report),
-    }
+    })
 }
 
 /// Delete `.tmp-*` files an interrupted writer left in the run directory.
@@ -411,6 +440,37 @@ impl RunContext<'_> {
         Ok((report, outcome))
     }
 
+    /// Best-effort record of a stage the machinery aborted; the original
+    /// error is what the user sees, so a second failure here is dropped.
+    fn record_abort(&mut self, stage: &dyn Stage, error: &Error) -> StageReport {
+        let now = rfc3339(self.clock.now());
+        let _ = self.registry.record_execution(&ExecutionRecord {
+            project_id: self.opts.config.config.project_id.clone(),
+            run_id: self.run_id.clone(),
+            attempt: self.attempt,
+            stage: stage.number(),
+            stage_name: stage.name().to_string(),
+            stage_version: stage.version().to_string(),
+            status: "failed".to_string(),
+            reason: "aborted".to_string(),
+            started_at: now.clone(),
+            finished_at: now,
+            duration_ms: 0,
+            input_hashes: BTreeMap::new(),
+            output_sha256: None,
+            error: Some(error_chain(error)),
+        });
+        StageReport {
+            stage: stage.number(),
+            name: stage.name().to_string(),
+            artifact_type: stage.output().name().to_string(),
+            status: StageStatus::Failed,
+            reason: "aborted".to_string(),
+            sha256: None,
+            duration_ms: 0,
+        }
+    }
+
     fn finish(&self, execution: &mut ExecutionRecord, t0: Instant) {
         execution.finished_at = rfc3339(self.clock.now());
         execution.duration_ms = t0.elapsed().as_millis() as u64;
@@ -458,7 +518,7 @@ impl RunContext<'_> {
             return execute(format!("input changed ({})", changed.join(", ")));
         }
         let ty = stage.output();
-        match self
+        let registered = match self
             .registry
             .artifact_in_run(project_id, &self.run_id, ty.name())?
         {
@@ -474,8 +534,8 @@ impl RunContext<'_> {
                     a.schema_version
                 ));
             }
-            Some(_) => {}
-        }
+            Some(a) => a,
+        };
         match std::fs::symlink_metadata(out_path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return execute("artifact missing".to_string());
@@ -494,14 +554,21 @@ impl RunContext<'_> {
         if sha256 != prev.output_sha256 {
             return execute("hash mismatch".to_string());
         }
+        // The whole meta record must be the one registered, not just its
+        // hash: a meta file from an interrupted write, or edited by hand,
+        // is rewritten rather than trusted.
         let meta_path = self.run_dir.join(ty.meta_file_name());
-        let meta_sha = std::fs::read(&meta_path)
+        let on_disk = std::fs::symlink_metadata(&meta_path)
             .ok()
-            .and_then(|b| serde_json::from_slice::<MetaRecord>(&b).ok())
-            .map(|m| m.sha256);
-        match meta_sha {
+            .filter(|m| m.file_type().is_file())
+            .and_then(|_| std::fs::read(&meta_path).ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let recorded = serde_json::from_str::<serde_json::Value>(&registered.meta_json).ok();
+        match on_disk {
             None => execute("meta file missing or unreadable".to_string()),
-            Some(s) if s != sha256 => execute("meta file disagrees".to_string()),
+            Some(m) if Some(&m) != recorded.as_ref() => {
+                execute("meta file disagrees with the registry".to_string())
+            }
             Some(_) => Ok(Decision::Skip { sha256, bytes }),
         }
     }
