@@ -59,30 +59,28 @@ fn bench_size(scenes: u32) {
     };
 
     let execute = median(|| {
-        run_pipeline(
+        let outcome = run_pipeline(
             &opts(true),
             &mut registry,
             &SystemClock,
             &stages,
             &mut |_| {},
         )
-        .expect("run")
-        .error
-        .map(|e| panic!("run failed: {e}"));
+        .expect("run");
+        assert!(outcome.error.is_none(), "run failed");
     });
     report(&format!("run, {scenes} scenes, all executed"), execute);
 
     let resume = median(|| {
-        run_pipeline(
+        let outcome = run_pipeline(
             &opts(false),
             &mut registry,
             &SystemClock,
             &stages,
             &mut |_| {},
         )
-        .expect("resume")
-        .error
-        .map(|e| panic!("resume failed: {e}"));
+        .expect("resume");
+        assert!(outcome.error.is_none(), "resume failed");
     });
     report(&format!("run, {scenes} scenes, all skipped"), resume);
 
