@@ -3,9 +3,8 @@
 //! (descendants).
 //!
 //! A target is tried, in this order, as an artifact type name (resolved in
-//! `--run`, else in the newest run of `--project` that has one, else in the
-//! newest run that has one), as a sha256 or hex prefix of at least
-//! [`MIN_PREFIX`] characters, and as a path to an artifact file (or its meta
+//! `--run`, else in the newest run of `--project`, else in the newest run),
+//! as a sha256 or hex prefix of at least [`MIN_PREFIX`] characters, and as a path to an artifact file (or its meta
 //! file). Anything else is a usage error that says what was tried.
 //!
 //! The graph comes from one bounded, cycle-safe recursive query (see
@@ -19,7 +18,7 @@ use std::str::FromStr;
 
 use crate::artifact::ArtifactType;
 use crate::error::{Error, Result};
-use crate::registry::{ArtifactRecord, LiveCheck, Registry};
+use crate::registry::{ArtifactRecord, LiveCheck, Registry, RunFilter};
 
 /// How far a walk may go when the caller sets no bound. The pipeline's
 /// longest chain is four edges; the bound exists so that edges inserted by
@@ -234,22 +233,42 @@ pub fn resolve_target(
     };
 
     if let Ok(ty) = ArtifactType::from_str(target) {
-        let found = match (project, run_id) {
-            (Some(p), Some(r)) => registry.artifact_in_run(p, r, ty.name())?,
-            _ => registry.newest_artifact_of_type(ty.name(), project)?,
+        // The rule, literally: the given run, else the newest run
+        // of the project, else the newest run overall. If that run lacks the
+        // type (it failed early) that is an error, not a silent fallback to
+        // an older run.
+        let run = match run {
+            Some(run) => run,
+            None => {
+                let filter = RunFilter {
+                    project: project.map(str::to_string),
+                    limit: 1,
+                    ..RunFilter::default()
+                };
+                let newest = registry.list_runs(&filter, live)?.0.into_iter().next();
+                newest.ok_or_else(|| {
+                    Error::usage_with_hint(
+                        format!("no runs are recorded{in_scope}"),
+                        "`orchestrator runs list` shows the recorded runs",
+                    )
+                })?
+            }
         };
-        return found.ok_or_else(|| match run_id {
-            Some(r) => Error::usage_with_hint(
+        let found = registry.artifact_in_run(&run.project_id, &run.run_id, ty.name())?;
+        return found.ok_or_else(|| {
+            Error::usage_with_hint(
                 format!(
-                    "run {}/{r} has no {ty} artifact",
-                    project.unwrap_or_default()
+                    "{}run {}/{} ({}) has no {ty} artifact",
+                    if scope.run.is_some() { "" } else { "the newest " },
+                    run.project_id,
+                    run.run_id,
+                    run.status
                 ),
-                format!("`orchestrator runs show {r}` shows which of its stages completed"),
-            ),
-            None => Error::usage_with_hint(
-                format!("no {ty} artifact is registered{in_scope}"),
-                "`orchestrator runs list` shows the recorded runs",
-            ),
+                format!(
+                    "`orchestrator runs show {}` shows which of its stages completed; pick another run with --run",
+                    run.run_id
+                ),
+            )
         });
     }
 

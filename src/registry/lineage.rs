@@ -22,11 +22,6 @@ const BY_NEWEST_RUN: &str = "
                WHERE r.project_id = a.project_id AND r.run_id = a.run_id) DESC,
              a.project_id, a.run_id";
 
-/// `?1` type, `?2` project or NULL.
-const OF_TYPE: &str = "
-    FROM artifacts a
-    WHERE a.artifact_type = ?1 AND (?2 IS NULL OR a.project_id = ?2)";
-
 /// `?1` GLOB pattern `<prefix>*`, `?2` project or NULL, `?3` run or NULL.
 /// The pattern is bound whole (not `?1 || '*'`) because SQLite only turns a
 /// GLOB into an index range when the right-hand side is a literal or a
@@ -105,24 +100,6 @@ fn walk_row(r: &Row<'_>) -> rusqlite::Result<WalkRow> {
 }
 
 impl Registry {
-    /// The `artifact_type` artifact of the newest run (of `project`, when
-    /// given) that has one.
-    pub fn newest_artifact_of_type(
-        &self,
-        artifact_type: &str,
-        project: Option<&str>,
-    ) -> Result<Option<ArtifactRecord>> {
-        let sql = format!("SELECT {ARTIFACT_COLUMNS} {OF_TYPE} {BY_NEWEST_RUN} LIMIT 1");
-        Ok(self
-            .conn()
-            .query_row(
-                &sql,
-                params![artifact_type, project],
-                ArtifactRecord::from_row,
-            )
-            .optional()?)
-    }
-
     /// Artifacts whose sha256 starts with `prefix`, newest run first,
     /// optionally only in `project` and/or `run`. A prefix that is not
     /// lowercase hex matches nothing (hashes are stored lowercase, and this
