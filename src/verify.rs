@@ -10,7 +10,7 @@
 //! and the CLI turns "any problem" into exit code 1.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -43,6 +43,9 @@ pub enum ProblemKind {
     StaleParent,
     /// A file in a run directory that the registry does not know.
     Unregistered,
+    /// A registered path that would leave the artifacts directory (absolute,
+    /// or with `..`): never opened.
+    UnsafePath,
 }
 
 impl ProblemKind {
@@ -57,6 +60,7 @@ impl ProblemKind {
             ProblemKind::MetaMismatch => "meta/registry mismatch",
             ProblemKind::StaleParent => "stale parent",
             ProblemKind::Unregistered => "unregistered file",
+            ProblemKind::UnsafePath => "unsafe path",
         }
     }
 }
@@ -96,13 +100,13 @@ pub struct VerifyReport {
 
 /// Verify every artifact of `runs`, record each artifact's result in the
 /// registry, and return the report. `progress(done, total)` is called after
-/// each artifact.
+/// each artifact, in bytes of registered artifact files.
 pub fn verify(
     registry: &mut Registry,
     artifacts_dir: &Path,
     runs: &[RunRow],
     clock: &dyn Clock,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport> {
     let verified_at = rfc3339(clock.now());
     let mut work = Vec::with_capacity(runs.len());
@@ -112,32 +116,43 @@ pub fn verify(
             registry.artifacts_of_run(&run.project_id, &run.run_id)?,
         ));
     }
-    let total: usize = work.iter().map(|(_, a)| a.len()).sum();
+    let total_artifacts: usize = work.iter().map(|(_, a)| a.len()).sum();
+    let total_bytes: u64 = work.iter().flat_map(|(_, a)| a).map(|a| a.size_bytes).sum();
 
     let mut problems = Vec::new();
     let mut tallies = Vec::new();
-    let mut verifications = Vec::with_capacity(total);
+    let mut verifications = Vec::with_capacity(total_artifacts);
     let mut done = 0;
     for (run, artifacts) in &work {
         let mut run_problems = Vec::new();
         let mut ok = 0;
+        // A run directory that is a symlink (or outside the artifacts
+        // directory) is reported once and nothing inside it is read.
+        let dir_problem = check_run_dir_itself(artifacts_dir, run);
         for artifact in artifacts {
-            let found = check_artifact(artifacts_dir, artifact);
-            if found.is_empty() {
+            let found = match &dir_problem {
+                Some(_) => Vec::new(),
+                None => check_artifact(artifacts_dir, artifact),
+            };
+            let artifact_ok = dir_problem.is_none() && found.is_empty();
+            if artifact_ok {
                 ok += 1;
             }
             verifications.push(Verification {
                 artifact_id: artifact.artifact_id,
                 verified_at: verified_at.clone(),
-                ok: found.is_empty(),
+                ok: artifact_ok,
                 problems: serde_json::to_string(&found).unwrap_or_else(|_| "[]".to_string()),
             });
             run_problems.extend(found);
-            done += 1;
-            progress(done, total);
+            done += artifact.size_bytes;
+            progress(done, total_bytes);
         }
         run_problems.extend(check_edges(registry, run)?);
-        run_problems.extend(check_run_dir(registry, artifacts_dir, run, artifacts)?);
+        match dir_problem {
+            Some(p) => run_problems.push(p),
+            None => run_problems.extend(check_run_dir(registry, artifacts_dir, run, artifacts)?),
+        }
         tallies.push(RunTally {
             project_id: run.project_id.clone(),
             run_id: run.run_id.clone(),
@@ -153,7 +168,7 @@ pub fn verify(
         ok: problems.is_empty(),
         verified_at,
         runs_checked: runs.len(),
-        artifacts_checked: total,
+        artifacts_checked: total_artifacts,
         problems,
         runs: tallies,
     })
@@ -206,8 +221,67 @@ fn read_regular(path: &Path) -> std::result::Result<Vec<u8>, (ProblemKind, Strin
     }
 }
 
+/// Whether a registry path stays inside the directory it is joined to:
+/// relative, and made only of plain names (no `..`, no root). `Path::join`
+/// with an absolute path would silently replace the base.
+fn contained(rel: &str) -> bool {
+    !rel.is_empty()
+        && Path::new(rel)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// The project and run directories must be real directories inside the
+/// artifacts directory; a symlink is reported, never followed.
+fn check_run_dir_itself(artifacts_dir: &Path, run: &RunRow) -> Option<Problem> {
+    let problem = |path: String, found: String| Problem {
+        kind: ProblemKind::NotRegularFile,
+        path,
+        project_id: run.project_id.clone(),
+        run_id: run.run_id.clone(),
+        artifact_type: None,
+        expected: "a directory".to_string(),
+        found,
+    };
+    if !contained(&run.run_dir) {
+        return Some(Problem {
+            kind: ProblemKind::UnsafePath,
+            expected: "a run directory inside the artifacts directory".to_string(),
+            found: format!("`{}`", run.run_dir),
+            ..problem(run.run_dir.clone(), String::new())
+        });
+    }
+    let mut rel = PathBuf::new();
+    for part in Path::new(&run.run_dir).components() {
+        rel.push(part);
+        let full = artifacts_dir.join(&rel);
+        match std::fs::symlink_metadata(&full) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(m) => {
+                return Some(problem(
+                    rel.to_string_lossy().into_owned(),
+                    describe_non_regular(&full, &m),
+                ));
+            }
+            // Missing: every artifact in it is reported missing on its own.
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
 fn check_artifact(artifacts_dir: &Path, a: &ArtifactRecord) -> Vec<Problem> {
     let mut out = Vec::new();
+    if !contained(&a.path) {
+        out.push(problem(
+            ProblemKind::UnsafePath,
+            &a.path,
+            a,
+            "a path inside the artifacts directory",
+            format!("`{}`", a.path),
+        ));
+        return out;
+    }
     let file = artifacts_dir.join(&a.path);
     match read_regular(&file) {
         Err((kind, found)) => out.push(problem(
@@ -388,7 +462,12 @@ fn check_run_dir(
     }
     if let Some((path, sha)) = registry.run_summary_of(&run.project_id, &run.run_id)? {
         known.insert(path.clone());
-        match read_regular(&artifacts_dir.join(&path)) {
+        let read = if contained(&path) {
+            read_regular(&artifacts_dir.join(&path))
+        } else {
+            Err((ProblemKind::UnsafePath, format!("`{path}`")))
+        };
+        match read {
             Err((kind, found)) => out.push(run_problem(
                 kind,
                 path,

@@ -327,3 +327,58 @@ fn a_stage_remade_after_its_child_leaves_a_stale_parent() {
         )]
     );
 }
+
+#[test]
+fn a_symlinked_run_directory_is_reported_and_nothing_inside_is_read() {
+    let (ws, summary) = example_run();
+    let dir = run_dir(&ws, &summary);
+    // An intact copy elsewhere: following the link would find nothing wrong.
+    let elsewhere = ws.path().join("copy-of-run");
+    std::fs::rename(&dir, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+
+    let v = verify_json(&ws, &[]);
+    assert_eq!(v.code, 1);
+    assert_eq!(
+        problems(&v),
+        vec![(
+            "not_regular_file".to_string(),
+            rel(&summary, "").trim_end_matches('/').to_string()
+        )]
+    );
+    assert_eq!(v.report["runs"][0]["artifacts_ok"], 0);
+    let found = v.report["problems"][0]["found"].as_str().unwrap();
+    assert!(
+        found.contains("symlink") && found.contains("not followed"),
+        "{found}"
+    );
+}
+
+#[test]
+fn a_registry_path_leaving_the_artifacts_directory_is_never_opened() {
+    let (ws, _) = example_run();
+    ws.sqlite()
+        .execute(
+            "UPDATE artifacts SET path = '/etc/hostname' WHERE artifact_type = 'Script'",
+            [],
+        )
+        .unwrap();
+    ws.sqlite()
+        .execute(
+            "UPDATE artifacts SET path = '../../escape.json' WHERE artifact_type = 'ShotList'",
+            [],
+        )
+        .unwrap();
+    let v = verify_json(&ws, &[]);
+    assert_eq!(v.code, 1);
+    let found = problems(&v);
+    assert!(
+        found.contains(&("unsafe_path".to_string(), "/etc/hostname".to_string())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("unsafe_path".to_string(), "../../escape.json".to_string())),
+        "{found:?}"
+    );
+    assert!(found.iter().all(|(k, _)| k != "hash_mismatch"), "{found:?}");
+}

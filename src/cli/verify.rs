@@ -27,8 +27,8 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
-/// Below this many artifacts a progress bar would only flicker.
-const PROGRESS_THRESHOLD: usize = 200;
+/// Below this many bytes to hash a progress bar would only flicker.
+const PROGRESS_THRESHOLD_BYTES: u64 = 4 << 20;
 
 /// Exit 0 when every promise holds, 1 when any problem was found.
 pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
@@ -49,13 +49,13 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
     // Drawn only when stderr is a terminal; piped output stays quiet.
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("verifying {bar:30} {pos}/{len} artifacts")
+        ProgressStyle::with_template("verifying {bar:30} {bytes}/{total_bytes} ({eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut progress = |done: usize, total: usize| {
-        if total >= PROGRESS_THRESHOLD {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
+    let mut progress = |done: u64, total: u64| {
+        if total >= PROGRESS_THRESHOLD_BYTES {
+            bar.set_length(total);
+            bar.set_position(done);
         }
     };
     let report = verify(
