@@ -107,6 +107,8 @@ CREATE TABLE stage_executions (
 
 CREATE INDEX stage_executions_by_run_stage
     ON stage_executions (project_id, run_id, stage, execution_id DESC);
+-- For ON DELETE SET NULL when an artifact row goes.
+CREATE INDEX stage_executions_by_artifact ON stage_executions (artifact_id);
 
 -- The latest run_summary.json of each run, verbatim.
 CREATE TABLE run_summaries (

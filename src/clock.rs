@@ -33,3 +33,16 @@ impl Clock for FixedClock {
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_millis_with_z_so_they_sort_as_text() {
+        let t = DateTime::parse_from_rfc3339("2026-11-24T09:05:03.5+01:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(rfc3339(FixedClock(t).now()), "2026-11-24T08:05:03.500Z");
+    }
+}

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path};
 use std::str::FromStr;
 
-use crate::artifact::ArtifactType;
+use crate::artifact::{ArtifactType, short_sha};
 use crate::error::{Error, Result};
 use crate::registry::{ArtifactRecord, LiveCheck, Registry, RunFilter};
 
@@ -346,7 +346,7 @@ fn one_hash(target: &str, found: &[ArtifactRecord]) -> Result<ArtifactRecord> {
             format!(
                 "{} {} (run {}/{})",
                 a.artifact_type,
-                short(&a.sha256),
+                short_sha(&a.sha256),
                 a.project_id,
                 a.run_id
             )
@@ -365,12 +365,6 @@ fn one_hash(target: &str, found: &[ArtifactRecord]) -> Result<ArtifactRecord> {
         ),
         "give more characters of the hash, or narrow with `--run` or `--project`",
     ))
-}
-
-/// First 12 characters, never splitting a character (hashes inserted by
-/// hand need not be hex).
-fn short(sha: &str) -> String {
-    sha.chars().take(12).collect()
 }
 
 /// `path` as the registry stores it: relative to the canonical artifacts

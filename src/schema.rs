@@ -66,9 +66,12 @@ fn compile_all() -> std::result::Result<BTreeMap<&'static str, Compiled>, String
 }
 
 fn compiled(name: &str) -> Result<&'static Compiled> {
-    let all = COMPILED.as_ref().map_err(|e| Error::usage(e.clone()))?;
+    // Both are defects of this build, not of the user's input.
+    let all = COMPILED
+        .as_ref()
+        .map_err(|e| Error::Inconsistent(e.clone()))?;
     all.get(name)
-        .ok_or_else(|| Error::usage(format!("no schema named `{name}`")))
+        .ok_or_else(|| Error::Inconsistent(format!("no schema named `{name}`")))
 }
 
 /// The `$id` of the named schema.

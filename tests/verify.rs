@@ -382,3 +382,19 @@ fn a_registry_path_leaving_the_artifacts_directory_is_never_opened() {
     );
     assert!(found.iter().all(|(k, _)| k != "hash_mismatch"), "{found:?}");
 }
+
+#[test]
+fn a_mistyped_project_is_a_usage_error_not_a_clean_bill() {
+    let (ws, _) = example_run();
+    let out = ws
+        .cmd()
+        .args(["verify", "--project", "lighthuose"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("error: ") && err.contains("lighthuose"),
+        "{err}"
+    );
+}

@@ -24,6 +24,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// The first 12 hex characters: the short hash shown in tables, trees and
+/// graphs. By characters, so a hand-edited non-ASCII value cannot panic.
+pub fn short_sha(sha: &str) -> String {
+    sha.chars().take(12).collect()
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);

@@ -13,7 +13,7 @@ pub mod write;
 use std::fmt;
 use std::str::FromStr;
 
-pub use canonical::{canonical_bytes, sha256_hex};
+pub use canonical::{canonical_bytes, sha256_hex, short_sha};
 pub use meta::{ComputeOrigin, CreationParams, MetaRecord, ParentRef};
 pub use types::Header;
 pub use write::{TEMP_PREFIX, write_atomic};

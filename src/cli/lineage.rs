@@ -14,6 +14,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::GlobalArgs;
+use orchestrator::artifact::short_sha;
 use orchestrator::lineage::{self, Direction, Lineage, LineageNode, Scope};
 use orchestrator::lock;
 use orchestrator::registry::Registry;
@@ -87,18 +88,12 @@ pub fn run(global: &GlobalArgs, args: &LineageArgs) -> anyhow::Result<()> {
         .context("writing to stdout")
 }
 
-/// First 12 characters of a hash. Unlike `super::short_sha` it never splits
-/// a character, since a hash edited in by hand need not be hex.
-fn short(sha: &str) -> String {
-    sha.chars().take(12).collect()
-}
-
 /// `ShotList 278340eba657  stage2_script_to_shotlist  run a099278345b0ccbc`
 fn tree_line(n: &LineageNode) -> String {
     format!(
         "{} {}  {}  run {}",
         n.artifact_type,
-        short(&n.sha256),
+        short_sha(&n.sha256),
         n.stage_name,
         n.run_id
     )
@@ -233,7 +228,7 @@ fn dot(g: &Lineage) -> String {
     out.push_str("  // edges point from an artifact to what was made from it (parent -> child)\n");
     out.push_str("  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n");
     for n in &g.nodes {
-        let label = format!("{}\n{}", n.artifact_type, short(&n.sha256));
+        let label = format!("{}\n{}", n.artifact_type, short_sha(&n.sha256));
         let bold = if n.sha256 == g.root {
             ", style=bold"
         } else {
@@ -267,7 +262,7 @@ fn mermaid_ids(g: &Lineage) -> Vec<String> {
         .iter()
         .map(|n| {
             let base: String = std::iter::once("n_".to_string())
-                .chain(short(&n.sha256).chars().map(|c| {
+                .chain(short_sha(&n.sha256).chars().map(|c| {
                     if c.is_ascii_alphanumeric() {
                         c.to_string()
                     } else {
@@ -311,7 +306,7 @@ fn mermaid(g: &Lineage) -> String {
             out,
             "  {id}[\"{}<br/>{}\"]",
             mermaid_text(&n.artifact_type),
-            mermaid_text(&short(&n.sha256))
+            mermaid_text(&short_sha(&n.sha256))
         );
     }
     for e in &g.edges {

@@ -76,9 +76,3 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Verify(args) => verify::run(&cli.global, &args),
     }
 }
-
-/// First 12 hex characters, the short hash shown in tables and trees.
-pub fn short_sha(sha: &str) -> &str {
-    // `get` rather than slicing: a hand-edited registry may hold non-ASCII.
-    sha.get(..12).unwrap_or(sha)
-}

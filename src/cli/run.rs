@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{GlobalArgs, short_sha};
+use super::GlobalArgs;
+use orchestrator::artifact::short_sha;
 use orchestrator::clock::SystemClock;
 use orchestrator::config;
 use orchestrator::pipeline::{
@@ -123,7 +124,10 @@ fn stage_line(r: &StageReport) -> String {
         StageStatus::Failed => "✗",
         StageStatus::NotRun => "·",
     };
-    let sha = r.sha256.as_deref().map_or("-", short_sha);
+    let sha = r
+        .sha256
+        .as_deref()
+        .map_or_else(|| "-".to_string(), short_sha);
     format!(
         "  {marker} {} {:<34} {:<14} {:<12}  {}: {} ({} ms)",
         r.stage,

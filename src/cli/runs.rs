@@ -5,8 +5,9 @@ use std::io::Write;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::GlobalArgs;
 use super::table::{duration, new_table};
-use super::{GlobalArgs, short_sha};
+use orchestrator::artifact::short_sha;
 use orchestrator::clock::rfc3339;
 use orchestrator::registry::{Registry, RunFilter, RunRow, StageRow};
 use orchestrator::{Error, lock};
@@ -35,8 +36,9 @@ pub struct ListArgs {
     pub since: Option<String>,
 
     /// Show at most N runs.
-    #[arg(long, value_name = "N", default_value_t = 50)]
-    pub limit: usize,
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
 
     /// Print a JSON array instead of a table.
     #[arg(long)]
@@ -80,7 +82,7 @@ fn list(
         project: args.project.clone(),
         status: args.status.clone(),
         since,
-        limit: args.limit,
+        limit: args.limit as usize,
     };
     let (runs, total) = registry.list_runs(&filter, live)?;
     let mut out = std::io::stdout().lock();
@@ -214,7 +216,9 @@ fn stage_cells(s: &StageRow) -> Vec<String> {
         s.name.clone(),
         s.status.clone(),
         s.reason.clone(),
-        s.sha256.as_deref().map_or("-", short_sha).to_string(),
+        s.sha256
+            .as_deref()
+            .map_or_else(|| "-".to_string(), short_sha),
         duration(Some(s.duration_ms)),
         s.attempt.to_string(),
     ]

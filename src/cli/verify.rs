@@ -42,7 +42,16 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
                 limit: usize::MAX,
                 ..RunFilter::default()
             };
-            registry.list_runs(&filter, &live)?.0
+            let runs = registry.list_runs(&filter, &live)?.0;
+            // A mistyped project must not pass as "nothing to verify".
+            if let (Some(p), true) = (&args.project, runs.is_empty()) {
+                return Err(orchestrator::Error::usage_with_hint(
+                    format!("no runs are recorded for project `{p}`"),
+                    "`orchestrator runs list` shows the recorded runs",
+                )
+                .into());
+            }
+            runs
         }
     };
 

@@ -39,7 +39,7 @@ impl ArtifactRecord {
             schema_id: r.get(5)?,
             schema_version: r.get(6)?,
             path: r.get(7)?,
-            size_bytes: r.get::<_, i64>(8)? as u64,
+            size_bytes: r.get(8)?,
             stage: r.get(9)?,
             stage_name: r.get(10)?,
             stage_version: r.get(11)?,

@@ -227,7 +227,7 @@ impl Registry {
                     status: r.get(3)?,
                     reason: r.get(4)?,
                     sha256: r.get(5)?,
-                    duration_ms: r.get::<_, i64>(6)? as u64,
+                    duration_ms: r.get(6)?,
                     started_at: r.get(7)?,
                     finished_at: r.get(8)?,
                     attempt: r.get(9)?,

@@ -102,10 +102,6 @@ impl Registry {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Read-only access for ad-hoc queries (lineage, listings).
     pub fn conn(&self) -> &Connection {
         &self.conn

@@ -1,6 +1,6 @@
 //! Writes and reads of the `projects`, `runs` and `run_summaries` tables.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::Registry;
 use crate::error::{Error, Result};
@@ -72,8 +72,6 @@ const UPSERT_SUMMARY: &str = "
         sha256 = excluded.sha256, path = excluded.path,
         summary_json = excluded.summary_json, written_at = excluded.written_at";
 
-const RUN_STATUS: &str = "SELECT status FROM runs WHERE project_id = ?1 AND run_id = ?2";
-
 impl Registry {
     /// Record that an invocation started; returns its attempt number (1 for
     /// the first invocation of this run id).
@@ -130,14 +128,6 @@ impl Registry {
             )?;
             Ok(())
         })
-    }
-
-    /// The recorded status of a run, if the registry knows it.
-    pub fn run_status(&self, project_id: &str, run_id: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row(RUN_STATUS, params![project_id, run_id], |r| r.get(0))
-            .optional()?)
     }
 }
 
@@ -207,7 +197,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         status: r.get(3)?,
         started_at: r.get(4)?,
         finished_at: r.get(5)?,
-        duration_ms: r.get::<_, Option<i64>>(6)?.map(|d| d as u64),
+        duration_ms: r.get(6)?,
         stages_executed: r.get(7)?,
         stages_skipped: r.get(8)?,
         attempts: r.get(9)?,
