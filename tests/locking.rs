@@ -38,14 +38,7 @@ fn a_held_run_makes_a_second_run_exit_4_without_touching_files() {
     assert_eq!(std::fs::read(&script).unwrap(), before);
 
     // The registry still says complete: the refused run recorded nothing.
-    let rows: Value = serde_json::from_slice(
-        &ws.cmd()
-            .args(["runs", "list", "--json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let rows = ws.runs_list(&[]);
     assert_eq!(rows[0]["status"], "complete");
     assert_eq!(rows[0]["attempts"], 1);
 }
@@ -58,19 +51,7 @@ fn a_running_run_with_a_live_holder_is_running_not_interrupted() {
         .execute("UPDATE runs SET status = 'running', finished_at = NULL", [])
         .unwrap();
     let held = hold_lock(&ws, "lighthouse", run_id);
-    let list = |args: &[&str]| -> Vec<Value> {
-        let out = ws
-            .cmd()
-            .args(["runs", "list", "--json"])
-            .args(args)
-            .output()
-            .unwrap();
-        serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    };
+    let list = |args: &[&str]| ws.runs_list(args);
     assert_eq!(list(&[])[0]["status"], "running");
     assert_eq!(list(&["--status", "running"]).len(), 1);
     drop(held);

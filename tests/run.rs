@@ -1402,14 +1402,7 @@ fn a_disk_failure_mid_run_is_recorded_as_a_failed_run_and_reported() {
     let on_disk = read_json(&dir.join("run_summary.json"));
     assert_eq!(on_disk, report);
 
-    let rows: Value = serde_json::from_slice(
-        &ws.cmd()
-            .args(["runs", "list", "--json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let rows = ws.runs_list(&[]);
     assert_eq!(rows[0]["status"], "failed");
     assert!(
         rows[0]["error"]

@@ -6,22 +6,7 @@ use common::{Workspace, example_config, example_run};
 use serde_json::Value;
 
 fn list_json(ws: &Workspace, args: &[&str]) -> Vec<Value> {
-    let out = ws
-        .cmd()
-        .args(["runs", "list", "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    ws.runs_list(args)
 }
 
 fn ids(rows: &[Value]) -> Vec<String> {

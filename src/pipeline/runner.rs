@@ -77,6 +77,21 @@ pub struct StageReport {
     pub duration_ms: u64,
 }
 
+impl StageReport {
+    /// A stage that produced nothing this time (aborted, or not reached).
+    fn no_output(stage: &dyn Stage, status: StageStatus, reason: &str) -> Self {
+        StageReport {
+            stage: stage.number(),
+            name: stage.name().to_string(),
+            artifact_type: stage.output().name().to_string(),
+            status,
+            reason: reason.to_string(),
+            sha256: None,
+            duration_ms: 0,
+        }
+    }
+}
+
 /// The content of `run_summary.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RunReport {
@@ -198,18 +213,13 @@ pub fn run_pipeline(
     let mut failure: Option<Error> = None;
     for stage in stages {
         if failure.is_some() {
-            reports.push(StageReport {
-                stage: stage.number(),
-                name: stage.name().to_string(),
-                artifact_type: stage.output().name().to_string(),
-                status: StageStatus::NotRun,
-                reason: "an earlier stage failed".to_string(),
-                sha256: None,
-                duration_ms: 0,
-            });
-            if let Some(r) = reports.last() {
-                on_stage(r);
-            }
+            let report = StageReport::no_output(
+                stage.as_ref(),
+                StageStatus::NotRun,
+                "an earlier stage failed",
+            );
+            on_stage(&report);
+            reports.push(report);
             continue;
         }
         let (report, error) = match ctx.run_stage(stage.as_ref()) {
@@ -460,15 +470,7 @@ impl RunContext<'_> {
             output_sha256: None,
             error: Some(error_chain(error)),
         });
-        StageReport {
-            stage: stage.number(),
-            name: stage.name().to_string(),
-            artifact_type: stage.output().name().to_string(),
-            status: StageStatus::Failed,
-            reason: "aborted".to_string(),
-            sha256: None,
-            duration_ms: 0,
-        }
+        StageReport::no_output(stage, StageStatus::Failed, "aborted")
     }
 
     fn finish(&self, execution: &mut ExecutionRecord, t0: Instant) {

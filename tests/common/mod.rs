@@ -98,6 +98,26 @@ impl Workspace {
         self.artifacts().join(project).join(run)
     }
 
+    /// `orchestrator runs list --json <args>`, parsed; asserts success.
+    pub fn runs_list(&self, args: &[&str]) -> Vec<Value> {
+        let out = self
+            .cmd()
+            .args(["runs", "list", "--json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     pub fn sqlite(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.db()).unwrap()
     }
