@@ -1419,3 +1419,26 @@ fn an_enormous_lock_timeout_is_accepted() {
     let summary = ws.run_ok(&config, &["--lock-timeout", "18446744073709551615"]);
     assert_statuses(&summary, ["executed"; 5]);
 }
+
+#[test]
+fn a_symlinked_run_directory_is_refused_not_written_through() {
+    let (ws, summary) = example_run();
+    let dir = run_dir(&ws, &summary);
+    let elsewhere = ws.path().join("elsewhere");
+    std::fs::rename(&dir, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+    let before = std::fs::read(elsewhere.join("Script.json")).unwrap();
+
+    let out = ws.run_output(&ws.path().join("project.json"), &["--force"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("symlink"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(elsewhere.join("Script.json")).unwrap(),
+        before
+    );
+    assert_eq!(ws.runs_list(&[])[0]["status"], "complete");
+}

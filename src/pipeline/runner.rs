@@ -180,6 +180,7 @@ pub fn run_pipeline(
     )?;
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Error::io("creating the run directory", &run_dir, e))?;
+    refuse_symlinked_dirs(&opts.artifacts_dir, &[&cfg.project_id, &run_id])?;
     remove_stale_temp_files(&run_dir)?;
 
     let origin = ComputeOrigin::local();
@@ -295,6 +296,27 @@ fn finish(ctx: &mut RunContext<'_>, report: &RunReport, failure: Option<&Error>)
         summary_sha256: &sha256_hex(&summary_bytes),
         summary_json: &summary_json,
     })
+}
+
+/// The project and run directories must be real directories: artifacts are
+/// never written through a symlink (verify reports one, never follows it).
+fn refuse_symlinked_dirs(artifacts_dir: &Path, parts: &[&str]) -> Result<()> {
+    let mut dir = artifacts_dir.to_path_buf();
+    for part in parts {
+        dir.push(part);
+        let meta = std::fs::symlink_metadata(&dir)
+            .map_err(|e| Error::io("inspecting the run directory", &dir, e))?;
+        if !meta.file_type().is_dir() {
+            return Err(Error::usage_with_hint(
+                format!(
+                    "`{}` is a symlink, not a directory; artifacts are never written through one",
+                    dir.display()
+                ),
+                "replace the link with a real directory (or move the target there), then run again",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Delete `.tmp-*` files an interrupted writer left in the run directory.
