@@ -383,22 +383,7 @@ impl RunContext<'_> {
             input_hashes.insert(input.name().to_string(), sha);
         }
 
-        let mut execution = ExecutionRecord {
-            project_id: self.opts.config.config.project_id.clone(),
-            run_id: self.run_id.clone(),
-            attempt: self.attempt,
-            stage: stage.number(),
-            stage_name: stage.name().to_string(),
-            stage_version: stage.version().to_string(),
-            status: String::new(),
-            reason: String::new(),
-            started_at,
-            finished_at: String::new(),
-            duration_ms: 0,
-            input_hashes,
-            output_sha256: None,
-            error: None,
-        };
+        let mut execution = self.execution(stage, started_at, input_hashes);
         let out_path = self.run_dir.join(ty.file_name());
 
         let outcome = match self.decide(stage, &execution.input_hashes, &out_path)? {
@@ -476,23 +461,38 @@ impl RunContext<'_> {
     /// error is what the user sees, so a second failure here is dropped.
     fn record_abort(&mut self, stage: &dyn Stage, error: &Error) -> StageReport {
         let now = rfc3339(self.clock.now());
-        let _ = self.registry.record_execution(&ExecutionRecord {
+        let mut execution = self.execution(stage, now.clone(), BTreeMap::new());
+        execution.status = "failed".to_string();
+        execution.reason = "aborted".to_string();
+        execution.finished_at = now;
+        execution.error = Some(error_chain(error));
+        let _ = self.registry.record_execution(&execution);
+        StageReport::no_output(stage, StageStatus::Failed, "aborted")
+    }
+
+    /// An execution row for `stage` in this run, to be completed by the caller.
+    fn execution(
+        &self,
+        stage: &dyn Stage,
+        started_at: String,
+        input_hashes: BTreeMap<String, String>,
+    ) -> ExecutionRecord {
+        ExecutionRecord {
             project_id: self.opts.config.config.project_id.clone(),
             run_id: self.run_id.clone(),
             attempt: self.attempt,
             stage: stage.number(),
             stage_name: stage.name().to_string(),
             stage_version: stage.version().to_string(),
-            status: "failed".to_string(),
-            reason: "aborted".to_string(),
-            started_at: now.clone(),
-            finished_at: now,
+            status: String::new(),
+            reason: String::new(),
+            started_at,
+            finished_at: String::new(),
             duration_ms: 0,
-            input_hashes: BTreeMap::new(),
+            input_hashes,
             output_sha256: None,
-            error: Some(error_chain(error)),
-        });
-        StageReport::no_output(stage, StageStatus::Failed, "aborted")
+            error: None,
+        }
     }
 
     fn finish(&self, execution: &mut ExecutionRecord, t0: Instant) {

@@ -76,15 +76,7 @@ impl Workspace {
     /// `orchestrator run --json --project <config> <extra>`; asserts success
     /// and returns the parsed run summary.
     pub fn run_ok(&self, config: &Path, extra: &[&str]) -> Value {
-        let out = self
-            .cmd()
-            .arg("run")
-            .arg("--json")
-            .arg("--project")
-            .arg(config)
-            .args(extra)
-            .output()
-            .unwrap();
+        let out = self.run_output(config, extra);
         assert!(
             out.status.success(),
             "run failed ({:?}): {}",
