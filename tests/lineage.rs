@@ -10,19 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 use std::time::Duration;
 
-use common::{TYPES, Workspace, example_config};
+use common::{STAGE_EDGES, TYPES, Workspace, example_config};
 use serde_json::Value;
-
-/// Parent edges of the stage table, child -> parent.
-const STAGE_EDGES: [(&str, &str); 7] = [
-    ("ShotList", "Script"),
-    ("AssetManifest", "ShotList"),
-    ("AssetManifest", "Script"),
-    ("RenderPlan", "AssetManifest"),
-    ("RenderPlan", "ShotList"),
-    ("RenderOutput", "RenderPlan"),
-    ("RenderOutput", "ShotList"),
-];
 
 type Edges = &'static [(&'static str, &'static str)];
 

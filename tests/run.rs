@@ -979,18 +979,10 @@ fn registry_holds_exactly_the_seven_parent_edges_of_the_stage_table() {
         .iter()
         .map(|(c, p, _, _)| (c.clone(), p.clone()))
         .collect();
-    let want: BTreeSet<(String, String)> = [
-        ("ShotList", "Script"),
-        ("AssetManifest", "ShotList"),
-        ("AssetManifest", "Script"),
-        ("RenderPlan", "AssetManifest"),
-        ("RenderPlan", "ShotList"),
-        ("RenderOutput", "RenderPlan"),
-        ("RenderOutput", "ShotList"),
-    ]
-    .iter()
-    .map(|(c, p)| (c.to_string(), p.to_string()))
-    .collect();
+    let want: BTreeSet<(String, String)> = common::STAGE_EDGES
+        .iter()
+        .map(|(c, p)| (c.to_string(), p.to_string()))
+        .collect();
     assert_eq!(got.len(), 7, "edges: {got:#?}");
     assert_eq!(pairs, want);
     for (child, parent, edge_sha, parent_sha) in &got {

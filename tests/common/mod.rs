@@ -8,6 +8,17 @@ use assert_cmd::Command;
 use serde_json::Value;
 use tempfile::TempDir;
 
+/// Parent edges of the stage table, child -> parent.
+pub const STAGE_EDGES: [(&str, &str); 7] = [
+    ("ShotList", "Script"),
+    ("AssetManifest", "ShotList"),
+    ("AssetManifest", "Script"),
+    ("RenderPlan", "AssetManifest"),
+    ("RenderPlan", "ShotList"),
+    ("RenderOutput", "RenderPlan"),
+    ("RenderOutput", "ShotList"),
+];
+
 pub const TYPES: [&str; 5] = [
     "Script",
     "ShotList",
@@ -76,14 +87,7 @@ impl Workspace {
     /// `orchestrator run --json --project <config> <extra>`; asserts success
     /// and returns the parsed run summary.
     pub fn run_ok(&self, config: &Path, extra: &[&str]) -> Value {
-        let out = self.run_output(config, extra);
-        assert!(
-            out.status.success(),
-            "run failed ({:?}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        summary_of(&self.run_output(config, extra))
     }
 
     pub fn run_dir(&self, project: &str, run: &str) -> PathBuf {
@@ -98,16 +102,7 @@ impl Workspace {
             .args(args)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
+        summary_of(&out).as_array().unwrap().clone()
     }
 
     pub fn sqlite(&self) -> rusqlite::Connection {
@@ -179,11 +174,11 @@ pub fn dir_names(dir: &Path) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-/// Parse the `--json` summary of a finished command, asserting it succeeded.
+/// Parse the `--json` output of a finished command, asserting it succeeded.
 pub fn summary_of(out: &std::process::Output) -> Value {
     assert!(
         out.status.success(),
-        "run failed ({:?}): {}",
+        "command failed ({:?}): {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
