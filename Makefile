@@ -18,11 +18,12 @@ run-example:
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --all-targets --features failpoints -- -D warnings
 
-# Lints first, then every unit and integration test.
+# Lints first, then every unit and integration test. `failpoints` compiles
+# the crash tests' fault injection into this test build only (src/failpoint.rs).
 test: lint
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --all-targets --features failpoints
 
 # Wall time and peak memory on 100/1,000/10,000-scene projects (never asserted).
 bench:

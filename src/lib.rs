@@ -9,6 +9,7 @@ pub mod artifact;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod lineage;
 pub mod lock;
 pub mod pipeline;

@@ -29,6 +29,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| Error::io("writing", tmp.path().to_path_buf(), e))?;
+    crate::failpoint::hit("write.before_rename").map_err(|e| Error::io("replacing", path, e))?;
     tmp.persist(path)
         .map_err(|e| Error::io("replacing", path, e.error))?;
     sync_dir(dir)

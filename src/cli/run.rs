@@ -107,7 +107,10 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
         writeln!(
             out,
             "{}: {} executed, {} skipped in {} ms",
-            report.status, report.stages_executed, report.stages_skipped, report.duration_ms
+            report.status,
+            report.stages_executed,
+            report.stages_skipped,
+            report.duration_ms.unwrap_or(0)
         )?;
     }
     match error {
@@ -123,6 +126,7 @@ fn stage_line(r: &StageReport) -> String {
         StageStatus::Skipped => "↩",
         StageStatus::Failed => "✗",
         StageStatus::NotRun => "·",
+        StageStatus::Running => "…",
     };
     let sha = r
         .sha256

@@ -165,7 +165,14 @@ fn show(
     args: &ShowArgs,
 ) -> anyhow::Result<()> {
     let run = registry.resolve_run(&args.run, args.project.as_deref(), live)?;
-    let stages = registry.latest_stages(&run.project_id, &run.run_id)?;
+    let mut stages = registry.latest_stages(&run.project_id, &run.run_id)?;
+    // A stage left `running` by a process that died is interrupted, just
+    // as its run is.
+    if run.status == "interrupted" {
+        for s in stages.iter_mut().filter(|s| s.status == "running") {
+            s.status = "interrupted".to_string();
+        }
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         let mut value = run_json(&run);
@@ -219,7 +226,7 @@ fn stage_cells(s: &StageRow) -> Vec<String> {
         s.sha256
             .as_deref()
             .map_or_else(|| "-".to_string(), short_sha),
-        duration(Some(s.duration_ms)),
+        duration(s.duration_ms),
         s.attempt.to_string(),
     ]
 }

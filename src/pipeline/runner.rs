@@ -1,24 +1,25 @@
-//! The runner: for each stage, decide from the registry whether to skip or
-//! execute it, then write and register what it produces.
+//! The runner: for each stage, decide (see `decide`) whether to skip, adopt
+//! or execute it, then write and register what it produces.
 //!
-//! Decisions compare hashes, never timestamps. A stage is skipped when the
-//! registry holds a completed execution with the current stage version and
-//! input hashes and its output file is still exactly what was recorded. So a
-//! re-executed stage whose output came out byte-identical does not force its
-//! dependants to run (early cut-off), while one whose output changed does.
-//!
-//! Per stage, files are written first (artifact, then meta record, each
-//! atomically) and the registry rows are committed after, in one
-//! transaction; a crash in between leaves files the registry does not vouch
-//! for, which the next run simply re-executes.
+//! Crash safety rests on one commit point per stage. In order: an execution
+//! row is recorded `running`; the stage computes (no transaction open);
+//! `X.json` is written atomically (temp file, fsync, rename, fsync of the
+//! directory), then `X.meta.json` the same way; then one `BEGIN IMMEDIATE`
+//! transaction registers the artifact and its parent edges and completes the
+//! execution. That commit is the moment the stage is done. A process killed
+//! anywhere before it leaves files the registry does not vouch for, which
+//! the next run adopts when they check out and re-executes otherwise; the
+//! next run also removes stale temp files and marks the dead process's
+//! `running` rows `interrupted`. `run_summary.json` is derived from the
+//! registry when the run starts and rewritten when it ends.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
+use super::decide::{self, Decision};
 use super::stage::{Stage, StageContext};
+use super::summary::{self, RunReport, StageReport};
 use crate::artifact::{
     ArtifactType, ComputeOrigin, CreationParams, MetaRecord, ParentRef, RUN_SUMMARY_FILE,
     SCHEMA_VERSION, TEMP_PREFIX, canonical_bytes, sha256_hex, write_atomic,
@@ -26,8 +27,8 @@ use crate::artifact::{
 use crate::clock::{Clock, rfc3339};
 use crate::config::{LoadedConfig, check_run_id};
 use crate::error::{Error, Result};
-use crate::registry::{ExecutionRecord, NewRun, Registry, RunFinish};
-use crate::{lock, schema};
+use crate::registry::{ExecutionRecord, NewRun, Registry, RunFinish, SummaryFile};
+use crate::{failpoint, lock, schema};
 
 /// What the user asked `run` to do.
 #[derive(Debug, Clone)]
@@ -44,78 +45,13 @@ pub struct RunOptions {
     pub lock_wait: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StageStatus {
-    Executed,
-    Skipped,
-    Failed,
-    /// Not reached because an earlier stage failed.
-    NotRun,
-}
-
-impl StageStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StageStatus::Executed => "executed",
-            StageStatus::Skipped => "skipped",
-            StageStatus::Failed => "failed",
-            StageStatus::NotRun => "not_run",
-        }
-    }
-}
-
-/// One entry of `run_summary.json`'s `stages`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StageReport {
-    pub stage: u8,
-    pub name: String,
-    pub artifact_type: String,
-    pub status: StageStatus,
-    pub reason: String,
-    pub sha256: Option<String>,
-    pub duration_ms: u64,
-}
-
-impl StageReport {
-    /// A stage that produced nothing this time (aborted, or not reached).
-    fn no_output(stage: &dyn Stage, status: StageStatus, reason: &str) -> Self {
-        StageReport {
-            stage: stage.number(),
-            name: stage.name().to_string(),
-            artifact_type: stage.output().name().to_string(),
-            status,
-            reason: reason.to_string(),
-            sha256: None,
-            duration_ms: 0,
-        }
-    }
-}
-
-/// The content of `run_summary.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RunReport {
-    pub run_id: String,
-    pub project_id: String,
-    pub config_hash: String,
-    /// `complete` or `failed`.
-    pub status: String,
-    pub attempt: u32,
-    pub started_at: String,
-    pub finished_at: String,
-    pub duration_ms: u64,
-    pub stages_executed: u32,
-    pub stages_skipped: u32,
-    pub orchestrator_version: String,
-    pub stages: Vec<StageReport>,
-    #[serde(skip)]
-    pub run_dir: PathBuf,
-}
-
-/// Why a stage must execute, or proof that it need not.
-enum Decision {
-    Skip { sha256: String, bytes: Vec<u8> },
-    Execute { reason: String },
+/// What a run produced once it started: the report (also what
+/// `run_summary.json` holds) and, when a stage failed, why.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub report: RunReport,
+    /// Set when the run stopped early; `report.status` is then `failed`.
+    pub error: Option<Error>,
 }
 
 /// What `execute` wrote for one stage.
@@ -131,15 +67,6 @@ struct Current {
     sha256: String,
     path: PathBuf,
     bytes: Vec<u8>,
-}
-
-/// What a run produced once it started: the report (also what
-/// `run_summary.json` holds) and, when a stage failed, why.
-#[derive(Debug)]
-pub struct RunOutcome {
-    pub report: RunReport,
-    /// Set when the run stopped early; `report.status` is then `failed`.
-    pub error: Option<Error>,
 }
 
 /// Run the pipeline. `on_stage` is called as each stage is decided, so the
@@ -181,7 +108,9 @@ pub fn run_pipeline(
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Error::io("creating the run directory", &run_dir, e))?;
     refuse_symlinked_dirs(&opts.artifacts_dir, &[&cfg.project_id, &run_id])?;
+    // Under the lock, whatever a previous process left in flight is dead.
     remove_stale_temp_files(&run_dir)?;
+    registry.mark_interrupted(&cfg.project_id, &run_id)?;
 
     let origin = ComputeOrigin::local();
     let t_run = Instant::now();
@@ -203,24 +132,25 @@ pub fn run_pipeline(
         registry,
         clock,
         origin,
+        stages,
         run_id: run_id.clone(),
         run_rel,
         run_dir: run_dir.clone(),
         attempt,
         current: BTreeMap::new(),
+        in_flight: None,
     };
+    // The summary says `running` from the first moment, so a run killed
+    // before its end is still described on disk.
+    ctx.write_summary(&started_at)?;
 
-    let mut reports: Vec<StageReport> = Vec::with_capacity(stages.len());
     let mut failure: Option<Error> = None;
     for stage in stages {
         if failure.is_some() {
-            let report = StageReport::no_output(
+            on_stage(&StageReport::not_run(
                 stage.as_ref(),
-                StageStatus::NotRun,
                 "an earlier stage failed",
-            );
-            on_stage(&report);
-            reports.push(report);
+            ));
             continue;
         }
         let (report, error) = match ctx.run_stage(stage.as_ref()) {
@@ -230,72 +160,47 @@ pub fn run_pipeline(
             Err(e) => (ctx.record_abort(stage.as_ref(), &e), Some(e)),
         };
         on_stage(&report);
-        reports.push(report);
         failure = error;
     }
 
-    let executed = reports
-        .iter()
-        .filter(|r| r.status == StageStatus::Executed)
-        .count() as u32;
-    let skipped = reports
-        .iter()
-        .filter(|r| r.status == StageStatus::Skipped)
-        .count() as u32;
-    let report = RunReport {
-        run_id: run_id.clone(),
-        project_id: cfg.project_id.clone(),
-        config_hash: opts.config.config_hash.clone(),
-        status: if failure.is_some() {
-            "failed"
-        } else {
-            "complete"
-        }
-        .to_string(),
-        attempt,
-        started_at,
-        finished_at: rfc3339(clock.now()),
-        duration_ms: t_run.elapsed().as_millis() as u64,
-        stages_executed: executed,
-        stages_skipped: skipped,
-        orchestrator_version: crate::VERSION.to_string(),
-        stages: reports,
-        run_dir,
+    let finished_at = rfc3339(clock.now());
+    let status = if failure.is_some() {
+        "failed"
+    } else {
+        "complete"
     };
-    let finished = finish(&mut ctx, &report, failure.as_ref());
+    let error_text = failure.as_ref().map(error_chain);
+    let finished = ctx
+        .registry
+        .finish_run(&RunFinish {
+            project_id: &cfg.project_id,
+            run_id: &run_id,
+            attempt,
+            status,
+            finished_at: &finished_at,
+            duration_ms: t_run.elapsed().as_millis() as u64,
+            error: error_text.as_deref(),
+        })
+        .and_then(|()| ctx.write_summary(&finished_at));
     match (failure, finished) {
-        (Some(e), _) => Ok(RunOutcome {
-            report,
-            error: Some(e),
-        }),
-        (None, Err(e)) => Err(e),
-        (None, Ok(())) => Ok(RunOutcome {
+        (None, Ok(report)) => Ok(RunOutcome {
             report,
             error: None,
         }),
+        (None, Err(e)) => Err(e),
+        // The stage's error is what the user needs; the report is the best
+        // account available, from the registry if it can still be read.
+        (Some(e), finished) => {
+            let report = match finished {
+                Ok(report) => report,
+                Err(_) => ctx.report()?,
+            };
+            Ok(RunOutcome {
+                report,
+                error: Some(e),
+            })
+        }
     }
-}
-
-/// Write `run_summary.json` and record how the run ended.
-fn finish(ctx: &mut RunContext<'_>, report: &RunReport, failure: Option<&Error>) -> Result<()> {
-    let summary_bytes = canonical_bytes(report)
-        .map_err(|e| Error::Inconsistent(format!("encoding the run summary: {e}")))?;
-    write_atomic(&report.run_dir.join(RUN_SUMMARY_FILE), &summary_bytes)?;
-    let summary_json = String::from_utf8_lossy(&summary_bytes);
-    let error_text = failure.map(error_chain);
-    ctx.registry.finish_run(&RunFinish {
-        project_id: &report.project_id,
-        run_id: &report.run_id,
-        status: &report.status,
-        finished_at: &report.finished_at,
-        duration_ms: report.duration_ms,
-        stages_executed: report.stages_executed,
-        stages_skipped: report.stages_skipped,
-        error: error_text.as_deref(),
-        summary_path: &format!("{}/{RUN_SUMMARY_FILE}", ctx.run_rel),
-        summary_sha256: &sha256_hex(&summary_bytes),
-        summary_json: &summary_json,
-    })
 }
 
 /// The project and run directories must be real directories: artifacts are
@@ -351,15 +256,56 @@ struct RunContext<'a> {
     registry: &'a mut Registry,
     clock: &'a dyn Clock,
     origin: ComputeOrigin,
+    stages: &'a [Box<dyn Stage>],
     run_id: String,
     /// `<project>/<run>`, relative to the artifacts directory.
     run_rel: String,
     run_dir: PathBuf,
     attempt: u32,
     current: BTreeMap<ArtifactType, Current>,
+    /// The execution recorded `running` and not yet completed, if any.
+    in_flight: Option<ExecutionRecord>,
 }
 
 impl RunContext<'_> {
+    fn project_id(&self) -> &str {
+        &self.opts.config.config.project_id
+    }
+
+    /// The run's summary as the registry has it now.
+    fn report(&self) -> Result<RunReport> {
+        summary::from_registry(
+            self.registry,
+            self.project_id(),
+            &self.run_id,
+            self.stages,
+            self.run_dir.clone(),
+        )
+    }
+
+    /// Write `run_summary.json` from the registry and record it.
+    fn write_summary(&mut self, written_at: &str) -> Result<RunReport> {
+        let report = self.report()?;
+        let path = self.run_dir.join(RUN_SUMMARY_FILE);
+        let bytes = canonical_bytes(&report)
+            .map_err(|e| Error::Inconsistent(format!("encoding the run summary: {e}")))?;
+        failpoint::hit("summary.before_write")
+            .map_err(|e| Error::io("writing the run summary", &path, e))?;
+        write_atomic(&path, &bytes)?;
+        failpoint::hit("summary.after_write")
+            .map_err(|e| Error::io("recording the run summary", &path, e))?;
+        self.registry.record_summary(&SummaryFile {
+            project_id: &report.project_id,
+            run_id: &report.run_id,
+            path: &format!("{}/{RUN_SUMMARY_FILE}", self.run_rel),
+            sha256: &sha256_hex(&bytes),
+            // Canonical bytes are serde_json output, hence UTF-8.
+            json: &String::from_utf8_lossy(&bytes),
+            written_at,
+        })?;
+        Ok(report)
+    }
+
     /// Decide and carry out one stage. An error the stage itself caused is
     /// returned beside its report (the run records it and stops); an error
     /// of the machinery (registry, disk) aborts the run at once.
@@ -383,29 +329,66 @@ impl RunContext<'_> {
             input_hashes.insert(input.name().to_string(), sha);
         }
 
-        let mut execution = self.execution(stage, started_at, input_hashes);
         let out_path = self.run_dir.join(ty.file_name());
+        let meta_path = self.run_dir.join(ty.meta_file_name());
+        let forced = if self.opts.force {
+            Some("forced (--force)".to_string())
+        } else {
+            self.opts
+                .from_stage
+                .filter(|&n| stage.number() >= n)
+                .map(|n| format!("forced (--from-stage {n})"))
+        };
+        let decision = decide::decide(
+            self.registry,
+            &decide::Inputs {
+                stage,
+                project_id: self.project_id(),
+                run_id: &self.run_id,
+                config_hash: &self.opts.config.config_hash,
+                input_hashes: &input_hashes,
+                out_path: &out_path,
+                meta_path: &meta_path,
+                origin: &self.origin,
+                forced,
+            },
+        )?;
+        let mut execution = self.execution(stage, started_at, input_hashes);
+        let rel = format!("{}/{}", self.run_rel, ty.file_name());
 
-        let outcome = match self.decide(stage, &execution.input_hashes, &out_path)? {
+        let outcome = match decision {
             Decision::Skip { sha256, bytes } => {
                 execution.status = "skipped".to_string();
                 execution.reason = "up to date".to_string();
                 execution.output_sha256 = Some(sha256.clone());
                 self.finish(&mut execution, t0);
                 self.registry.record_execution(&execution)?;
-                self.current.insert(
-                    ty,
-                    Current {
-                        sha256,
-                        path: out_path,
-                        bytes,
-                    },
-                );
+                self.keep(ty, sha256, out_path, bytes);
+                None
+            }
+            Decision::Adopt {
+                sha256,
+                bytes,
+                meta,
+                meta_json,
+            } => {
+                execution.status = "skipped".to_string();
+                execution.reason =
+                    "adopted (files an interrupted run wrote check out: hash, schema, parents)"
+                        .to_string();
+                execution.output_sha256 = Some(sha256.clone());
+                self.finish(&mut execution, t0);
+                self.registry
+                    .record_artifact(&meta, &rel, &meta_json, &execution)?;
+                self.keep(ty, sha256, out_path, bytes);
                 None
             }
             Decision::Execute { reason } => {
+                execution.status = "running".to_string();
                 execution.reason = reason;
-                match self.execute(stage, &out_path) {
+                execution.execution_id = Some(self.registry.record_execution(&execution)?);
+                self.in_flight = Some(execution.clone());
+                match self.execute(stage, &out_path, &meta_path) {
                     Ok(Written {
                         sha256,
                         bytes,
@@ -415,17 +398,12 @@ impl RunContext<'_> {
                         execution.status = "executed".to_string();
                         execution.output_sha256 = Some(sha256.clone());
                         self.finish(&mut execution, t0);
-                        let rel = format!("{}/{}", self.run_rel, ty.file_name());
                         self.registry
                             .record_artifact(&meta, &rel, &meta_json, &execution)?;
-                        self.current.insert(
-                            ty,
-                            Current {
-                                sha256,
-                                path: out_path,
-                                bytes,
-                            },
-                        );
+                        self.in_flight = None;
+                        failpoint::hit("stage.after_commit")
+                            .map_err(|e| Error::io("continuing after", &out_path, e))?;
+                        self.keep(ty, sha256, out_path, bytes);
                         None
                     }
                     // Disk failures are not the stage's fault: stop now.
@@ -435,39 +413,46 @@ impl RunContext<'_> {
                         execution.error = Some(error_chain(&e));
                         self.finish(&mut execution, t0);
                         self.registry.record_execution(&execution)?;
+                        self.in_flight = None;
                         Some(e)
                     }
                 }
             }
         };
-
-        let report = StageReport {
-            stage: stage.number(),
-            name: stage.name().to_string(),
-            artifact_type: ty.name().to_string(),
-            status: match execution.status.as_str() {
-                "skipped" => StageStatus::Skipped,
-                "executed" => StageStatus::Executed,
-                _ => StageStatus::Failed,
-            },
-            reason: execution.reason.clone(),
-            sha256: execution.output_sha256.clone(),
-            duration_ms: execution.duration_ms,
-        };
-        Ok((report, outcome))
+        Ok((StageReport::from_execution(stage, &execution), outcome))
     }
 
-    /// Best-effort record of a stage the machinery aborted; the original
-    /// error is what the user sees, so a second failure here is dropped.
+    fn keep(&mut self, ty: ArtifactType, sha256: String, path: PathBuf, bytes: Vec<u8>) {
+        self.current.insert(
+            ty,
+            Current {
+                sha256,
+                path,
+                bytes,
+            },
+        );
+    }
+
+    /// Best-effort record of a stage the machinery aborted: its `running`
+    /// row (or a new row) becomes `failed`. The original error is what the
+    /// user sees, so a second failure here is dropped.
     fn record_abort(&mut self, stage: &dyn Stage, error: &Error) -> StageReport {
         let now = rfc3339(self.clock.now());
-        let mut execution = self.execution(stage, now.clone(), BTreeMap::new());
+        let mut execution = match self.in_flight.take() {
+            Some(e) if e.stage == stage.number() => e,
+            _ => self.execution(stage, now.clone(), BTreeMap::new()),
+        };
         execution.status = "failed".to_string();
-        execution.reason = "aborted".to_string();
-        execution.finished_at = now;
+        execution.reason = if execution.reason.is_empty() {
+            "aborted".to_string()
+        } else {
+            format!("aborted ({})", execution.reason)
+        };
+        execution.finished_at = Some(now);
+        execution.duration_ms = Some(execution.duration_ms.unwrap_or(0));
         execution.error = Some(error_chain(error));
         let _ = self.registry.record_execution(&execution);
-        StageReport::no_output(stage, StageStatus::Failed, "aborted")
+        StageReport::from_execution(stage, &execution)
     }
 
     /// An execution row for `stage` in this run, to be completed by the caller.
@@ -478,7 +463,8 @@ impl RunContext<'_> {
         input_hashes: BTreeMap<String, String>,
     ) -> ExecutionRecord {
         ExecutionRecord {
-            project_id: self.opts.config.config.project_id.clone(),
+            execution_id: None,
+            project_id: self.project_id().to_string(),
             run_id: self.run_id.clone(),
             attempt: self.attempt,
             stage: stage.number(),
@@ -487,8 +473,8 @@ impl RunContext<'_> {
             status: String::new(),
             reason: String::new(),
             started_at,
-            finished_at: String::new(),
-            duration_ms: 0,
+            finished_at: None,
+            duration_ms: None,
             input_hashes,
             output_sha256: None,
             error: None,
@@ -496,110 +482,14 @@ impl RunContext<'_> {
     }
 
     fn finish(&self, execution: &mut ExecutionRecord, t0: Instant) {
-        execution.finished_at = rfc3339(self.clock.now());
-        execution.duration_ms = t0.elapsed().as_millis() as u64;
-    }
-
-    fn decide(
-        &self,
-        stage: &dyn Stage,
-        input_hashes: &BTreeMap<String, String>,
-        out_path: &Path,
-    ) -> Result<Decision> {
-        let execute = |reason: String| Ok(Decision::Execute { reason });
-        if self.opts.force {
-            return execute("forced (--force)".to_string());
-        }
-        if let Some(n) = self.opts.from_stage.filter(|&n| stage.number() >= n) {
-            return execute(format!("forced (--from-stage {n})"));
-        }
-        let project_id = &self.opts.config.config.project_id;
-        let Some(prev) =
-            self.registry
-                .last_completed_execution(project_id, &self.run_id, stage.number())?
-        else {
-            return execute("not run before".to_string());
-        };
-        if prev.stage_version != stage.version() {
-            return execute(format!(
-                "stage version changed ({} -> {})",
-                prev.stage_version,
-                stage.version()
-            ));
-        }
-        let changed: Vec<&str> = input_hashes
-            .iter()
-            .filter(|(name, sha)| prev.input_hashes.get(*name) != Some(*sha))
-            .map(|(name, _)| name.as_str())
-            .chain(
-                prev.input_hashes
-                    .keys()
-                    .filter(|name| !input_hashes.contains_key(*name))
-                    .map(String::as_str),
-            )
-            .collect();
-        if !changed.is_empty() {
-            return execute(format!("input changed ({})", changed.join(", ")));
-        }
-        let ty = stage.output();
-        let registered = match self
-            .registry
-            .artifact_in_run(project_id, &self.run_id, ty.name())?
-        {
-            None => return execute("artifact not registered".to_string()),
-            Some(a) if a.sha256 != prev.output_sha256 => {
-                return execute("registry disagrees with its last execution".to_string());
-            }
-            // A hash match only proves validity against the schema version
-            // the artifact was validated under.
-            Some(a) if a.schema_version != SCHEMA_VERSION => {
-                return execute(format!(
-                    "schema version changed ({} -> {SCHEMA_VERSION})",
-                    a.schema_version
-                ));
-            }
-            Some(a) => a,
-        };
-        match std::fs::symlink_metadata(out_path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return execute("artifact missing".to_string());
-            }
-            Err(e) => return execute(format!("artifact unreadable ({e})")),
-            Ok(m) if !m.file_type().is_file() => {
-                return execute("artifact is not a regular file".to_string());
-            }
-            Ok(_) => {}
-        }
-        let bytes = match std::fs::read(out_path) {
-            Ok(b) => b,
-            Err(e) => return execute(format!("artifact unreadable ({e})")),
-        };
-        let sha256 = sha256_hex(&bytes);
-        if sha256 != prev.output_sha256 {
-            return execute("hash mismatch".to_string());
-        }
-        // The whole meta record must be the one registered, not just its
-        // hash: a meta file from an interrupted write, or edited by hand,
-        // is rewritten rather than trusted.
-        let meta_path = self.run_dir.join(ty.meta_file_name());
-        let on_disk = std::fs::symlink_metadata(&meta_path)
-            .ok()
-            .filter(|m| m.file_type().is_file())
-            .and_then(|_| std::fs::read(&meta_path).ok())
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-        let recorded = serde_json::from_str::<serde_json::Value>(&registered.meta_json).ok();
-        match on_disk {
-            None => execute("meta file missing or unreadable".to_string()),
-            Some(m) if Some(&m) != recorded.as_ref() => {
-                execute("meta file disagrees with the registry".to_string())
-            }
-            Some(_) => Ok(Decision::Skip { sha256, bytes }),
-        }
+        execution.finished_at = Some(rfc3339(self.clock.now()));
+        execution.duration_ms = Some(t0.elapsed().as_millis() as u64);
     }
 
     /// Run the stage, validate its output, write the artifact and its meta
-    /// record.
-    fn execute(&self, stage: &dyn Stage, out_path: &Path) -> Result<Written> {
+    /// record (in that order: a meta record never describes a file that is
+    /// not there).
+    fn execute(&self, stage: &dyn Stage, out_path: &Path, meta_path: &Path) -> Result<Written> {
         let ty = stage.output();
         let ctx = StageContext {
             config: &self.opts.config.config,
@@ -630,7 +520,9 @@ impl RunContext<'_> {
         let bytes = canonical_bytes(&value)
             .map_err(|e| Error::Inconsistent(format!("encoding {ty}: {e}")))?;
         let sha256 = sha256_hex(&bytes);
+        failpoint::hit("stage.before_data_write").map_err(|e| Error::io("writing", out_path, e))?;
         write_atomic(out_path, &bytes)?;
+        failpoint::hit("stage.after_data_write").map_err(|e| Error::io("writing", meta_path, e))?;
 
         let meta = MetaRecord {
             artifact_type: ty.name().to_string(),
@@ -639,7 +531,7 @@ impl RunContext<'_> {
             size_bytes: bytes.len() as u64,
             schema_id: schema::schema_id(ty.name())?.to_string(),
             schema_version: SCHEMA_VERSION.to_string(),
-            project_id: self.opts.config.config.project_id.clone(),
+            project_id: self.project_id().to_string(),
             run_id: self.run_id.clone(),
             parents: stage
                 .inputs()
@@ -663,7 +555,9 @@ impl RunContext<'_> {
         };
         let meta_bytes = canonical_bytes(&meta)
             .map_err(|e| Error::Inconsistent(format!("encoding the meta record of {ty}: {e}")))?;
-        write_atomic(&self.run_dir.join(ty.meta_file_name()), &meta_bytes)?;
+        write_atomic(meta_path, &meta_bytes)?;
+        failpoint::hit("stage.after_meta_write")
+            .map_err(|e| Error::io("registering", out_path, e))?;
         Ok(Written {
             sha256,
             bytes,

@@ -1,5 +1,10 @@
 //! Writes and reads of `stage_executions`, and the per-stage transaction
 //! that registers an artifact with its edges.
+//!
+//! An execution that computes is inserted as `running` before its stage
+//! starts and completed in the stage's commit transaction (the one that
+//! registers its artifact), so a killed process leaves a `running` row; the
+//! run's next start marks such rows `interrupted`.
 
 use std::collections::BTreeMap;
 
@@ -12,18 +17,23 @@ use crate::error::{Error, Result};
 /// One stage decision of one invocation, as stored.
 #[derive(Debug, Clone)]
 pub struct ExecutionRecord {
+    /// Set once the row exists (inserted as `running`); completing it then
+    /// updates that row instead of inserting another.
+    pub execution_id: Option<i64>,
     pub project_id: String,
     pub run_id: String,
     pub attempt: u32,
     pub stage: u8,
     pub stage_name: String,
     pub stage_version: String,
-    /// `executed`, `skipped` or `failed`.
+    /// `running`, `executed`, `skipped`, `failed` (or `interrupted`, set
+    /// only by [`Registry::mark_interrupted`]).
     pub status: String,
     pub reason: String,
     pub started_at: String,
-    pub finished_at: String,
-    pub duration_ms: u64,
+    /// `None` while running.
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<u64>,
     /// Input name (`config`, `Script`, …) → sha256.
     pub input_hashes: BTreeMap<String, String>,
     pub output_sha256: Option<String>,
@@ -53,7 +63,31 @@ const INSERT_EXECUTION: &str = "
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
         (SELECT artifact_id FROM artifacts
          WHERE project_id = ?1 AND run_id = ?2 AND sha256 = ?13 AND stage = ?4),
-        ?14)";
+        ?14)
+    RETURNING execution_id";
+
+/// Complete the row `?1` inserted as `running`.
+const COMPLETE_EXECUTION: &str = "
+    UPDATE stage_executions SET status = ?2, reason = ?3, finished_at = ?4, duration_ms = ?5,
+        output_sha256 = ?6, error = ?7,
+        artifact_id = (SELECT artifact_id FROM artifacts
+                       WHERE project_id = stage_executions.project_id
+                         AND run_id = stage_executions.run_id
+                         AND sha256 = ?6 AND stage = stage_executions.stage)
+    WHERE execution_id = ?1 AND status = 'running'";
+
+const MARK_INTERRUPTED: &str = "
+    UPDATE stage_executions
+    SET status = 'interrupted',
+        error = 'the process running this stage stopped before the stage was committed'
+    WHERE project_id = ?1 AND run_id = ?2 AND status = 'running'";
+
+const EXECUTIONS_OF_ATTEMPT: &str = "
+    SELECT execution_id, stage, stage_name, stage_version, status, reason, started_at,
+           finished_at, duration_ms, input_hashes, output_sha256, error
+    FROM stage_executions
+    WHERE project_id = ?1 AND run_id = ?2 AND attempt = ?3
+    ORDER BY stage, execution_id";
 
 const UPSERT_ARTIFACT: &str = "
     INSERT INTO artifacts (project_id, run_id, artifact_type, sha256, schema_id, schema_version,
@@ -108,8 +142,9 @@ impl Registry {
         .transpose()
     }
 
-    /// Register a freshly written artifact: its row (meta record included),
-    /// its parent edges and the execution that made it, in one transaction.
+    /// Register an artifact whose files are on disk: its row (meta record
+    /// included), its parent edges and the execution that made it, in one
+    /// transaction. This commit is the moment the stage is done.
     pub fn record_artifact(
         &mut self,
         meta: &MetaRecord,
@@ -156,20 +191,104 @@ impl Registry {
                     )));
                 }
             }
-            insert_execution(tx, execution)
+            crate::failpoint::hit("stage.in_commit")
+                .map_err(|e| Error::io("committing the stage to", self_path(tx), e))?;
+            write_execution(tx, execution).map(|_| ())
         })
     }
 
-    /// Record a stage decision that wrote nothing (skipped or failed).
-    pub fn record_execution(&mut self, execution: &ExecutionRecord) -> Result<()> {
-        self.write(|tx| insert_execution(tx, execution))
+    /// Record a stage decision that registers no artifact: a `running` row
+    /// (returns its id), or a skipped or failed one. A record that already
+    /// has an id completes that row.
+    pub fn record_execution(&mut self, execution: &ExecutionRecord) -> Result<i64> {
+        self.write(|tx| write_execution(tx, execution))
+    }
+
+    /// Mark the rows a killed process left `running` for this run. Called
+    /// under the run's lock, when no live process can own them.
+    pub fn mark_interrupted(&mut self, project_id: &str, run_id: &str) -> Result<usize> {
+        self.write(|tx| Ok(tx.execute(MARK_INTERRUPTED, params![project_id, run_id])?))
+    }
+
+    /// Every execution row of one attempt of a run, in stage order.
+    pub fn executions_of_attempt(
+        &self,
+        project_id: &str,
+        run_id: &str,
+        attempt: u32,
+    ) -> Result<Vec<ExecutionRecord>> {
+        let mut stmt = self.conn.prepare_cached(EXECUTIONS_OF_ATTEMPT)?;
+        let rows = stmt
+            .query_map(params![project_id, run_id, attempt], |r| {
+                Ok((
+                    ExecutionRecord {
+                        execution_id: r.get(0)?,
+                        project_id: project_id.to_string(),
+                        run_id: run_id.to_string(),
+                        attempt,
+                        stage: r.get(1)?,
+                        stage_name: r.get(2)?,
+                        stage_version: r.get(3)?,
+                        status: r.get(4)?,
+                        reason: r.get(5)?,
+                        started_at: r.get(6)?,
+                        finished_at: r.get(7)?,
+                        duration_ms: r.get(8)?,
+                        input_hashes: BTreeMap::new(),
+                        output_sha256: r.get(10)?,
+                        error: r.get(11)?,
+                    },
+                    r.get::<_, String>(9)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(mut e, inputs)| {
+                e.input_hashes =
+                    serde_json::from_str(&inputs).map_err(|err| Error::RegistryUnusable {
+                        path: self.path.clone(),
+                        message: format!(
+                            "stage_executions.input_hashes is not a JSON object: {err}"
+                        ),
+                        source: None,
+                    })?;
+                Ok(e)
+            })
+            .collect()
     }
 }
 
-fn insert_execution(tx: &rusqlite::Transaction<'_>, e: &ExecutionRecord) -> Result<()> {
+/// The database file a transaction writes, for error messages.
+fn self_path(tx: &rusqlite::Transaction<'_>) -> std::path::PathBuf {
+    tx.path().map(std::path::PathBuf::from).unwrap_or_default()
+}
+
+/// Insert `e`, or complete its `running` row when it has an id.
+fn write_execution(tx: &rusqlite::Transaction<'_>, e: &ExecutionRecord) -> Result<i64> {
+    if let Some(id) = e.execution_id {
+        let updated = tx.execute(
+            COMPLETE_EXECUTION,
+            params![
+                id,
+                e.status,
+                e.reason,
+                e.finished_at,
+                e.duration_ms.map(|d| d as i64),
+                e.output_sha256,
+                e.error
+            ],
+        )?;
+        if updated != 1 {
+            return Err(Error::Inconsistent(format!(
+                "execution {id} of stage {} is no longer running",
+                e.stage_name
+            )));
+        }
+        return Ok(id);
+    }
     let inputs = serde_json::to_string(&e.input_hashes)
         .map_err(|err| Error::Inconsistent(format!("encoding input hashes: {err}")))?;
-    tx.execute(
+    Ok(tx.query_row(
         INSERT_EXECUTION,
         params![
             e.project_id,
@@ -182,13 +301,13 @@ fn insert_execution(tx: &rusqlite::Transaction<'_>, e: &ExecutionRecord) -> Resu
             e.reason,
             e.started_at,
             e.finished_at,
-            e.duration_ms as i64,
+            e.duration_ms.map(|d| d as i64),
             inputs,
             e.output_sha256,
             e.error
         ],
-    )?;
-    Ok(())
+        |r| r.get(0),
+    )?)
 }
 
 /// The newest decision for one stage of a run, as `runs show` displays it.
@@ -200,9 +319,9 @@ pub struct StageRow {
     pub status: String,
     pub reason: String,
     pub sha256: Option<String>,
-    pub duration_ms: u64,
+    pub duration_ms: Option<u64>,
     pub started_at: String,
-    pub finished_at: String,
+    pub finished_at: Option<String>,
     pub attempt: u32,
     pub error: Option<String>,
 }

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 
 pub use artifacts::ArtifactRecord;
 pub use executions::{CompletedExecution, ExecutionRecord, StageRow};
-pub use runs::{LiveCheck, NewRun, RunFilter, RunFinish, RunRow};
+pub use runs::{LiveCheck, NewRun, RunFilter, RunFinish, RunRow, SummaryFile};
 pub use verification::{StaleEdge, Verification};
 
 refinery::embed_migrations!("migrations");

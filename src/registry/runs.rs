@@ -19,20 +19,28 @@ pub struct NewRun<'a> {
     pub host: &'a str,
 }
 
-/// How an invocation ended, with its run summary.
+/// How an invocation ended. The stage counts are taken from the
+/// attempt's execution rows, so they cannot disagree with them.
 #[derive(Debug, Clone)]
 pub struct RunFinish<'a> {
     pub project_id: &'a str,
     pub run_id: &'a str,
+    pub attempt: u32,
     pub status: &'a str,
     pub finished_at: &'a str,
     pub duration_ms: u64,
-    pub stages_executed: u32,
-    pub stages_skipped: u32,
     pub error: Option<&'a str>,
-    pub summary_path: &'a str,
-    pub summary_sha256: &'a str,
-    pub summary_json: &'a str,
+}
+
+/// The `run_summary.json` just written for a run.
+#[derive(Debug, Clone)]
+pub struct SummaryFile<'a> {
+    pub project_id: &'a str,
+    pub run_id: &'a str,
+    pub path: &'a str,
+    pub sha256: &'a str,
+    pub json: &'a str,
+    pub written_at: &'a str,
 }
 
 const UPSERT_PROJECT: &str = "
@@ -61,9 +69,16 @@ const UPSERT_RUN: &str = "
     RETURNING attempts";
 
 const FINISH_RUN: &str = "
-    UPDATE runs SET status = ?3, finished_at = ?4, duration_ms = ?5,
-                    stages_executed = ?6, stages_skipped = ?7, error = ?8
+    UPDATE runs SET status = ?4, finished_at = ?5, duration_ms = ?6, error = ?7,
+        stages_executed = (SELECT count(*) FROM stage_executions
+                           WHERE project_id = ?1 AND run_id = ?2 AND attempt = ?3
+                             AND status = 'executed'),
+        stages_skipped = (SELECT count(*) FROM stage_executions
+                          WHERE project_id = ?1 AND run_id = ?2 AND attempt = ?3
+                            AND status = 'skipped')
     WHERE project_id = ?1 AND run_id = ?2";
+
+const CONFIG_JSON: &str = "SELECT config_json FROM runs WHERE project_id = ?1 AND run_id = ?2";
 
 const UPSERT_SUMMARY: &str = "
     INSERT INTO run_summaries (project_id, run_id, sha256, path, summary_json, written_at)
@@ -99,7 +114,7 @@ impl Registry {
         })
     }
 
-    /// Record how an invocation ended, and its summary, in one transaction.
+    /// Record how an invocation ended.
     pub fn finish_run(&mut self, f: &RunFinish<'_>) -> Result<()> {
         self.write(|tx| {
             tx.execute(
@@ -107,27 +122,49 @@ impl Registry {
                 params![
                     f.project_id,
                     f.run_id,
+                    f.attempt,
                     f.status,
                     f.finished_at,
                     f.duration_ms as i64,
-                    f.stages_executed,
-                    f.stages_skipped,
                     f.error
                 ],
             )?;
+            Ok(())
+        })
+    }
+
+    /// Record the `run_summary.json` just written.
+    pub fn record_summary(&mut self, f: &SummaryFile<'_>) -> Result<()> {
+        self.write(|tx| {
             tx.execute(
                 UPSERT_SUMMARY,
                 params![
                     f.project_id,
                     f.run_id,
-                    f.summary_sha256,
-                    f.summary_path,
-                    f.summary_json,
-                    f.finished_at
+                    f.sha256,
+                    f.path,
+                    f.json,
+                    f.written_at
                 ],
             )?;
             Ok(())
         })
+    }
+
+    /// One run's row as recorded (no lock check: the caller holds the run)
+    /// and its canonical config JSON: what `run_summary.json` is made from.
+    pub fn run_record(&self, project_id: &str, run_id: &str) -> Result<(RunRow, String)> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r JOIN projects p ON p.project_id = r.project_id
+             WHERE r.project_id = ?1 AND r.run_id = ?2"
+        );
+        let row = self
+            .conn
+            .query_row(&sql, params![project_id, run_id], run_row)?;
+        let config_json = self
+            .conn
+            .query_row(CONFIG_JSON, params![project_id, run_id], |r| r.get(0))?;
+        Ok((row, config_json))
     }
 }
 

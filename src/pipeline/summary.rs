@@ -1,0 +1,182 @@
+//! `run_summary.json`: what one invocation of a run did, derived from the
+//! registry.
+//!
+//! The summary is written when a run starts (status `running`, no stages)
+//! and rewritten when it ends, each time from the registry's rows for the
+//! run and its current attempt, so the file and the index cannot tell two
+//! stories. It carries everything about a run that lives nowhere else on
+//! disk (config, statuses, timings, input hashes), which is what lets
+//! `orchestrator reindex` rebuild the registry from the files.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::stage::Stage;
+use crate::error::{Error, Result};
+use crate::registry::{ExecutionRecord, Registry};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageStatus {
+    Executed,
+    Skipped,
+    Failed,
+    /// Not reached because an earlier stage failed.
+    NotRun,
+    /// Still in flight (only in a summary read while a run is live).
+    Running,
+}
+
+impl StageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageStatus::Executed => "executed",
+            StageStatus::Skipped => "skipped",
+            StageStatus::Failed => "failed",
+            StageStatus::NotRun => "not_run",
+            StageStatus::Running => "running",
+        }
+    }
+
+    fn from_registry(status: &str) -> StageStatus {
+        match status {
+            "executed" => StageStatus::Executed,
+            "skipped" => StageStatus::Skipped,
+            "running" => StageStatus::Running,
+            _ => StageStatus::Failed,
+        }
+    }
+}
+
+/// One entry of `run_summary.json`'s `stages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageReport {
+    pub stage: u8,
+    pub name: String,
+    pub artifact_type: String,
+    pub stage_version: String,
+    pub status: StageStatus,
+    pub reason: String,
+    pub sha256: Option<String>,
+    /// Input name (`config`, `Script`, …) → sha256 the decision saw.
+    pub input_hashes: BTreeMap<String, String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+impl StageReport {
+    /// A stage with no execution row in this attempt.
+    pub(crate) fn not_run(stage: &dyn Stage, reason: &str) -> Self {
+        StageReport {
+            stage: stage.number(),
+            name: stage.name().to_string(),
+            artifact_type: stage.output().name().to_string(),
+            stage_version: stage.version().to_string(),
+            status: StageStatus::NotRun,
+            reason: reason.to_string(),
+            sha256: None,
+            input_hashes: BTreeMap::new(),
+            started_at: None,
+            finished_at: None,
+            duration_ms: 0,
+            error: None,
+        }
+    }
+
+    pub(crate) fn from_execution(stage: &dyn Stage, e: &ExecutionRecord) -> Self {
+        StageReport {
+            stage: e.stage,
+            name: e.stage_name.clone(),
+            artifact_type: stage.output().name().to_string(),
+            stage_version: e.stage_version.clone(),
+            status: StageStatus::from_registry(&e.status),
+            reason: e.reason.clone(),
+            sha256: e.output_sha256.clone(),
+            input_hashes: e.input_hashes.clone(),
+            started_at: Some(e.started_at.clone()),
+            finished_at: e.finished_at.clone(),
+            duration_ms: e.duration_ms.unwrap_or(0),
+            error: e.error.clone(),
+        }
+    }
+}
+
+/// The content of `run_summary.json`, and what `run --json` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    pub project_id: String,
+    pub run_id: String,
+    pub title: String,
+    /// The project config in its canonical form (its sha256 is `config_hash`).
+    pub config: serde_json::Value,
+    pub config_hash: String,
+    /// `running`, `complete` or `failed`.
+    pub status: String,
+    pub attempt: u32,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub stages_executed: u32,
+    pub stages_skipped: u32,
+    pub error: Option<String>,
+    pub orchestrator_version: String,
+    pub host: String,
+    pub stages: Vec<StageReport>,
+    #[serde(skip)]
+    pub run_dir: PathBuf,
+}
+
+/// Build the summary of `(project_id, run_id)` from the registry: the run
+/// row and the newest execution of each stage in its current attempt. Once
+/// the run has ended, a stage with no row in the attempt is `not_run`.
+pub(crate) fn from_registry(
+    registry: &Registry,
+    project_id: &str,
+    run_id: &str,
+    stages: &[Box<dyn Stage>],
+    run_dir: PathBuf,
+) -> Result<RunReport> {
+    let (run, config_json) = registry.run_record(project_id, run_id)?;
+    let config = serde_json::from_str(&config_json).map_err(|e| {
+        Error::Inconsistent(format!("runs.config_json of {project_id}/{run_id}: {e}"))
+    })?;
+    let executions = registry.executions_of_attempt(project_id, run_id, run.attempts)?;
+    let ended = run.status != "running";
+    let reports = stages
+        .iter()
+        .filter_map(|stage| {
+            // Rows come in execution order; the last one per stage is current.
+            match executions.iter().rfind(|e| e.stage == stage.number()) {
+                Some(e) => Some(StageReport::from_execution(stage.as_ref(), e)),
+                None if ended => Some(StageReport::not_run(
+                    stage.as_ref(),
+                    "an earlier stage failed",
+                )),
+                None => None,
+            }
+        })
+        .collect();
+    Ok(RunReport {
+        project_id: run.project_id,
+        run_id: run.run_id,
+        title: run.project_title,
+        config,
+        config_hash: run.config_hash,
+        status: run.status,
+        attempt: run.attempts,
+        started_at: run.started_at,
+        finished_at: run.finished_at,
+        duration_ms: run.duration_ms,
+        stages_executed: run.stages_executed,
+        stages_skipped: run.stages_skipped,
+        error: run.error,
+        orchestrator_version: run.orchestrator_version,
+        host: run.host,
+        stages: reports,
+        run_dir,
+    })
+}
