@@ -232,7 +232,8 @@ fn files_written_before_a_kill_at_the_commit_are_adopted_not_recomputed() {
 fn adoption_refuses_leftovers_that_do_not_check_out() {
     // Killed after stage 2's files were written but before its commit; then
     // the leftover artifact is damaged in three different ways.
-    let damage: [(&str, fn(&Path)); 3] = [
+    type Damage = fn(&Path);
+    let damage: [(&str, Damage); 3] = [
         ("bytes changed", |dir| {
             let path = dir.join("ShotList.json");
             let mut bytes = std::fs::read(&path).unwrap();
