@@ -56,6 +56,7 @@ fn bench_size(scenes: u32) {
         from_stage: None,
         force,
         lock_wait: Duration::from_secs(10),
+        on_lock_wait: None,
     };
 
     let execute = median(|| {

@@ -1,73 +1,223 @@
-//! Advisory locks that keep two processes from running the same run at once.
+//! Advisory locks that keep two processes from running the same run at once,
+//! and let readers tell a live run from a dead one without getting in its way.
 //!
-//! A run's lock is a file under `<artifacts>/.locks/`, outside every run
-//! directory (which must hold exactly the artifact files). The OS releases
-//! the lock when the holder exits, however it exits, which is also how
-//! `runs list` tells a crashed run ("interrupted") from a live one.
+//! Each run has two files under `<artifacts>/.locks/`, outside every run
+//! directory (which must hold exactly the artifact files):
+//!
+//! - `<project>.<run>.lock`, the **run lock**. Only `run` touches it: it takes
+//!   an exclusive lock, polling until `--lock-timeout` (or giving up at once
+//!   with `--no-wait`). The holder then writes its pid and start time into
+//!   the file, so a waiter can say whom it is waiting for, and empties it
+//!   again on release.
+//! - `<project>.<run>.live`, the **liveness flag**. Right after taking the run
+//!   lock, the holder also locks this file exclusively, with a blocking
+//!   `lock()`. Readers (`runs list`/`show`, `lineage`, `verify`) look only at
+//!   this file: a momentary shared `try_lock` that would block means a live
+//!   holder.
+//!
+//! Why two files: probing a lock is itself taking one. If readers probed the
+//! run lock, a `run --no-wait` arriving during a probe would find it taken
+//! and be refused because of a reader. On the `.live` file the only process
+//! a probe can contend with is one that already owns the run lock, and that
+//! one simply waits out the probe. So readers never wait and never make a
+//! writer fail; between taking the run lock and the flag (before the run
+//! records anything) a reader may see the run as not live, which is harmless.
+//!
+//! Locks are `flock`s: the OS drops them when the holder exits, however it
+//! exits, which is how a crashed run's `running` row reads as `interrupted`.
+//! The pid and time in the lock file are only ever shown, never trusted.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
+
+/// How often a waiter retries the run lock.
+const POLL: Duration = Duration::from_millis(50);
+
+/// How long a waiter gives a new holder to write its pid before announcing
+/// the wait without one.
+const HOLDER_GRACE: Duration = Duration::from_millis(250);
+
+/// The lock file is a few dozen bytes; anything bigger is not ours.
+const HOLDER_MAX_BYTES: u64 = 1024;
 
 /// Held for as long as the value lives.
 #[derive(Debug)]
 pub struct RunLock {
-    _file: File,
+    // Field order is drop order: the flag goes before the run lock, so
+    // whoever takes the run lock next does not wait on the flag.
+    _live: File,
+    lock: File,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // A waiter must not show a pid that no longer holds anything. A
+        // killed holder cannot do this; its successor overwrites the file.
+        let _ = self.lock.set_len(0);
+    }
+}
+
+/// Who holds a run, as read from its lock file by a process waiting for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// `<project>/<run>`.
+    pub run: String,
+    /// `None` when the lock file did not say (an older or a brand-new holder).
+    pub pid: Option<u32>,
+    /// When the holder took the lock, RFC 3339.
+    pub since: Option<String>,
+}
+
+impl Holder {
+    /// `pid 1234 since 2025-01-01T00:00:00Z`, or what is known of that.
+    pub fn describe(&self) -> String {
+        match (self.pid, &self.since) {
+            (Some(pid), Some(since)) => format!("pid {pid} since {since}"),
+            (Some(pid), None) => format!("pid {pid}"),
+            (None, _) => "another process".to_string(),
+        }
+    }
+}
+
+/// What a holder writes into its lock file.
+#[derive(Debug, Serialize, Deserialize)]
+struct HolderRecord {
+    pid: u32,
+    since: String,
+}
+
+/// What to do while the run lock is taken by someone else.
+#[derive(Debug, Clone, Copy)]
+pub struct Wait {
+    /// Give up (exit 4) after this long; zero means at once (`--no-wait`).
+    pub timeout: Duration,
+    /// Called once, when this process starts waiting.
+    pub on_wait: Option<fn(&Holder)>,
 }
 
 pub fn lock_path(artifacts_dir: &Path, project_id: &str, run_id: &str) -> PathBuf {
-    artifacts_dir
-        .join(".locks")
-        .join(format!("{project_id}.{run_id}.lock"))
+    locks_dir(artifacts_dir).join(format!("{project_id}.{run_id}.lock"))
 }
 
-/// Take the run's lock, waiting up to `wait` for another holder to finish.
+/// The liveness flag beside the run lock; see the module comment.
+pub fn live_path(artifacts_dir: &Path, project_id: &str, run_id: &str) -> PathBuf {
+    locks_dir(artifacts_dir).join(format!("{project_id}.{run_id}.live"))
+}
+
+fn locks_dir(artifacts_dir: &Path) -> PathBuf {
+    artifacts_dir.join(".locks")
+}
+
+/// Take the run's lock, waiting as `wait` says for another holder to
+/// finish; `since` (RFC 3339, from the caller's clock) is recorded for
+/// waiters to show.
 pub fn acquire(
     artifacts_dir: &Path,
     project_id: &str,
     run_id: &str,
-    wait: Duration,
+    since: &str,
+    wait: Wait,
 ) -> Result<RunLock> {
+    let dir = locks_dir(artifacts_dir);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating the lock directory", &dir, e))?;
     let path = lock_path(artifacts_dir, project_id, run_id);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io("creating the lock directory", dir, e))?;
-    }
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io("opening the run lock", &path, e))?;
+    let lock = open_rw(&path).map_err(|e| Error::io("opening the run lock", &path, e))?;
+    let run = format!("{project_id}/{run_id}");
+    let started = Instant::now();
     // A wait too long to represent is simply no deadline.
-    let deadline = Instant::now().checked_add(wait);
+    let deadline = started.checked_add(wait.timeout);
+    let mut announced = wait.on_wait.is_none();
     loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(RunLock { _file: file }),
+        match lock.try_lock() {
+            Ok(()) => break,
             Err(TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
-                std::thread::sleep(Duration::from_millis(50));
+                if !announced {
+                    let holder = read_holder(&path, &run);
+                    if holder.pid.is_some() || started.elapsed() >= HOLDER_GRACE {
+                        if let Some(f) = wait.on_wait {
+                            f(&holder);
+                        }
+                        announced = true;
+                    }
+                }
+                std::thread::sleep(POLL);
             }
             Err(TryLockError::WouldBlock) => {
+                let holder = read_holder(&path, &run);
+                let waited = if wait.timeout.is_zero() {
+                    String::new()
+                } else {
+                    let secs = wait.timeout.as_secs_f64().ceil() as u64;
+                    format!("; still held after waiting {secs}s")
+                };
                 return Err(Error::Busy {
-                    what: format!("run {project_id}/{run_id}"),
+                    what: format!("run {run}"),
                     message: format!(
-                        "another `orchestrator run` has held `{}` for over {}s",
-                        path.display(),
-                        wait.as_secs()
+                        "held by {} (lock `{}`){waited}",
+                        holder.describe(),
+                        path.display()
                     ),
                 });
             }
             Err(TryLockError::Error(e)) => return Err(Error::io("locking", &path, e)),
         }
     }
+    write_holder(&lock, since).map_err(|e| Error::io("writing the run lock", &path, e))?;
+
+    let live_file = live_path(artifacts_dir, project_id, run_id);
+    let live = open_rw(&live_file).map_err(|e| Error::io("opening the run lock", &live_file, e))?;
+    // Blocking is right here: only readers' momentary probes contend for it.
+    live.lock()
+        .map_err(|e| Error::io("locking", &live_file, e))?;
+    Ok(RunLock { _live: live, lock })
 }
 
-/// Whether some process holds the run's lock right now. A missing lock file
-/// means nobody does.
+fn open_rw(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+}
+
+fn write_holder(mut file: &File, since: &str) -> std::io::Result<()> {
+    let record = HolderRecord {
+        pid: std::process::id(),
+        since: since.to_string(),
+    };
+    let bytes = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(&bytes)
+}
+
+/// Best effort: a lock file that is empty, half-written or not ours yields
+/// a holder with no pid.
+fn read_holder(path: &Path, run: &str) -> Holder {
+    let mut bytes = Vec::new();
+    let record = File::open(path)
+        .and_then(|f| f.take(HOLDER_MAX_BYTES).read_to_end(&mut bytes))
+        .ok()
+        .and_then(|_| serde_json::from_slice::<HolderRecord>(&bytes).ok());
+    Holder {
+        run: run.to_string(),
+        pid: record.as_ref().map(|r| r.pid),
+        since: record.map(|r| r.since),
+    }
+}
+
+/// Whether a live process holds the run right now. Probes only the
+/// liveness flag, read-only and without waiting, so it can neither block
+/// nor refuse a `run`. A missing flag means nobody holds the run.
 pub fn is_held(artifacts_dir: &Path, project_id: &str, run_id: &str) -> bool {
-    let path = lock_path(artifacts_dir, project_id, run_id);
+    let path = live_path(artifacts_dir, project_id, run_id);
     let Ok(file) = File::open(&path) else {
         return false;
     };
@@ -82,15 +232,60 @@ pub fn is_held(artifacts_dir: &Path, project_id: &str, run_id: &str) -> bool {
 mod tests {
     use super::*;
 
+    const SINCE: &str = "2025-01-01T00:00:00Z";
+
+    fn no_wait() -> Wait {
+        Wait {
+            timeout: Duration::ZERO,
+            on_wait: None,
+        }
+    }
+
     #[test]
     fn second_acquire_times_out_while_first_is_held() {
         let dir = tempfile::tempdir().unwrap();
-        let held = acquire(dir.path(), "p", "r", Duration::ZERO).unwrap();
+        let held = acquire(dir.path(), "p", "r", SINCE, no_wait()).unwrap();
         assert!(is_held(dir.path(), "p", "r"));
-        let err = acquire(dir.path(), "p", "r", Duration::from_millis(100)).unwrap_err();
+        let wait = Wait {
+            timeout: Duration::from_millis(100),
+            on_wait: None,
+        };
+        let err = acquire(dir.path(), "p", "r", SINCE, wait).unwrap_err();
         assert_eq!(err.exit_code(), crate::error::exit::BUSY);
+        let pid = std::process::id();
+        assert!(
+            err.to_string()
+                .contains(&format!("run p/r is busy: held by pid {pid} since {SINCE}")),
+            "{err}"
+        );
         drop(held);
         assert!(!is_held(dir.path(), "p", "r"));
-        acquire(dir.path(), "p", "r", Duration::ZERO).unwrap();
+        acquire(dir.path(), "p", "r", SINCE, no_wait()).unwrap();
+    }
+
+    #[test]
+    fn a_liveness_probe_never_refuses_a_no_wait_acquire() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(acquire(dir.path(), "p", "r", SINCE, no_wait()).unwrap());
+        // A reader caught mid-probe: it holds the flag shared.
+        let probe = File::open(live_path(dir.path(), "p", "r")).unwrap();
+        probe.try_lock_shared().unwrap();
+        let released = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(probe);
+        });
+        let held = acquire(dir.path(), "p", "r", SINCE, no_wait()).unwrap();
+        released.join().unwrap();
+        assert!(is_held(dir.path(), "p", "r"));
+        drop(held);
+    }
+
+    #[test]
+    fn a_released_lock_names_no_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(acquire(dir.path(), "p", "r", SINCE, no_wait()).unwrap());
+        let holder = read_holder(&lock_path(dir.path(), "p", "r"), "p/r");
+        assert_eq!(holder.pid, None);
+        assert_eq!(holder.describe(), "another process");
     }
 }

@@ -66,6 +66,7 @@ fn an_invalid_artifact_is_never_written_or_registered() {
         from_stage: None,
         force: false,
         lock_wait: Duration::from_secs(1),
+        on_lock_wait: None,
     };
     let mut stages = default_stages();
     stages[1] = Box::new(BrokenShotList);

@@ -5,17 +5,8 @@ mod common;
 
 use std::fs::File;
 
-use common::{Workspace, example_run};
+use common::{TEST_HOLDER_SINCE, Workspace, example_run, statuses, summary_of};
 use serde_json::Value;
-
-/// Hold the run's lock from this test process, as a live `orchestrator run` would.
-fn hold_lock(ws: &Workspace, project: &str, run: &str) -> File {
-    let dir = ws.artifacts().join(".locks");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = File::create(dir.join(format!("{project}.{run}.lock"))).unwrap();
-    file.lock().unwrap();
-    file
-}
 
 #[test]
 fn a_held_run_makes_a_second_run_exit_4_without_touching_files() {
@@ -23,7 +14,7 @@ fn a_held_run_makes_a_second_run_exit_4_without_touching_files() {
     let run_id = summary["run_id"].as_str().unwrap();
     let script = ws.run_dir("lighthouse", run_id).join("Script.json");
     let before = std::fs::read(&script).unwrap();
-    let _held = hold_lock(&ws, "lighthouse", run_id);
+    let _held = ws.hold_run_lock("lighthouse", run_id);
 
     let out = ws
         .cmd()
@@ -50,7 +41,7 @@ fn a_running_run_with_a_live_holder_is_running_not_interrupted() {
     ws.sqlite()
         .execute("UPDATE runs SET status = 'running', finished_at = NULL", [])
         .unwrap();
-    let held = hold_lock(&ws, "lighthouse", run_id);
+    let held = ws.hold_live_run("lighthouse", run_id);
     let list = |args: &[&str]| ws.runs_list(args);
     assert_eq!(list(&[])[0]["status"], "running");
     assert_eq!(list(&["--status", "running"]).len(), 1);
@@ -75,4 +66,121 @@ fn verify_stays_quiet_on_stderr_when_piped_even_for_a_large_tree() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["artifacts_checked"], 225);
+}
+
+/// The line `run` prints once on stderr while it waits for `holder`.
+fn waiting_line(project: &str, run: &str) -> String {
+    format!(
+        "waiting for run {project}/{run} held by pid {} since {TEST_HOLDER_SINCE}",
+        std::process::id()
+    )
+}
+
+#[test]
+fn no_wait_on_a_held_run_exits_4_at_once_and_a_timeout_after_waiting() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let config = ws.path().join("project.json");
+    let held = ws.hold_run_lock("lighthouse", run_id);
+
+    let out = ws.run_output(&config, &["--no-wait"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let busy = format!(
+        "error: run lighthouse/{run_id} is busy: held by pid {} since {TEST_HOLDER_SINCE}",
+        std::process::id()
+    );
+    assert!(err.starts_with(&busy), "{err}");
+    // Refused at once: it never waited, so it never said it was waiting.
+    assert!(!err.contains("waiting for run"), "{err}");
+    assert!(out.stdout.is_empty());
+
+    let out = ws.run_output(&config, &["--lock-timeout", "1"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines[0], waiting_line("lighthouse", run_id), "{err}");
+    assert_eq!(err.matches("waiting for run").count(), 1, "{err}");
+    assert!(lines[1].starts_with(&busy), "{err}");
+    assert!(lines[1].ends_with("still held after waiting 1s"), "{err}");
+
+    drop(held);
+    let again = summary_of(&ws.run_output(&config, &["--no-wait"]));
+    assert_eq!(statuses(&again), vec!["skipped"; 5]);
+    assert_eq!(ws.runs_list(&[])[0]["attempts"], 2);
+}
+
+#[test]
+fn no_wait_and_lock_timeout_together_are_a_usage_error() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    let out = ws.run_output(&config, &["--no-wait", "--lock-timeout", "3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!ws.db().exists());
+}
+
+/// Readers probe only the liveness flag; one caught in the middle of its
+/// probe (holding the flag shared) must not refuse or stall a `run`.
+#[test]
+fn a_reader_mid_probe_never_refuses_a_no_wait_run() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let flag = ws
+        .artifacts()
+        .join(".locks")
+        .join(format!("lighthouse.{run_id}.live"));
+    let probe = File::open(&flag).unwrap();
+    probe.try_lock_shared().unwrap();
+    let mut child = ws.spawn(&[
+        "run",
+        "--json",
+        "--no-wait",
+        "--project",
+        ws.path().join("project.json").to_str().unwrap(),
+    ]);
+    // Once the run has written its pid into the run lock it goes for the
+    // flag next, and must wait out the probe rather than give up.
+    let lock_file = flag.with_extension("lock");
+    let pid = format!("\"pid\":{}", child.id());
+    while !std::fs::read_to_string(&lock_file).unwrap().contains(&pid) {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    drop(probe);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(statuses(&summary_of(&out)), vec!["skipped"; 5]);
+}
+
+#[test]
+fn a_killed_run_reads_interrupted_and_running_again_while_its_locks_are_held() {
+    let ws = Workspace::new();
+    let mut config = common::example_config();
+    // Large enough to be caught mid-run.
+    config["scene_count"] = 10_000.into();
+    let path = ws.write_config("big.json", &config);
+    let mut child = ws.spawn(&["run", "--project", path.to_str().unwrap()]);
+
+    // Wait for its `running` row: the run holds its locks from before then.
+    let row = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it could be seen running");
+        }
+        let rows = ws.db().exists().then(|| ws.runs_list(&[]));
+        if let Some(row) = rows.and_then(|r| r.into_iter().next()) {
+            break row;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(row["status"], "running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let run_id = row["run_id"].as_str().unwrap();
+    let status = || ws.runs_list(&[])[0]["status"].clone();
+    assert_eq!(status(), "interrupted");
+    let held = ws.hold_live_run(row["project_id"].as_str().unwrap(), run_id);
+    assert_eq!(status(), "running");
+    drop(held);
+    assert_eq!(status(), "interrupted");
 }

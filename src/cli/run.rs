@@ -10,6 +10,7 @@ use super::GlobalArgs;
 use orchestrator::artifact::short_sha;
 use orchestrator::clock::SystemClock;
 use orchestrator::config;
+use orchestrator::lock;
 use orchestrator::pipeline::{
     RunOptions, RunOutcome, StageReport, StageStatus, default_stages, run_pipeline,
 };
@@ -40,6 +41,10 @@ pub struct RunArgs {
     /// Seconds to wait for another process running the same run.
     #[arg(long, value_name = "SECS", default_value_t = BUSY_TIMEOUT.as_secs())]
     pub lock_timeout: u64,
+
+    /// Exit 4 at once if another process is running the same run.
+    #[arg(long, conflicts_with = "lock_timeout")]
+    pub no_wait: bool,
 }
 
 pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
@@ -56,7 +61,12 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
         artifacts_dir: global.artifacts_dir.clone(),
         from_stage: args.from_stage,
         force: args.force,
-        lock_wait: Duration::from_secs(args.lock_timeout),
+        lock_wait: if args.no_wait {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(args.lock_timeout)
+        },
+        on_lock_wait: Some(say_waiting),
     };
 
     let run_id = opts
@@ -117,6 +127,17 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
         Some(e) => Err(e.into()),
         None => Ok(()),
     }
+}
+
+/// Said once on stderr, so a run that seems to hang explains itself. A
+/// closed stderr must not stop the run, so a failed write is ignored.
+fn say_waiting(holder: &lock::Holder) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "waiting for run {} held by {}",
+        holder.run,
+        holder.describe()
+    );
 }
 
 /// `  ✓ 2 stage2_script_to_shotlist  ShotList  3f9a2c1b7d0e  executed (not run before)  4 ms`

@@ -41,8 +41,11 @@ pub struct RunOptions {
     pub from_stage: Option<u8>,
     /// Execute every stage regardless of state.
     pub force: bool,
-    /// How long to wait for another process holding this run.
+    /// How long to wait for another process holding this run; zero
+    /// refuses at once.
     pub lock_wait: Duration,
+    /// Called once if the run must wait for another process, to say so.
+    pub on_lock_wait: Option<fn(&lock::Holder)>,
 }
 
 /// What a run produced once it started: the report (also what
@@ -103,7 +106,11 @@ pub fn run_pipeline(
         &opts.artifacts_dir,
         &cfg.project_id,
         &run_id,
-        opts.lock_wait,
+        &rfc3339(clock.now()),
+        lock::Wait {
+            timeout: opts.lock_wait,
+            on_wait: opts.on_lock_wait,
+        },
     )?;
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Error::io("creating the run directory", &run_dir, e))?;

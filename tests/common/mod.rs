@@ -225,3 +225,54 @@ pub fn assert_usage_error(out: &std::process::Output) -> String {
     }
     stderr
 }
+
+/// `since` the test process writes into a run lock it takes, so a waiting
+/// `run` can be seen to name it.
+pub const TEST_HOLDER_SINCE: &str = "2000-01-01T00:00:00.000Z";
+
+impl Workspace {
+    /// `orchestrator <args>` started in the background, stdout and stderr
+    /// piped, stdin closed.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        use std::process::Stdio;
+        std::process::Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"))
+            .current_dir(self.path())
+            .env_remove("ORCHESTRATOR_ARTIFACTS_DIR")
+            .env_remove("ORCHESTRATOR_DB")
+            .env("NO_COLOR", "1")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Take a run's lock (`.locks/<project>.<run>.lock`) from the test
+    /// process and record this process as its holder, as `orchestrator run`
+    /// does. Released when the file is dropped.
+    pub fn hold_run_lock(&self, project: &str, run: &str) -> std::fs::File {
+        use std::io::Write;
+        let dir = self.artifacts().join(".locks");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut file = std::fs::File::create(dir.join(format!("{project}.{run}.lock"))).unwrap();
+        file.lock().unwrap();
+        let holder = serde_json::json!({"pid": std::process::id(), "since": TEST_HOLDER_SINCE});
+        file.write_all(holder.to_string().as_bytes()).unwrap();
+        file
+    }
+
+    /// Take both of a run's locks, the run lock and the liveness flag
+    /// (`.locks/<project>.<run>.live`) that readers probe: to every other
+    /// process the run is being run right now.
+    pub fn hold_live_run(&self, project: &str, run: &str) -> (std::fs::File, std::fs::File) {
+        let lock = self.hold_run_lock(project, run);
+        let path = self
+            .artifacts()
+            .join(".locks")
+            .join(format!("{project}.{run}.live"));
+        let live = std::fs::File::create(path).unwrap();
+        live.lock().unwrap();
+        (lock, live)
+    }
+}
