@@ -85,7 +85,10 @@ fn assert_every_command_refuses_a_damaged_registry(ws: &Workspace, run_id: &str)
     for args in every_command(ws, run_id) {
         let out = ws.cmd().args(&args).output().unwrap();
         let stderr = assert_registry_refused(&out, &args.join(" "));
-        assert!(stderr.contains("orchestrator reindex"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("orchestrator reindex"),
+            "{args:?}: {stderr}"
+        );
         // SQLite's own words are a cause, not part of the message.
         assert!(stderr.contains("\n  caused by: "), "{args:?}: {stderr}");
         assert_eq!(artifact_tree(ws), tree, "{args:?} changed artifact files");
@@ -303,7 +306,10 @@ fn a_missing_registry_beside_runs_points_at_reindex_and_run_warns() {
             stderr.contains("no registry at") && stderr.contains("holds 1 run"),
             "{args:?}: {stderr}"
         );
-        assert!(stderr.contains("orchestrator reindex"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("orchestrator reindex"),
+            "{args:?}: {stderr}"
+        );
         assert!(!ws.db().exists(), "{args:?} created a registry");
     }
     assert_eq!(artifact_tree(&ws), tree);
@@ -318,7 +324,11 @@ fn a_missing_registry_beside_runs_points_at_reindex_and_run_warns() {
             && stderr.contains("orchestrator reindex"),
         "{stderr}"
     );
-    let ids: Vec<Value> = ws.runs_list(&[]).iter().map(|r| r["run_id"].clone()).collect();
+    let ids: Vec<Value> = ws
+        .runs_list(&[])
+        .iter()
+        .map(|r| r["run_id"].clone())
+        .collect();
     assert_eq!(ids, [json!("fresh")]);
 }
 
@@ -427,10 +437,6 @@ fn a_read_only_location_refuses_run_with_exit_5_and_still_answers_reads() {
 
 /// Parse stdout as JSON whatever the exit status.
 fn summary_of_any(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))
 }

@@ -21,8 +21,8 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use crate::error::{Error, Result};
 
 pub use artifacts::ArtifactRecord;
-pub use open::{migration_lock_path, runs_on_disk};
 pub use executions::{CompletedExecution, ExecutionRecord, StageRow};
+pub use open::{migration_lock_path, runs_on_disk};
 pub use runs::{LiveCheck, NewRun, RunFilter, RunFinish, RunRow};
 pub use verification::{StaleEdge, Verification};
 

@@ -115,7 +115,8 @@ impl Registry {
                 }
                 Err(e) => return Err(unusable(path, e)),
             };
-            let read_only = access != Access::ReadWrite || conn.is_readonly(MAIN_DB).unwrap_or(true);
+            let read_only =
+                access != Access::ReadWrite || conn.is_readonly(MAIN_DB).unwrap_or(true);
             return match (judge(path, found)?, read_only) {
                 (Schema::Current, _) => Registry::ready(conn, path, read_only),
                 (Schema::Behind, false) => {
@@ -466,6 +467,60 @@ mod tests {
             immutable_uri(Path::new("/tmp/a b?#%/registry.db")).unwrap(),
             "file:/tmp/a%20b%3F%23%25/registry.db?immutable=1"
         );
+    }
+
+    fn judged(history_rows: &str) -> Result<Schema> {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE refinery_schema_history (
+                 version INT4 PRIMARY KEY, name VARCHAR(255),
+                 applied_on VARCHAR(255), checksum VARCHAR(255));
+             {history_rows}"
+        ))
+        .unwrap();
+        judge(Path::new("r.db"), read_history(&conn).unwrap())
+    }
+
+    #[test]
+    fn history_is_judged_against_this_builds_migrations() {
+        let known = migrations::runner().get_migrations().clone();
+        let row = |m: &refinery::Migration, checksum: String| {
+            format!(
+                "INSERT INTO refinery_schema_history VALUES ({}, '{}', 'x', '{checksum}');",
+                m.version(),
+                m.name()
+            )
+        };
+        let all: String = known
+            .iter()
+            .map(|m| row(m, m.checksum().to_string()))
+            .collect();
+        assert_eq!(judged(&all).unwrap(), Schema::Current);
+        assert_eq!(
+            judged(&row(&known[0], known[0].checksum().to_string())).unwrap(),
+            Schema::Behind
+        );
+        assert_eq!(judged("").unwrap(), Schema::Behind);
+
+        let altered = row(&known[0], "12345".to_string());
+        assert!(matches!(
+            judged(&altered),
+            Err(Error::RegistryIncompatible {
+                problem: Incompatibility::Divergent { version: 1, .. },
+                ..
+            })
+        ));
+        // A hand-written row (NULL name, a checksum that is no number) is
+        // judged, where refinery itself would panic parsing it.
+        let newer =
+            format!("{all} INSERT INTO refinery_schema_history VALUES (99, NULL, NULL, 'x');");
+        assert!(matches!(
+            judged(&newer),
+            Err(Error::RegistryIncompatible {
+                problem: Incompatibility::Newer { version: 99, .. },
+                ..
+            })
+        ));
     }
 
     #[test]
