@@ -91,6 +91,29 @@ pub enum Error {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
+    /// A SQLite database this build must not use or change: written by a
+    /// newer orchestrator, or not an orchestrator registry at all. Detected
+    /// before anything is written, so the file is left exactly as it was.
+    #[error("the registry `{}` {problem}", path.display())]
+    RegistryIncompatible {
+        path: PathBuf,
+        problem: Incompatibility,
+    },
+
+    /// No registry file, but the artifacts directory holds runs it would
+    /// have indexed: an empty answer would be a lie.
+    #[error(
+        "no registry at `{}`, but `{}` holds {runs} run{}",
+        path.display(),
+        artifacts_dir.display(),
+        if *runs == 1 { "" } else { "s" }
+    )]
+    RegistryMissing {
+        path: PathBuf,
+        artifacts_dir: PathBuf,
+        runs: usize,
+    },
+
     #[error("registry query failed")]
     Sql(#[from] rusqlite::Error),
 
@@ -139,7 +162,9 @@ impl Error {
                 exit::PROBLEM
             }
             Error::StageFailed { source, .. } => source.exit_code(),
-            Error::RegistryUnusable { .. } => exit::REGISTRY,
+            Error::RegistryUnusable { .. }
+            | Error::RegistryIncompatible { .. }
+            | Error::RegistryMissing { .. } => exit::REGISTRY,
             Error::Sql(e) => sql_exit_code(e),
             Error::Busy { .. } => exit::BUSY,
             Error::Io { .. } => exit::IO,
@@ -154,15 +179,61 @@ impl Error {
                 Some("wait for the other `orchestrator` process to finish, then retry".into())
             }
             Error::RegistryUnusable { .. } => Some(
-                "point `--db` at another file, or move this one aside; the artifact files are untouched"
+                "run `orchestrator reindex` to rebuild it from the artifact files, which are untouched"
                     .into(),
             ),
+            Error::RegistryIncompatible { problem, .. } => Some(problem.hint().into()),
+            Error::RegistryMissing { .. } => {
+                Some("run `orchestrator reindex` to rebuild it from those runs".into())
+            }
             Error::InvalidArtifact { .. } => Some(
                 "the artifact was not written; the stage's output does not match its schema in `schemas/`"
                     .into(),
             ),
             Error::StageFailed { source, .. } => source.hint(),
             _ => None,
+        }
+    }
+}
+
+/// Why a registry file is refused untouched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incompatibility {
+    /// It records a migration this build does not know.
+    Newer { version: i64, name: String },
+    /// It records one of this build's migrations with other contents.
+    Divergent { version: i64, name: String },
+    /// A SQLite database with tables but no migration history.
+    Foreign,
+}
+
+impl std::fmt::Display for Incompatibility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Incompatibility::Newer { version, name } => write!(
+                f,
+                "was written by a newer orchestrator: it has migration V{version} `{name}`, which this version does not know"
+            ),
+            Incompatibility::Divergent { version, name } => write!(
+                f,
+                "has a migration V{version} `{name}` that differs from this version's"
+            ),
+            Incompatibility::Foreign => {
+                f.write_str("is a SQLite database but not an orchestrator registry")
+            }
+        }
+    }
+}
+
+impl Incompatibility {
+    fn hint(&self) -> &'static str {
+        match self {
+            Incompatibility::Newer { .. } | Incompatibility::Divergent { .. } => {
+                "the file was left untouched; use the orchestrator that wrote it, or pass `--db` to use another registry"
+            }
+            Incompatibility::Foreign => {
+                "the file was left untouched; pass `--db` with the path of an orchestrator registry"
+            }
         }
     }
 }

@@ -30,8 +30,15 @@ fn report(err: &anyhow::Error) {
     if let Some(top) = chain.next() {
         eprintln!("error: {top}");
     }
+    let mut previous = String::new();
     for cause in chain {
-        eprintln!("  caused by: {cause}");
+        let text = cause.to_string();
+        // SQLite's errors carry their text twice: as the message and as the
+        // description of the code underneath ("Error code 26: <same>").
+        if text != previous && !text.ends_with(&format!(": {previous}")) {
+            eprintln!("  caused by: {text}");
+        }
+        previous = text;
     }
     if let Some(hint) = core_error(err).and_then(|e| e.hint()) {
         eprintln!("hint: {hint}");

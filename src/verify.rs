@@ -99,7 +99,7 @@ pub struct VerifyReport {
 }
 
 /// Verify every artifact of `runs`, record each artifact's result in the
-/// registry, and return the report. `progress(done, total)` is called after
+/// registry (unless it was opened read-only), and return the report. `progress(done, total)` is called after
 /// each artifact, in bytes of registered artifact files.
 pub fn verify(
     registry: &mut Registry,
@@ -162,7 +162,11 @@ pub fn verify(
         });
         problems.extend(run_problems);
     }
-    registry.record_verifications(&verifications)?;
+    // A read-only registry still gets a full report; only the record of it
+    // is skipped (the CLI says so).
+    if !registry.is_read_only() {
+        registry.record_verifications(&verifications)?;
+    }
 
     Ok(VerifyReport {
         ok: problems.is_empty(),

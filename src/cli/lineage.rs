@@ -62,7 +62,7 @@ pub enum Format {
 }
 
 pub fn run(global: &GlobalArgs, args: &LineageArgs) -> anyhow::Result<()> {
-    let registry = Registry::open_existing(&global.db_path())?;
+    let registry = Registry::open_existing(&global.db_path(), &global.artifacts_dir)?;
     let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
     let scope = Scope {
         run: args.run.as_deref(),

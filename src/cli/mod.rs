@@ -69,10 +69,42 @@ pub enum Command {
 /// find problems, like `verify`, succeed with a non-zero code).
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     use orchestrator::error::exit::SUCCESS;
-    match cli.command {
+    let result = match cli.command {
         Command::Run(args) => run::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Runs(cmd) => runs::run(&cli.global, &cmd).map(|()| SUCCESS),
         Command::Lineage(args) => lineage::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Verify(args) => verify::run(&cli.global, &args),
+    };
+    result.map_err(|e| name_damaged_registry(e, &cli.global.db_path()))
+}
+
+/// SQLite reports a damaged file when a query first touches a bad page,
+/// which can be long after the open succeeded and deep inside any registry
+/// function. Turn such an error into one that names the file and the way
+/// out (exit 3, `reindex`) here, once, instead of in every query.
+fn name_damaged_registry(err: anyhow::Error, db: &std::path::Path) -> anyhow::Error {
+    use orchestrator::Error;
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    let already_named = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<Error>(),
+            Some(Error::RegistryUnusable { .. } | Error::RegistryIncompatible { .. })
+        )
+    });
+    let code = err.chain().find_map(|c| {
+        c.downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+    });
+    let message = match code {
+        _ if already_named => return err,
+        Some(DatabaseCorrupt) => "it is corrupt",
+        Some(NotADatabase) => "it is not a SQLite database",
+        _ => return err,
+    };
+    Error::RegistryUnusable {
+        path: db.to_path_buf(),
+        message: message.to_string(),
+        source: Some(err.into()),
     }
+    .into()
 }

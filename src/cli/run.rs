@@ -14,7 +14,7 @@ use orchestrator::lock;
 use orchestrator::pipeline::{
     RunOptions, RunOutcome, StageReport, StageStatus, default_stages, run_pipeline,
 };
-use orchestrator::registry::{BUSY_TIMEOUT, Registry};
+use orchestrator::registry::{self, BUSY_TIMEOUT, Registry};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -54,6 +54,21 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
         config::check_run_id(id)?;
     }
     let db = global.db_path();
+    // A fresh registry beside older runs would list none of them; say so
+    // (the scan is two directory levels, and only when the file is missing).
+    if !db.exists() {
+        let older = registry::runs_on_disk(&global.artifacts_dir);
+        if older > 0 {
+            eprintln!(
+                "warning: no registry at `{}`; creating a new one, which will not list the {older} \
+                 run{} already in `{}`",
+                db.display(),
+                if older == 1 { "" } else { "s" },
+                global.artifacts_dir.display()
+            );
+            eprintln!("hint: run `orchestrator reindex` to index them");
+        }
+    }
     let mut registry = Registry::open(&db)?;
     let opts = RunOptions {
         config: loaded,

@@ -60,7 +60,7 @@ pub struct ShowArgs {
 }
 
 pub fn run(global: &GlobalArgs, cmd: &RunsCommand) -> anyhow::Result<()> {
-    let registry = Registry::open_existing(&global.db_path())?;
+    let registry = Registry::open_existing(&global.db_path(), &global.artifacts_dir)?;
     let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
     match cmd {
         RunsCommand::List(args) => list(&registry, &live, args),

@@ -32,7 +32,9 @@ const PROGRESS_THRESHOLD_BYTES: u64 = 4 << 20;
 
 /// Exit 0 when every promise holds, 1 when any problem was found.
 pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
-    let mut registry = Registry::open_existing(&global.db_path())?;
+    let mut registry = Registry::open_existing(&global.db_path(), &global.artifacts_dir)?;
+    // The file itself first: a damaged registry is exit 3, not a finding.
+    registry.quick_check()?;
     let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
     let runs = match &args.run {
         Some(id) => vec![registry.resolve_run(id, args.project.as_deref(), &live)?],
@@ -75,6 +77,12 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
         &mut progress,
     )?;
     bar.finish_and_clear();
+    if registry.is_read_only() {
+        eprintln!(
+            "note: `{}` is read-only; these results were not recorded in it",
+            registry.path().display()
+        );
+    }
 
     let mut out = std::io::stdout().lock();
     if args.json {

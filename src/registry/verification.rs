@@ -1,9 +1,11 @@
-//! Queries `verify` needs: recording results, stale edges, run summaries.
+//! Queries `verify` needs: the file's own integrity, recording results,
+//! stale edges, run summaries.
 
 use rusqlite::{OptionalExtension, params};
 
 use super::Registry;
-use crate::error::Result;
+use super::open::unusable;
+use crate::error::{Error, Result};
 
 /// One artifact's verification result, as recorded.
 #[derive(Debug, Clone)]
@@ -27,6 +29,10 @@ pub struct StaleEdge {
     pub parent_sha256: String,
 }
 
+/// Checks every page and b-tree of the file; unlike `integrity_check` it
+/// does not cross-check indexes against tables, so it stays linear in size.
+const QUICK_CHECK: &str = "PRAGMA quick_check";
+
 const UPSERT_VERIFICATION: &str = "
     INSERT INTO artifact_verifications (artifact_id, verified_at, result, problems)
     VALUES (?1, ?2, ?3, ?4)
@@ -45,6 +51,29 @@ const RUN_SUMMARY: &str = "
     SELECT path, sha256 FROM run_summaries WHERE project_id = ?1 AND run_id = ?2";
 
 impl Registry {
+    /// Run `PRAGMA quick_check`. A damaged file is an error naming it (exit
+    /// 3), not a verification finding: nothing it says can be trusted.
+    pub fn quick_check(&self) -> Result<()> {
+        let unusable = |e| unusable(&self.path, e);
+        let mut stmt = self.conn.prepare(QUICK_CHECK).map_err(unusable)?;
+        let lines = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(unusable)?;
+        if lines.len() == 1 && lines[0] == "ok" {
+            return Ok(());
+        }
+        let first = lines.first().map_or("no answer", String::as_str);
+        Err(Error::RegistryUnusable {
+            path: self.path.clone(),
+            message: match lines.len() {
+                0 | 1 => format!("`PRAGMA quick_check` failed: {first}"),
+                n => format!("`PRAGMA quick_check` found {n} problems, the first: {first}"),
+            },
+            source: None,
+        })
+    }
+
     /// Record each artifact's latest verification, in one transaction.
     pub fn record_verifications(&mut self, results: &[Verification]) -> Result<()> {
         self.write(|tx| {

@@ -1,0 +1,533 @@
+//! Opening the registry: the version check, the migration lock and the
+//! read-only fallbacks.
+//!
+//! A file this build must not use (written by a newer version, or not a
+//! registry at all) is left byte-for-byte as it was: its migration history is
+//! read with plain `SELECT`s, which write nothing, before any pragma that
+//! could write (the journal mode) and before migrating.
+//!
+//! Creating and migrating happen only while holding an exclusive lock on
+//! `<db>.lock`, a separate file beside the database: many processes starting
+//! on a registry that does not exist yet take turns instead of racing to
+//! create the same tables. The database file itself is never locked this
+//! way, because SQLite owns the locks on it (POSIX locks that a second
+//! descriptor on the same file could silently release). A registry whose
+//! schema is already current takes no lock at all.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode, MAIN_DB, OpenFlags};
+
+use super::{BUSY_TIMEOUT, Registry, migrations};
+use crate::artifact::RUN_SUMMARY_FILE;
+use crate::error::{Error, Incompatibility, Result};
+
+/// How far the file's schema is from this build's migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Schema {
+    /// Every migration this build knows is applied.
+    Current,
+    /// Empty, or missing some of this build's migrations.
+    Behind,
+}
+
+/// How a connection reaches the file, from most to least capable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Read and write; create the file when missing.
+    Create,
+    /// Read and write an existing file. SQLite quietly opens a
+    /// write-protected file read-only instead.
+    ReadWrite,
+    /// Read only, with the usual WAL index (`-shm`).
+    ReadOnly,
+    /// Read only, and SQLite assumes nobody writes the file: no locks, no
+    /// `-shm`. The last resort for a WAL database in a directory where the
+    /// `-shm` file cannot be created; changes still in `-wal` are not seen.
+    Immutable,
+}
+
+impl Registry {
+    /// Open (creating if needed) the registry at `path` for writing and bring
+    /// its schema up to date. Used by `run`.
+    ///
+    /// A registry that cannot be written (read-only file or location) is an
+    /// I/O error naming the path, found before anything is written.
+    pub fn open(path: &Path) -> Result<Registry> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io("creating the registry directory", dir, e))?;
+        }
+        if path.exists() {
+            // SQLite would open a write-protected file read-only without a
+            // word and fail at the first write; ask the OS, which says why.
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| Error::io("opening the registry for writing", path, e))?;
+            let conn = connect(path, Access::ReadWrite).map_err(|e| unusable(path, e))?;
+            if check_schema(&conn, path)? == Schema::Current {
+                return Registry::ready(conn, path, false);
+            }
+        }
+        let conn = migrate_locked(path, Access::Create)?;
+        Registry::ready(conn, path, false)
+    }
+
+    /// Open an existing registry for the commands that read (and `verify`,
+    /// which records its results when it can). Never creates a file. A
+    /// registry that cannot be written is opened read-only; see
+    /// [`Registry::is_read_only`].
+    ///
+    /// A missing file is a usage error, unless `artifacts_dir` holds runs
+    /// that a registry should have indexed: then it is
+    /// [`Error::RegistryMissing`], pointing at `reindex`.
+    pub fn open_existing(path: &Path, artifacts_dir: &Path) -> Result<Registry> {
+        if !path.exists() {
+            let runs = runs_on_disk(artifacts_dir);
+            if runs > 0 {
+                return Err(Error::RegistryMissing {
+                    path: path.to_path_buf(),
+                    artifacts_dir: artifacts_dir.to_path_buf(),
+                    runs,
+                });
+            }
+            return Err(Error::usage_with_hint(
+                format!("no registry at `{}`", path.display()),
+                "run `orchestrator run --project <config>` first, or pass `--db <file>`",
+            ));
+        }
+        let mut last_error = None;
+        for access in [Access::ReadWrite, Access::ReadOnly, Access::Immutable] {
+            let opened = connect(path, access).and_then(|conn| {
+                let found = read_history(&conn)?;
+                Ok((conn, found))
+            });
+            let (conn, found) = match opened {
+                Ok(ok) => ok,
+                // A read-only directory: the `-shm` file cannot be created.
+                // Try the next, less demanding way in.
+                Err(e) if cannot_open(&e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(unusable(path, e)),
+            };
+            let read_only =
+                access != Access::ReadWrite || conn.is_readonly(MAIN_DB).unwrap_or(true);
+            return match (judge(path, found)?, read_only) {
+                (Schema::Current, _) => Registry::ready(conn, path, read_only),
+                (Schema::Behind, false) => {
+                    drop(conn);
+                    let conn = migrate_locked(path, Access::ReadWrite)?;
+                    Registry::ready(conn, path, false)
+                }
+                (Schema::Behind, true) => Err(Error::io(
+                    "upgrading the schema of the registry",
+                    path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        "it can only be opened read-only",
+                    ),
+                )),
+            };
+        }
+        Err(match last_error {
+            Some(e) => unusable(path, e),
+            None => Error::io(
+                "opening the registry",
+                path,
+                std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            ),
+        })
+    }
+
+    /// Set the connection-level promises and wrap the connection. Runs only
+    /// after the schema check, so a refused file was never written.
+    fn ready(conn: Connection, path: &Path, read_only: bool) -> Result<Registry> {
+        if !read_only {
+            // FULL sync because the registry is what resume trusts.
+            conn.execute_batch("PRAGMA synchronous = FULL;")
+                .map_err(|e| unusable(path, e))?;
+            use_wal(&conn, path)?;
+        }
+        Ok(Registry {
+            conn,
+            path: path.to_path_buf(),
+            read_only,
+        })
+    }
+}
+
+/// Create and migrate the registry while holding the migration lock, and
+/// return the migrated connection.
+fn migrate_locked(path: &Path, access: Access) -> Result<Connection> {
+    let _lock = lock_for_migration(path)?;
+    let mut conn = connect(path, access).map_err(|e| unusable(path, e))?;
+    // Read again: whoever held the lock before us may have done the work.
+    let schema = check_schema(&conn, path)?;
+    use_wal(&conn, path)?;
+    if schema == Schema::Behind {
+        // Grouped: every pending migration and its history row commit in
+        // one transaction, so a crash cannot leave a table without its row.
+        migrations::runner()
+            .set_grouped(true)
+            .run(&mut conn)
+            .map_err(|e| migration_error(path, e))?;
+    }
+    Ok(conn)
+}
+
+/// WAL lets readers (`runs list`, `sqlite3`) proceed while a run writes.
+fn use_wal(conn: &Connection, path: &Path) -> Result<()> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(|e| unusable(path, e))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        return Ok(());
+    }
+    Err(Error::RegistryUnusable {
+        path: path.to_path_buf(),
+        message: format!("cannot switch to WAL journaling (got `{mode}`)"),
+        source: None,
+    })
+}
+
+fn connect(path: &Path, access: Access) -> rusqlite::Result<Connection> {
+    let base = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match access {
+        Access::Create => Connection::open_with_flags(
+            path,
+            base | OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )?,
+        Access::ReadWrite => {
+            Connection::open_with_flags(path, base | OpenFlags::SQLITE_OPEN_READ_WRITE)?
+        }
+        Access::ReadOnly => {
+            Connection::open_with_flags(path, base | OpenFlags::SQLITE_OPEN_READ_ONLY)?
+        }
+        Access::Immutable => {
+            let uri = immutable_uri(path).ok_or_else(|| {
+                rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                    Some("the path is not valid UTF-8".to_string()),
+                )
+            })?;
+            Connection::open_with_flags(
+                uri,
+                base | OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+            )?
+        }
+    };
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+    Ok(conn)
+}
+
+/// `file:<path>?immutable=1`, with every byte outside the URI's plain set
+/// percent-encoded (a `?` or `#` in a directory name must not end the path).
+fn immutable_uri(path: &Path) -> Option<String> {
+    let mut uri = String::from("file:");
+    for b in path.to_str()?.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    Some(uri)
+}
+
+fn cannot_open(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly)
+    )
+}
+
+/// One row of `refinery_schema_history`, read as text so that a row this
+/// build did not write cannot fail to parse.
+struct Applied {
+    version: i64,
+    name: Option<String>,
+    checksum: Option<String>,
+}
+
+/// What the file holds, as far as the schema check cares.
+enum Found {
+    /// No tables at all: a new (or brand-new, still empty) registry.
+    Empty,
+    /// Tables, but no migration history.
+    Foreign,
+    History(Vec<Applied>),
+}
+
+const HAS_HISTORY: &str = "
+    SELECT EXISTS (SELECT 1 FROM sqlite_schema
+                   WHERE type = 'table' AND name = 'refinery_schema_history')";
+const SCHEMA_OBJECTS: &str = "SELECT count(*) FROM sqlite_schema";
+const HISTORY: &str = "
+    SELECT CAST(version AS INTEGER), CAST(name AS TEXT), CAST(checksum AS TEXT)
+    FROM refinery_schema_history ORDER BY version";
+
+/// Read the migration history. Only `SELECT`s: nothing here writes.
+fn read_history(conn: &Connection) -> rusqlite::Result<Found> {
+    if !conn.query_row(HAS_HISTORY, [], |r| r.get::<_, bool>(0))? {
+        let objects: i64 = conn.query_row(SCHEMA_OBJECTS, [], |r| r.get(0))?;
+        return Ok(if objects == 0 {
+            Found::Empty
+        } else {
+            Found::Foreign
+        });
+    }
+    let mut stmt = conn.prepare(HISTORY)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(Applied {
+                version: r.get::<_, Option<i64>>(0)?.unwrap_or(-1),
+                name: r.get(1)?,
+                checksum: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Found::History(rows))
+}
+
+/// Compare the history with this build's migrations.
+fn judge(path: &Path, found: Found) -> Result<Schema> {
+    let incompatible = |problem| Error::RegistryIncompatible {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let applied = match found {
+        Found::Empty => return Ok(Schema::Behind),
+        Found::Foreign => return Err(incompatible(Incompatibility::Foreign)),
+        Found::History(applied) => applied,
+    };
+    let runner = migrations::runner();
+    let known = runner.get_migrations();
+    for a in &applied {
+        let name = a.name.clone().unwrap_or_default();
+        let Some(m) = known.iter().find(|m| i64::from(m.version()) == a.version) else {
+            return Err(incompatible(Incompatibility::Newer {
+                version: a.version,
+                name,
+            }));
+        };
+        let same = a.name.as_deref() == Some(m.name())
+            && a.checksum.as_deref() == Some(m.checksum().to_string().as_str());
+        if !same {
+            return Err(incompatible(Incompatibility::Divergent {
+                version: a.version,
+                name,
+            }));
+        }
+    }
+    Ok(if applied.len() == known.len() {
+        Schema::Current
+    } else {
+        Schema::Behind
+    })
+}
+
+fn check_schema(conn: &Connection, path: &Path) -> Result<Schema> {
+    let found = read_history(conn).map_err(|e| unusable(path, e))?;
+    judge(path, found)
+}
+
+/// `<db>.lock`: the file whose lock serialises creating and migrating the
+/// registry at `db`. It stays in place; deleting a lock file races with
+/// the next process opening it.
+pub fn migration_lock_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Take the migration lock, waiting up to [`BUSY_TIMEOUT`]: a process stuck
+/// while holding it gets exit 4, not a hang.
+fn lock_for_migration(db: &Path) -> Result<File> {
+    let path = migration_lock_path(db);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("opening the registry's migration lock", &path, e))?;
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::Busy {
+                    what: "the registry".to_string(),
+                    message: format!(
+                        "another process has been creating or migrating it for over {}s (it holds `{}`)",
+                        BUSY_TIMEOUT.as_secs(),
+                        path.display()
+                    ),
+                });
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(Error::io("locking the registry for migration", &path, e));
+            }
+        }
+    }
+}
+
+/// How many runs the artifacts directory holds: `<project>/<run>/` with a
+/// `run_summary.json`, two directory levels down, skipping dot-entries
+/// (`.locks`) and never following a symlink. Cheap enough to run whenever
+/// the registry file is missing, and it runs only then.
+pub fn runs_on_disk(artifacts_dir: &Path) -> usize {
+    fn subdirs(dir: &Path) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect()
+    }
+    subdirs(artifacts_dir)
+        .iter()
+        .flat_map(|project| subdirs(project))
+        .filter(|run| {
+            std::fs::symlink_metadata(run.join(RUN_SUMMARY_FILE)).is_ok_and(|m| m.is_file())
+        })
+        .count()
+}
+
+/// Name what SQLite said about the file, keeping its error as the cause.
+pub(super) fn unusable(path: &Path, e: rusqlite::Error) -> Error {
+    let message = match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            return super::busy_or_sql(e);
+        }
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly
+            | ErrorCode::PermissionDenied
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure,
+        ) => return Error::io("opening the registry", path, std::io::Error::other(e)),
+        Some(ErrorCode::NotADatabase) => "it is not a SQLite database",
+        Some(ErrorCode::DatabaseCorrupt) => "it is corrupt",
+        _ => "SQLite cannot use it",
+    };
+    Error::RegistryUnusable {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+        source: Some(Box::new(e)),
+    }
+}
+
+fn migration_error(path: &Path, e: refinery::Error) -> Error {
+    let code = match e.kind() {
+        refinery::error::Kind::Connection(_, source) => source
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code),
+        _ => None,
+    };
+    match code {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy {
+            what: "the registry".to_string(),
+            message: "another process is writing it while it is migrated".to_string(),
+        },
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly
+            | ErrorCode::PermissionDenied
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure,
+        ) => Error::io("migrating the registry", path, std::io::Error::other(e)),
+        _ => Error::RegistryUnusable {
+            path: path.to_path_buf(),
+            message: "migrating its schema failed".to_string(),
+            source: Some(Box::new(e)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn immutable_uri_escapes_what_would_end_the_path() {
+        assert_eq!(
+            immutable_uri(Path::new("/tmp/a b?#%/registry.db")).unwrap(),
+            "file:/tmp/a%20b%3F%23%25/registry.db?immutable=1"
+        );
+    }
+
+    fn judged(history_rows: &str) -> Result<Schema> {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE refinery_schema_history (
+                 version INT4 PRIMARY KEY, name VARCHAR(255),
+                 applied_on VARCHAR(255), checksum VARCHAR(255));
+             {history_rows}"
+        ))
+        .unwrap();
+        judge(Path::new("r.db"), read_history(&conn).unwrap())
+    }
+
+    #[test]
+    fn history_is_judged_against_this_builds_migrations() {
+        let known = migrations::runner().get_migrations().clone();
+        let row = |m: &refinery::Migration, checksum: String| {
+            format!(
+                "INSERT INTO refinery_schema_history VALUES ({}, '{}', 'x', '{checksum}');",
+                m.version(),
+                m.name()
+            )
+        };
+        let all: String = known
+            .iter()
+            .map(|m| row(m, m.checksum().to_string()))
+            .collect();
+        assert_eq!(judged(&all).unwrap(), Schema::Current);
+        assert_eq!(
+            judged(&row(&known[0], known[0].checksum().to_string())).unwrap(),
+            Schema::Behind
+        );
+        assert_eq!(judged("").unwrap(), Schema::Behind);
+
+        let altered = row(&known[0], "12345".to_string());
+        assert!(matches!(
+            judged(&altered),
+            Err(Error::RegistryIncompatible {
+                problem: Incompatibility::Divergent { version: 1, .. },
+                ..
+            })
+        ));
+        // A hand-written row (NULL name, a checksum that is no number) is
+        // judged, where refinery itself would panic parsing it.
+        let newer =
+            format!("{all} INSERT INTO refinery_schema_history VALUES (99, NULL, NULL, 'x');");
+        assert!(matches!(
+            judged(&newer),
+            Err(Error::RegistryIncompatible {
+                problem: Incompatibility::Newer { version: 99, .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_migration_lock_sits_beside_the_database() {
+        assert_eq!(
+            migration_lock_path(Path::new("artifacts/registry.db")),
+            Path::new("artifacts/registry.db.lock")
+        );
+    }
+}
