@@ -1,8 +1,9 @@
 //! The project config: loading, validation, and the run identity derived
 //! from it.
 //!
-//! A config is checked completely (readable, JSON, schema-valid) before the
-//! pipeline writes anything. Its identity is the sha256 of its RFC 8785
+//! A config is checked completely (a regular file within
+//! [`MAX_CONFIG_BYTES`], strict JSON as `json` defines it, an object,
+//! schema-valid) before the pipeline writes anything. Its identity is the sha256 of its RFC 8785
 //! canonical form, so key order and whitespace never change a run id while
 //! any changed value — including unknown, forward-compatible fields — does.
 
@@ -107,7 +108,7 @@ pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 ///
 /// Refused, before anything is written: a path that is not a regular file
 /// (a FIFO is never opened, so it cannot hang the command), a file over
-/// [`MAX_CONFIG_BYTES`], and every document [`json::parse_strict`] refuses
+/// [`MAX_CONFIG_BYTES`], and every document `json::parse_strict` refuses
 /// (BOM, invalid UTF-8, trailing text, duplicate keys, deep nesting,
 /// numbers a double cannot hold as written), then anything but an object,
 /// then schema violations.

@@ -554,18 +554,20 @@ fn symlinked_artifact_and_meta_are_reported_then_replaced_never_written_through(
     assert_eq!((v.code, v.problems.len()), (0, 0), "{:?}", v.problems);
 }
 
+const FIFO_PLACES: [&str; 3] = ["ShotList.json", "Script.meta.json", "run_summary.json"];
+
 #[test]
 fn fifos_in_artifact_and_meta_places_hang_nothing_and_are_replaced() {
     let (ws, first) = example_run();
     let dir = run_dir_of(&ws, &first);
-    for file in ["ShotList.json", "Script.meta.json"] {
+    for file in FIFO_PLACES {
         std::fs::remove_file(dir.join(file)).unwrap();
         mkfifo(&dir.join(file));
     }
 
     let v = verify(&ws);
     assert_eq!(v.code, 1);
-    for file in ["ShotList.json", "Script.meta.json"] {
+    for file in FIFO_PLACES {
         assert!(
             v.problems
                 .iter()
@@ -579,7 +581,7 @@ fn fifos_in_artifact_and_meta_places_hang_nothing_and_are_replaced() {
 
     let second = common::summary_of(&run(&ws, &ws.path().join("project.json"), &[]));
     assert_eq!(statuses(&second)[..2], ["executed", "executed"]);
-    for file in ["ShotList.json", "Script.meta.json"] {
+    for file in FIFO_PLACES {
         assert!(
             is_regular(&dir.join(file)),
             "{file} is still not a regular file"
