@@ -1,11 +1,17 @@
 //! The project config: loading, validation, and the run identity derived
 //! from it.
 //!
-//! A config is checked completely (readable, JSON, schema-valid) before the
-//! pipeline writes anything. Its identity is the sha256 of its RFC 8785
+//! A config is checked completely (a regular file within
+//! [`MAX_CONFIG_BYTES`], strict JSON as `json` defines it, an object,
+//! schema-valid) before the pipeline writes anything. Its identity is the sha256 of its RFC 8785
 //! canonical form, so key order and whitespace never change a run id while
 //! any changed value — including unknown, forward-compatible fields — does.
 
+mod json;
+
+pub use json::{MAX_NESTING, MAX_SAFE_INTEGER};
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -93,23 +99,36 @@ impl LoadedConfig {
     }
 }
 
+/// Largest config file accepted: 1 MiB. A real config is a few KiB; the
+/// cap bounds the memory and time a wrong or hostile file can cost. The file
+/// is read through this limit, never whole.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// Read, parse and validate the project config at `path`.
+///
+/// Refused, before anything is written: a path that is not a regular file
+/// (a FIFO is never opened, so it cannot hang the command), a file over
+/// [`MAX_CONFIG_BYTES`], and every document `json::parse_strict` refuses
+/// (BOM, invalid UTF-8, trailing text, duplicate keys, deep nesting,
+/// numbers a double cannot hold as written), then anything but an object,
+/// then schema violations.
 pub fn load(path: &Path) -> Result<LoadedConfig> {
-    let bytes = std::fs::read(path).map_err(|source| Error::ConfigUnreadable {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_capped(path)?;
     let config_error = |location: String, message: String| Error::Config {
         path: path.to_path_buf(),
         location,
         message,
     };
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        config_error(
-            format!("line {}, column {}", e.line(), e.column()),
-            strip_position(&e.to_string()),
-        )
-    })?;
+    let value = json::parse_strict(&bytes).map_err(|r| config_error(r.location, r.message))?;
+    if !value.is_object() {
+        return Err(config_error(
+            "`/`".to_string(),
+            format!(
+                "expected a JSON object `{{ \"project_id\": …, … }}`, found {}",
+                kind_of(&value)
+            ),
+        ));
+    }
     let violations = schema::validate("Project", &value)?;
     if let Some(first) = violations.first() {
         let more = match violations.len() - 1 {
@@ -119,7 +138,10 @@ pub fn load(path: &Path) -> Result<LoadedConfig> {
         };
         return Err(config_error(
             format!("`{}`", first.pointer),
-            format!("{}{more}", first.message),
+            format!(
+                "{}{more}",
+                shorten_message(&first.message, &value, &first.pointer)
+            ),
         ));
     }
     let canonical_json = jcs(&value).map_err(|e| config_error("`/`".to_string(), e.to_string()))?;
@@ -136,6 +158,135 @@ pub fn load(path: &Path) -> Result<LoadedConfig> {
         canonical_json,
         config_hash,
     })
+}
+
+/// The file's bytes, at most [`MAX_CONFIG_BYTES`] of them. The type is
+/// checked before opening (opening a FIFO for reading blocks until a writer
+/// appears) and again on the opened file, in case the path was swapped in
+/// between; the read goes through a limit in case the size lied (`/proc`
+/// files report 0) or the file grows.
+fn read_capped(path: &Path) -> Result<Vec<u8>> {
+    let unreadable = |source| Error::ConfigUnreadable {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    refuse_non_regular(path, &meta)?;
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_large(path, Some(meta.len())));
+    }
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    refuse_non_regular(path, &file.metadata().map_err(unreadable)?)?;
+    match read_limited(file, MAX_CONFIG_BYTES).map_err(unreadable)? {
+        Some(bytes) => Ok(bytes),
+        None => Err(too_large(path, None)),
+    }
+}
+
+/// Read `reader` to its end if that is at most `cap` bytes; `None` if it
+/// goes past (after reading `cap + 1` bytes, never more).
+fn read_limited(reader: impl Read, cap: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    reader.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= cap).then_some(bytes))
+}
+
+fn refuse_non_regular(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    let ft = meta.file_type();
+    if ft.is_file() {
+        return Ok(());
+    }
+    let (what, hint) = if ft.is_dir() {
+        (
+            "a directory",
+            "pass the project's JSON file, e.g. `--project <dir>/project.json`",
+        )
+    } else {
+        (
+            special_file_kind(&ft),
+            "save the config to a regular file and pass its path",
+        )
+    };
+    Err(Error::usage_with_hint(
+        format!(
+            "project config `{}` is {what}, not a regular file; it was not read",
+            path.display()
+        ),
+        hint,
+    ))
+}
+
+#[cfg(unix)]
+fn special_file_kind(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_file_kind(_ft: &std::fs::FileType) -> &'static str {
+    "a special file"
+}
+
+fn too_large(path: &Path, size: Option<u64>) -> Error {
+    let size = size.map_or_else(String::new, |n| format!(" ({n} bytes)"));
+    Error::usage_with_hint(
+        format!(
+            "project config `{}` is larger than the 1 MiB ({MAX_CONFIG_BYTES} bytes) limit{size}; it was not read",
+            path.display()
+        ),
+        "a project config is a few KiB of JSON; check that --project names the right file",
+    )
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Schema messages quote the offending value; a long string is shown
+/// shortened (with its length) so the error stays one readable line, and
+/// any message is capped in case the quote is not found.
+fn shorten_message(message: &str, value: &Value, pointer: &str) -> String {
+    const MAX_CHARS: usize = 200;
+    let instance = if pointer == "/" {
+        Some(value)
+    } else {
+        value.pointer(pointer)
+    };
+    let mut message = message.to_string();
+    if let Some(Value::String(s)) = instance {
+        let n = s.chars().count();
+        if n > 64
+            && let Ok(quoted) = serde_json::to_string(s)
+        {
+            message = message.replace(
+                &quoted,
+                &format!("\"{}\" ({n} characters)", json::shorten(s)),
+            );
+        }
+    }
+    if message.chars().nth(MAX_CHARS).is_none() {
+        return message;
+    }
+    let mut out: String = message.chars().take(MAX_CHARS).collect();
+    out.push('…');
+    out
 }
 
 /// serde_json appends " at line L column C"; the location is reported
@@ -158,13 +309,17 @@ pub fn is_valid_id(id: &str) -> bool {
 /// Refuse a `--run-id` that does not match [`ID_PATTERN`].
 pub fn check_run_id(id: &str) -> Result<()> {
     if is_valid_id(id) {
-        Ok(())
-    } else {
-        Err(Error::usage_with_hint(
-            format!("invalid run id `{id}`: it must match {ID_PATTERN}"),
-            "use lowercase letters, digits, `-` and `_`, starting with a letter or digit (at most 64)",
-        ))
+        return Ok(());
     }
+    // Control characters are shown escaped (a newline would break the
+    // one-line error, an escape sequence would drive the terminal), and an
+    // id of megabytes is cut; anything near the 64-character limit is
+    // shown whole.
+    let shown = format!("invalid run id `{}`", json::shorten_to(id, 100));
+    Err(Error::usage_with_hint(
+        format!("{shown}: it must match {ID_PATTERN}"),
+        "use lowercase letters, digits, `-` and `_`, starting with a letter or digit (at most 64)",
+    ))
 }
 
 #[cfg(test)]
@@ -209,6 +364,48 @@ mod tests {
         );
         assert_eq!(b.config, a.config);
         assert_eq!(b.config_hash, a.config_hash);
+    }
+
+    #[test]
+    fn read_limited_stops_after_cap_plus_one_byte() {
+        // An endless reader: reading it whole would never return.
+        let mut endless = std::io::repeat(b' ');
+        assert_eq!(read_limited(&mut endless, 10).unwrap(), None);
+        let exact = read_limited(&b"0123456789"[..], 10).unwrap();
+        assert_eq!(exact.as_deref(), Some(&b"0123456789"[..]));
+        assert_eq!(read_limited(&b"0123456789!"[..], 10).unwrap(), None);
+    }
+
+    #[test]
+    fn negative_zero_reads_as_zero_with_the_same_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let load_text = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            load(&path).unwrap()
+        };
+        let a = load_text(
+            "a.json",
+            r#"{"project_id": "p", "title": "t", "seed": 0, "scene_count": 2}"#,
+        );
+        let b = load_text(
+            "b.json",
+            r#"{"project_id": "p", "title": "t", "seed": -0, "scene_count": 2}"#,
+        );
+        assert_eq!(b.config.seed, 0);
+        assert_eq!(b.config_hash, a.config_hash);
+    }
+
+    #[test]
+    fn a_long_string_is_shortened_in_a_schema_message() {
+        let value = serde_json::json!({"project_id": "a".repeat(5000)});
+        let message = format!("{:?} does not match \"^x$\"", "a".repeat(5000));
+        let shown = shorten_message(&message, &value, "/project_id");
+        assert!(
+            shown.contains("(5000 characters) does not match"),
+            "{shown}"
+        );
+        assert!(shown.chars().count() < 120, "{shown}");
     }
 
     #[test]

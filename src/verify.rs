@@ -207,8 +207,29 @@ fn describe_non_regular(path: &Path, meta: &std::fs::Metadata) -> String {
     } else if ft.is_dir() {
         "a directory".to_string()
     } else {
-        "a special file".to_string()
+        special_file_kind(&ft).to_string()
     }
+}
+
+/// Which special file it is; it is never opened (opening a FIFO for
+/// reading would block until a writer appears).
+#[cfg(unix)]
+fn special_file_kind(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a FIFO (named pipe), not opened"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device file, not opened"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_file_kind(_ft: &std::fs::FileType) -> &'static str {
+    "a special file"
 }
 
 /// Read a regular file without following a symlink; `Err` is the problem.

@@ -17,6 +17,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
+    // The final rename cannot replace a directory; say so, and what to do,
+    // before writing anything rather than after as "Is a directory". A
+    // directory is never removed for the user: it may hold their files.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(Error::io(
+            "writing",
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "a directory is in the file's place; move or remove it, then run again",
+            ),
+        ));
+    }
     let mut builder = tempfile::Builder::new();
     builder.prefix(TEMP_PREFIX);
     // tempfile creates 0600 files; artifacts are ordinary readable files
@@ -63,5 +76,32 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("X.json")]);
+    }
+
+    #[test]
+    fn a_directory_in_the_way_is_left_alone_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("X.json");
+        std::fs::create_dir(&path).unwrap();
+        let err = write_atomic(&path, b"new").unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::IO);
+        assert!(err.to_string().contains("X.json"), "{err}");
+        assert!(path.is_dir());
+        // No temp file was left beside it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_is_replaced_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.txt");
+        std::fs::write(&target, b"keep").unwrap();
+        let path = dir.path().join("X.json");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
     }
 }
