@@ -300,10 +300,10 @@ fn nested_array(depth: usize) -> Value {
 #[test]
 fn nesting_past_the_parser_limit_is_refused_with_a_position() {
     // The config object is level 1 and `nested_array(n)` adds n + 1 levels.
-    accepted_config(example_with(|c| c["deep"] = nested_array(125)));
+    accepted_config(example_with(|c| c["deep"] = nested_array(62)));
     let line = refused_config(
-        example_with(|c| c["deep"] = nested_array(126)),
-        "nested deeper than 127 levels",
+        example_with(|c| c["deep"] = nested_array(63)),
+        "nested deeper than 64 levels",
     );
     assert!(
         line.contains(" at line ") && line.contains(", column "),

@@ -15,9 +15,11 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-/// Deepest nesting of arrays and objects accepted: serde_json's own
-/// recursion limit, which a unit test below pins.
-pub const MAX_NESTING: usize = 127;
+/// Deepest nesting of arrays and objects accepted. Half serde_json's own
+/// recursion limit (127): the canonical config is embedded in
+/// `run_summary.json` two levels down, and that file must stay readable by
+/// every JSON parser that `reindex` or a user points at it.
+pub const MAX_NESTING: usize = 64;
 
 /// Largest integer magnitude kept exactly: 2^53 − 1, the I-JSON (RFC 7493)
 /// interoperable range. RFC 8785 writes every number as a double, so larger
@@ -99,7 +101,7 @@ fn position(bytes: &[u8], offset: usize) -> String {
 fn describe(e: &serde_json::Error) -> String {
     let message = super::strip_position(&e.to_string());
     match message.as_str() {
-        "recursion limit exceeded" => format!(
+        "recursion limit exceeded" | TOO_DEEP => format!(
             "nested deeper than {MAX_NESTING} levels of arrays and objects; a project config needs a handful"
         ),
         "trailing characters" => {
@@ -114,6 +116,10 @@ fn describe(e: &serde_json::Error) -> String {
     }
 }
 
+/// The visitor's own depth refusal, reworded by [`describe`] like
+/// serde_json's.
+const TOO_DEEP: &str = "too deep";
+
 /// Where a value sits in the document, for messages. Built on the stack as
 /// the parser descends, so an accepted document costs no allocation here.
 #[derive(Clone, Copy)]
@@ -124,6 +130,21 @@ enum Pointer<'a> {
 }
 
 impl Pointer<'_> {
+    /// How many arrays and objects enclose the value at this pointer.
+    fn depth(&self) -> usize {
+        match self {
+            Pointer::Root => 0,
+            Pointer::Key(parent, _) | Pointer::Index(parent, _) => parent.depth() + 1,
+        }
+    }
+
+    fn too_deep<E: de::Error>(&self) -> Result<(), E> {
+        if self.depth() >= MAX_NESTING {
+            return Err(E::custom(TOO_DEEP));
+        }
+        Ok(())
+    }
+
     fn write_tokens(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Pointer::Root => Ok(()),
@@ -223,6 +244,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.0.too_deep()?;
         let mut out = Vec::new();
         while let Some(v) = seq.next_element_seed(Seed(Pointer::Index(&self.0, out.len())))? {
             out.push(v);
@@ -231,6 +253,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.0.too_deep()?;
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
@@ -334,17 +357,30 @@ mod tests {
     }
 
     #[test]
-    fn nesting_limit_is_serde_jsons_and_named() {
-        // Pins MAX_NESTING to serde_json's limit: if serde_json changes it,
-        // the documented number would be wrong.
+    fn nesting_limit_is_enforced_at_its_documented_depth_and_named() {
         parse_strict(nested(MAX_NESTING).as_bytes()).unwrap();
         let r = refused(nested(MAX_NESTING + 1).as_bytes());
-        assert_eq!(r.location, format!("line 1, column {}", MAX_NESTING + 1));
+        // serde_json places a visitor's error just past the opening bracket.
+        assert_eq!(r.location, format!("line 1, column {}", MAX_NESTING + 2));
         assert!(
             r.message
                 .contains(&format!("nested deeper than {MAX_NESTING} levels")),
             "{}",
             r.message
+        );
+    }
+
+    #[test]
+    fn the_limit_leaves_room_for_the_config_inside_a_run_summary() {
+        // run_summary.json embeds the config two levels down; serde_json
+        // must still read the deepest accepted config there.
+        let summary = format!("{{\"config\": {{\"deep\": {}}}}}", nested(MAX_NESTING - 1));
+        serde_json::from_str::<Value>(&summary).unwrap();
+        // And past serde_json's own limit the message is the same.
+        assert!(
+            refused(nested(200).as_bytes())
+                .message
+                .contains("nested deeper than")
         );
     }
 
