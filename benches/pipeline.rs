@@ -95,6 +95,7 @@ fn bench_size(scenes: u32) {
             &mut registry,
             &artifacts,
             &runs,
+            &|_, _| false,
             &SystemClock,
             &mut |_, _| {},
         )

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::artifact::{RUN_SUMMARY_FILE, sha256_hex};
 use crate::clock::{Clock, rfc3339};
 use crate::error::{Error, Result};
-use crate::registry::{ArtifactRecord, Registry, RunRow, Verification};
+use crate::registry::{ArtifactRecord, LiveCheck, Registry, RunRow, Verification};
 use crate::schema;
 
 /// What kind of promise was broken. Serialized in snake_case for `--json`.
@@ -88,29 +88,50 @@ pub struct RunTally {
     pub problems: usize,
 }
 
+/// A run a live `orchestrator run` held while verify looked at it: its
+/// in-flight files would read as drift, so it is left out, not judged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunInProgress {
+    pub project_id: String,
+    pub run_id: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
     pub ok: bool,
     pub verified_at: String,
     pub runs_checked: usize,
+    /// Runs being written while verify ran; not checked.
+    pub runs_in_progress: Vec<RunInProgress>,
     pub artifacts_checked: usize,
     pub problems: Vec<Problem>,
     pub runs: Vec<RunTally>,
 }
 
 /// Verify every artifact of `runs`, record each artifact's result in the
-/// registry (unless it was opened read-only), and return the report. `progress(done, total)` is called after
-/// each artifact, in bytes of registered artifact files.
+/// registry (unless it was opened read-only), and return the report.
+/// `progress(done, total)` is called after each artifact, in bytes of
+/// registered artifact files. A run that `live` says a process holds,
+/// before or after it is checked, is reported as in progress instead.
 pub fn verify(
     registry: &mut Registry,
     artifacts_dir: &Path,
     runs: &[RunRow],
+    live: LiveCheck<'_>,
     clock: &dyn Clock,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport> {
     let verified_at = rfc3339(clock.now());
     let mut work = Vec::with_capacity(runs.len());
+    let mut in_progress = Vec::new();
     for run in runs {
+        if live(&run.project_id, &run.run_id) {
+            in_progress.push(RunInProgress {
+                project_id: run.project_id.clone(),
+                run_id: run.run_id.clone(),
+            });
+            continue;
+        }
         work.push((
             run,
             registry.artifacts_of_run(&run.project_id, &run.run_id)?,
@@ -153,6 +174,17 @@ pub fn verify(
             Some(p) => run_problems.push(p),
             None => run_problems.extend(check_run_dir(registry, artifacts_dir, run, artifacts)?),
         }
+        // A run that started while it was being checked may have been seen
+        // half-written: its findings mean nothing, and none are recorded.
+        if live(&run.project_id, &run.run_id) {
+            let ids: Vec<i64> = artifacts.iter().map(|a| a.artifact_id).collect();
+            verifications.retain(|v| !ids.contains(&v.artifact_id));
+            in_progress.push(RunInProgress {
+                project_id: run.project_id.clone(),
+                run_id: run.run_id.clone(),
+            });
+            continue;
+        }
         tallies.push(RunTally {
             project_id: run.project_id.clone(),
             run_id: run.run_id.clone(),
@@ -171,8 +203,9 @@ pub fn verify(
     Ok(VerifyReport {
         ok: problems.is_empty(),
         verified_at,
-        runs_checked: runs.len(),
-        artifacts_checked: total_artifacts,
+        runs_checked: tallies.len(),
+        runs_in_progress: in_progress,
+        artifacts_checked: tallies.iter().map(|t| t.artifacts).sum(),
         problems,
         runs: tallies,
     })

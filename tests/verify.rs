@@ -398,3 +398,57 @@ fn a_mistyped_project_is_a_usage_error_not_a_clean_bill() {
         "{err}"
     );
 }
+
+#[test]
+fn a_run_being_written_is_reported_in_progress_not_as_drift() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let dir = run_dir(&ws, &summary);
+    // What a live run looks like mid-stage: a rewritten file the registry
+    // does not know yet, and a new file.
+    std::fs::write(dir.join("ShotList.json"), b"{}\n").unwrap();
+    std::fs::write(dir.join("extra.json"), b"{}\n").unwrap();
+    let before: Vec<(String, Option<String>)> = {
+        let db = ws.sqlite();
+        let mut stmt = db
+            .prepare(
+                "SELECT artifact_type, last_verify_result FROM artifact_overview ORDER BY stage",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+
+    let held = ws.hold_live_run("lighthouse", run_id);
+    let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["problems"], serde_json::json!([]));
+    assert_eq!(report["runs_checked"], 0);
+    assert_eq!(
+        report["runs_in_progress"],
+        serde_json::json!([{"project_id": "lighthouse", "run_id": run_id}])
+    );
+    assert!(stderr.contains("being written"), "{stderr}");
+    // Nothing was recorded for the run it did not judge.
+    let db = ws.sqlite();
+    let after: Vec<(String, Option<String>)> = db
+        .prepare("SELECT artifact_type, last_verify_result FROM artifact_overview ORDER BY stage")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(after, before);
+
+    // Once the writer is gone, the same state is drift.
+    drop(held);
+    let v = verify_json(&ws, &[]);
+    assert_eq!(v.code, 1);
+    let kinds: Vec<_> = problems(&v).into_iter().map(|(k, _)| k).collect();
+    assert!(kinds.contains(&"hash_mismatch".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"unregistered".to_string()), "{kinds:?}");
+}

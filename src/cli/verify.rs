@@ -73,6 +73,7 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
         &mut registry,
         &global.artifacts_dir,
         &runs,
+        &live,
         &SystemClock,
         &mut progress,
     )?;
@@ -84,6 +85,12 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
         );
     }
 
+    for r in &report.runs_in_progress {
+        eprintln!(
+            "note: run {}/{} is being written by another `orchestrator run`; not checked (verify it once it finishes)",
+            r.project_id, r.run_id
+        );
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -110,7 +117,15 @@ fn print_text(out: &mut impl Write, report: &VerifyReport) -> std::io::Result<()
         )?;
     }
     if report.runs.is_empty() {
-        return writeln!(out, "no runs to verify");
+        return writeln!(
+            out,
+            "{}",
+            if report.runs_in_progress.is_empty() {
+                "no runs to verify"
+            } else {
+                "no finished runs to verify"
+            }
+        );
     }
     let mut table = new_table(&["RUN ID", "PROJECT", "ARTIFACTS", "OK", "PROBLEMS"]);
     for r in &report.runs {
