@@ -8,6 +8,7 @@
 mod artifacts;
 mod executions;
 mod lineage;
+mod reindex;
 mod runs;
 mod verification;
 
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 
 pub use artifacts::ArtifactRecord;
 pub use executions::{CompletedExecution, ExecutionRecord, StageRow};
+pub use reindex::{Inserted, RebuiltArtifact, RebuiltRun, RebuiltSummary};
 pub use runs::{LiveCheck, NewRun, RunFilter, RunFinish, RunRow};
 pub use verification::{StaleEdge, Verification};
 
