@@ -12,12 +12,16 @@ pub struct ReindexArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Check everything and report, but keep the current registry.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Exit 0 when everything in the tree was indexed, 1 when something was not.
 pub fn run(global: &GlobalArgs, args: &ReindexArgs) -> anyhow::Result<u8> {
     let db = global.db_path();
-    let report = reindex(&global.artifacts_dir, &db)?;
+    let report = reindex(&global.artifacts_dir, &db, args.dry_run)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -41,7 +45,12 @@ fn print_text(out: &mut impl Write, r: &ReindexReport, db: &str) -> std::io::Res
     }
     writeln!(
         out,
-        "rebuilt `{db}`: {} in {}, {}, {}, {}",
+        "{} `{db}`: {} in {}, {}, {}, {}",
+        if r.dry_run {
+            "dry run, would rebuild"
+        } else {
+            "rebuilt"
+        },
         plural(r.runs, "run"),
         plural(r.projects, "project"),
         plural(r.artifacts, "artifact"),
@@ -51,8 +60,9 @@ fn print_text(out: &mut impl Write, r: &ReindexReport, db: &str) -> std::io::Res
     if !r.ok {
         writeln!(
             out,
-            "{} not indexed; `orchestrator run` re-creates a run's missing artifacts",
-            plural(r.problems.len(), "problem")
+            "{} above: {} indexed; `orchestrator run` re-creates a run's missing artifacts",
+            plural(r.problems.len(), "problem"),
+            if r.dry_run { "would not be" } else { "not" }
         )?;
     }
     Ok(())

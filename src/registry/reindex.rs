@@ -190,7 +190,14 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, b: &RebuiltRun) -> Result<Inserted
     let s = &b.summary;
     tx.execute(
         INSERT_SUMMARY,
-        params![r.project_id, r.run_id, s.sha256, s.path, s.json, s.written_at],
+        params![
+            r.project_id,
+            r.run_id,
+            s.sha256,
+            s.path,
+            s.json,
+            s.written_at
+        ],
     )?;
     let mut inserted = Inserted::default();
     for a in &b.artifacts {

@@ -106,10 +106,9 @@ fn read_summary(
             FindingKind::SummaryMissing,
             format!("no {RUN_SUMMARY_FILE}, so its files cannot be attributed to a run; {lost}"),
         ),
-        Some(Entry::NotRegular { symlink, what }) => (
-            not_regular_kind(*symlink),
-            format!("{what}; {lost}"),
-        ),
+        Some(Entry::NotRegular { symlink, what }) => {
+            (not_regular_kind(*symlink), format!("{what}; {lost}"))
+        }
         Some(Entry::Regular) => match read_limited(&run.path.join(RUN_SUMMARY_FILE), SUMMARY_LIMIT)
         {
             Err(e) => (read_error_kind(&e), format!("{}; {lost}", e.describe())),
@@ -242,7 +241,13 @@ fn check_artifact(
     }
     let value = match streamed.json {
         Ok(v) => v,
-        Err(e) => return problem(FindingKind::SchemaInvalid, &file_rel, format!("not JSON: {e}")),
+        Err(e) => {
+            return problem(
+                FindingKind::SchemaInvalid,
+                &file_rel,
+                format!("not JSON: {e}"),
+            );
+        }
     };
     let violations = schema::validate(ty.name(), &value)?;
     if let Some(first) = violations.first() {
@@ -260,11 +265,7 @@ fn check_artifact(
         );
     }
     let Ok(meta_json) = String::from_utf8(meta_bytes) else {
-        return problem(
-            FindingKind::MetaInvalid,
-            &meta_rel,
-            "not UTF-8".to_string(),
-        );
+        return problem(FindingKind::MetaInvalid, &meta_rel, "not UTF-8".to_string());
     };
     out.notes.extend(stale);
     Ok(Some(RebuiltArtifact {
@@ -281,9 +282,17 @@ fn check_placement(meta: &MetaRecord, run: &RunDir, ty: ArtifactType) -> Result<
         .position(|t| *t == ty)
         .map_or(0, |i| i as u8 + 1);
     let checks = [
-        ("artifact_type", meta.artifact_type.clone(), ty.name().to_string()),
+        (
+            "artifact_type",
+            meta.artifact_type.clone(),
+            ty.name().to_string(),
+        ),
         ("path", meta.path.clone(), ty.file_name()),
-        ("project_id", meta.project_id.clone(), run.project_id.clone()),
+        (
+            "project_id",
+            meta.project_id.clone(),
+            run.project_id.clone(),
+        ),
         ("run_id", meta.run_id.clone(), run.run_id.clone()),
         (
             "creation_params.stage",

@@ -127,6 +127,8 @@ impl Finding {
 pub struct ReindexReport {
     /// True when nothing was left out (notes do not count).
     pub ok: bool,
+    /// The rebuilt registry was checked and discarded; the old one is untouched.
+    pub dry_run: bool,
     pub projects: usize,
     pub runs: usize,
     pub artifacts: usize,
@@ -138,8 +140,9 @@ pub struct ReindexReport {
     pub notes: Vec<Finding>,
 }
 
-/// Rebuild the registry at `db` from the tree at `artifacts_dir`.
-pub fn reindex(artifacts_dir: &Path, db: &Path) -> Result<ReindexReport> {
+/// Rebuild the registry at `db` from the tree at `artifacts_dir`. With
+/// `dry_run`, build and check it all the same, then discard it.
+pub fn reindex(artifacts_dir: &Path, db: &Path, dry_run: bool) -> Result<ReindexReport> {
     match std::fs::metadata(artifacts_dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
@@ -163,6 +166,7 @@ pub fn reindex(artifacts_dir: &Path, db: &Path) -> Result<ReindexReport> {
     let is_registry_file = registry_file_filter(artifacts_dir, db);
     let mut report = ReindexReport {
         ok: true,
+        dry_run,
         projects: 0,
         runs: 0,
         artifacts: 0,
@@ -189,6 +193,9 @@ pub fn reindex(artifacts_dir: &Path, db: &Path) -> Result<ReindexReport> {
     report.projects = projects.len();
     report.ok = report.problems.is_empty();
     registry.close_checkpointed()?;
+    if dry_run {
+        return Ok(report);
+    }
 
     refuse_new_runs(artifacts_dir, &held)?;
     for suffix in ["-wal", "-shm", "-journal"] {
@@ -297,7 +304,10 @@ fn busy(lock: &Path) -> Error {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let run = name.strip_suffix(".lock").unwrap_or(&name).replacen('.', "/", 1);
+    let run = name
+        .strip_suffix(".lock")
+        .unwrap_or(&name)
+        .replacen('.', "/", 1);
     Error::Busy {
         what: format!("run {run}"),
         message: format!(

@@ -28,8 +28,13 @@ pub const SUMMARY_LIMIT: u64 = 64 << 20;
 pub enum ReadError {
     Missing,
     /// A symlink, directory, FIFO, socket or device; says which.
-    NotRegular { symlink: bool, what: String },
-    TooLarge { limit: u64 },
+    NotRegular {
+        symlink: bool,
+        what: String,
+    },
+    TooLarge {
+        limit: u64,
+    },
     Io(io::Error),
 }
 
@@ -212,7 +217,11 @@ mod tests {
     fn hash_covers_every_byte_even_when_the_json_is_broken() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.json");
-        for content in [&b"{\"a\": [1, 2]}\n"[..], b"{\"a\": 1} trailing", b"\xff\xfe"] {
+        for content in [
+            &b"{\"a\": [1, 2]}\n"[..],
+            b"{\"a\": 1} trailing",
+            b"\xff\xfe",
+        ] {
             std::fs::write(&path, content).unwrap();
             let s = hash_and_parse(&path).unwrap();
             assert_eq!(s.sha256, sha256_hex(content));
@@ -240,7 +249,10 @@ mod tests {
         let link = dir.path().join("link.json");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         match read_limited(&link, 100) {
-            Err(ReadError::NotRegular { symlink: true, what }) => {
+            Err(ReadError::NotRegular {
+                symlink: true,
+                what,
+            }) => {
                 assert!(what.contains("real.json"), "{what}")
             }
             other => panic!("{other:?}"),
@@ -252,7 +264,10 @@ mod tests {
             .unwrap();
         assert!(made.success());
         match hash_and_parse(&fifo) {
-            Err(ReadError::NotRegular { symlink: false, what }) => {
+            Err(ReadError::NotRegular {
+                symlink: false,
+                what,
+            }) => {
                 assert!(what.contains("FIFO"), "{what}")
             }
             other => panic!("{other:?}"),

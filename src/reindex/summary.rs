@@ -215,7 +215,9 @@ impl CheckedSummary {
     /// When the summary was last written: its end, or its start while running.
     pub fn written_at(&self) -> String {
         let s = &self.summary;
-        s.finished_at.clone().unwrap_or_else(|| s.started_at.clone())
+        s.finished_at
+            .clone()
+            .unwrap_or_else(|| s.started_at.clone())
     }
 }
 
@@ -230,7 +232,14 @@ mod tests {
 
     fn stage(n: u8, status: &str) -> Value {
         let sha = format!("{n}").repeat(64);
-        let ty = ["Script", "ShotList", "AssetManifest", "RenderPlan", "RenderOutput", "X"];
+        let ty = [
+            "Script",
+            "ShotList",
+            "AssetManifest",
+            "RenderPlan",
+            "RenderOutput",
+            "X",
+        ];
         json!({
             "stage": n, "name": format!("stage{n}"), "artifact_type": ty[usize::from(n) - 1],
             "stage_version": "1.0.0", "status": status, "reason": "not run before",
@@ -307,17 +316,14 @@ mod tests {
     #[test]
     fn what_the_registry_would_refuse_is_refused_with_the_field_named() {
         let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-            ("describes run p/r2", Box::new(|v| v["run_id"] = "r2".into())),
+            (
+                "describes run p/r2",
+                Box::new(|v| v["run_id"] = "r2".into()),
+            ),
             ("unknown status", Box::new(|v| v["status"] = "done".into())),
             ("attempt is 0", Box::new(|v| v["attempt"] = 0.into())),
-            (
-                "config_hash",
-                Box::new(|v| v["config"]["seed"] = 8.into()),
-            ),
-            (
-                "not an object",
-                Box::new(|v| v["config"] = json!([1])),
-            ),
+            ("config_hash", Box::new(|v| v["config"]["seed"] = 8.into())),
+            ("not an object", Box::new(|v| v["config"] = json!([1]))),
             (
                 "started_at",
                 Box::new(|v| v["started_at"] = "yesterday".into()),

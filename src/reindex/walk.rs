@@ -36,7 +36,10 @@ pub struct RunDir {
 pub enum Entry {
     Regular,
     /// Not opened; `what` says what it is.
-    NotRegular { symlink: bool, what: String },
+    NotRegular {
+        symlink: bool,
+        what: String,
+    },
 }
 
 /// Every run directory, in (project, run) name order. Only an unreadable
@@ -159,7 +162,10 @@ fn expect_id_dir(
         Finding::new(
             FindingKind::Symlink,
             rel,
-            format!("{}; a {what} directory is never entered through one", what_is(path)),
+            format!(
+                "{}; a {what} directory is never entered through one",
+                what_is(path)
+            ),
         )
     } else if !ft.is_dir() {
         Finding::new(
