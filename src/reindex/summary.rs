@@ -315,49 +315,31 @@ mod tests {
 
     #[test]
     fn what_the_registry_would_refuse_is_refused_with_the_field_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-            (
-                "describes run p/r2",
-                Box::new(|v| v["run_id"] = "r2".into()),
-            ),
-            ("unknown status", Box::new(|v| v["status"] = "done".into())),
-            ("attempt is 0", Box::new(|v| v["attempt"] = 0.into())),
-            ("config_hash", Box::new(|v| v["config"]["seed"] = 8.into())),
-            ("not an object", Box::new(|v| v["config"] = json!([1]))),
-            (
-                "started_at",
-                Box::new(|v| v["started_at"] = "yesterday".into()),
-            ),
-            (
-                "listed twice",
-                Box::new(|v| v["stages"] = json!([stage(1, "executed"), stage(1, "executed")])),
-            ),
-            (
-                "out of range",
-                Box::new(|v| v["stages"] = json!([stage(6, "executed")])),
-            ),
-            (
-                "stage 1 makes Script",
-                Box::new(|v| v["stages"][0]["artifact_type"] = "ShotList".into()),
-            ),
-            (
-                "not a sha256",
-                Box::new(|v| v["stages"][0]["sha256"] = "ABC".into()),
-            ),
-            (
-                "duration_ms",
-                Box::new(|v| v["duration_ms"] = u64::MAX.into()),
-            ),
-            (
-                "started_at/finished_at",
-                Box::new(|v| v["stages"][0]["finished_at"] = Value::Null),
-            ),
-            (
-                "missing field `title`",
-                Box::new(|v| {
-                    v.as_object_mut().unwrap().remove("title");
-                }),
-            ),
+        type Edit = fn(&mut Value);
+        let cases: Vec<(&str, Edit)> = vec![
+            ("describes run p/r2", |v| v["run_id"] = "r2".into()),
+            ("unknown status", |v| v["status"] = "done".into()),
+            ("attempt is 0", |v| v["attempt"] = 0.into()),
+            ("config_hash", |v| v["config"]["seed"] = 8.into()),
+            ("not an object", |v| v["config"] = json!([1])),
+            ("started_at", |v| v["started_at"] = "yesterday".into()),
+            ("listed twice", |v| {
+                v["stages"] = json!([stage(1, "executed"), stage(1, "executed")])
+            }),
+            ("out of range", |v| {
+                v["stages"] = json!([stage(6, "executed")])
+            }),
+            ("stage 1 makes Script", |v| {
+                v["stages"][0]["artifact_type"] = "ShotList".into()
+            }),
+            ("not a sha256", |v| v["stages"][0]["sha256"] = "ABC".into()),
+            ("duration_ms", |v| v["duration_ms"] = u64::MAX.into()),
+            ("started_at/finished_at", |v| {
+                v["stages"][0]["finished_at"] = Value::Null
+            }),
+            ("missing field `title`", |v| {
+                v.as_object_mut().unwrap().remove("title");
+            }),
         ];
         for (needle, edit) in cases {
             let mut v = summary(vec![stage(1, "executed")]);
