@@ -394,15 +394,18 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Make the rename durable.
+#[cfg(unix)]
 fn sync_parent(db: &Path) -> Result<()> {
     let dir = db
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    #[cfg(unix)]
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("syncing directory", dir, e))?;
-    let _ = dir;
+        .map_err(|e| Error::io("syncing directory", dir, e))
+}
+
+#[cfg(not(unix))]
+fn sync_parent(_db: &Path) -> Result<()> {
     Ok(())
 }
