@@ -14,6 +14,7 @@ pub mod lineage;
 pub mod lock;
 pub mod pipeline;
 pub mod registry;
+pub mod reindex;
 pub mod schema;
 pub mod verify;
 

@@ -3,6 +3,7 @@
 //! values look; only `main` exits.
 
 pub mod lineage;
+pub mod reindex;
 pub mod run;
 pub mod runs;
 pub mod table;
@@ -63,6 +64,8 @@ pub enum Command {
     Lineage(lineage::LineageArgs),
     /// Re-check the registry's promises against the files on disk.
     Verify(verify::VerifyArgs),
+    /// Rebuild the registry from the artifact tree (when it is lost, corrupt or stale).
+    Reindex(reindex::ReindexArgs),
 }
 
 /// Run the parsed command; the `Ok` value is the exit code (commands that
@@ -74,6 +77,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs(cmd) => runs::run(&cli.global, &cmd).map(|()| SUCCESS),
         Command::Lineage(args) => lineage::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Verify(args) => verify::run(&cli.global, &args),
+        Command::Reindex(args) => reindex::run(&cli.global, &args),
     };
     result.map_err(|e| name_damaged_registry(e, &cli.global.db_path()))
 }

@@ -10,6 +10,7 @@ mod artifacts;
 mod executions;
 mod lineage;
 mod open;
+mod reindex;
 mod runs;
 mod verification;
 
@@ -23,6 +24,7 @@ use crate::error::{Error, Result};
 pub use artifacts::ArtifactRecord;
 pub use executions::{CompletedExecution, ExecutionRecord, StageRow};
 pub use open::{migration_lock_path, runs_on_disk};
+pub use reindex::{Inserted, RebuiltArtifact, RebuiltRun, RebuiltSummary};
 pub use runs::{LiveCheck, NewRun, RunFilter, RunFinish, RunRow, SummaryFile};
 pub use verification::{StaleEdge, Verification};
 

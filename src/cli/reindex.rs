@@ -1,0 +1,77 @@
+//! `orchestrator reindex`: rebuild the registry, then print what it holds
+//! and each thing it could not index.
+
+use std::io::Write;
+
+use super::GlobalArgs;
+use orchestrator::error::exit;
+use orchestrator::reindex::{ReindexReport, reindex};
+
+#[derive(Debug, clap::Args)]
+pub struct ReindexArgs {
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Check everything and report, but keep the current registry.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Exit 0 when everything in the tree was indexed, 1 when something was not.
+pub fn run(global: &GlobalArgs, args: &ReindexArgs) -> anyhow::Result<u8> {
+    let db = global.db_path();
+    let report = reindex(&global.artifacts_dir, &db, args.dry_run)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        print_text(&mut out, &report, &db.display().to_string())?;
+    }
+    Ok(if report.ok {
+        exit::SUCCESS
+    } else {
+        exit::PROBLEM
+    })
+}
+
+fn print_text(out: &mut impl Write, r: &ReindexReport, db: &str) -> std::io::Result<()> {
+    for p in &r.problems {
+        writeln!(out, "{}: {}: {}", p.path, p.kind.as_str(), p.message)?;
+    }
+    for n in &r.notes {
+        writeln!(out, "note: {}: {}: {}", n.path, n.kind.as_str(), n.message)?;
+    }
+    writeln!(
+        out,
+        "{} `{db}`: {} in {}, {}, {}, {}",
+        if r.dry_run {
+            "dry run, would rebuild"
+        } else {
+            "rebuilt"
+        },
+        plural(r.runs, "run"),
+        plural(r.projects, "project"),
+        plural(r.artifacts, "artifact"),
+        plural(r.edges, "edge"),
+        plural(r.stage_executions, "stage execution"),
+    )?;
+    if !r.ok {
+        writeln!(
+            out,
+            "{} above: {} indexed; `orchestrator run` re-creates a run's missing artifacts",
+            plural(r.problems.len(), "problem"),
+            if r.dry_run { "would not be" } else { "not" }
+        )?;
+    }
+    Ok(())
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}

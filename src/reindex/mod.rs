@@ -1,0 +1,414 @@
+//! `orchestrator reindex`: rebuild the registry from the artifact tree.
+//!
+//! The files are the product and the registry their index, so everything
+//! the registry holds about the current state is in the files too: runs,
+//! projects and stage executions in each `run_summary.json`, artifacts and
+//! edges in each `X.meta.json`. Reindex reads them (see [`walk`], [`check`])
+//! into a NEW database beside the old one and swaps it in:
+//!
+//! 1. refuse (exit 4) while a run holds its lock, and hold every run lock
+//!    until the swap, so no run writes to the old registry meanwhile;
+//! 2. build `<db>.reindex-<pid>` with `Registry::open` (migrations apply),
+//!    a batch of runs per transaction;
+//! 3. checkpoint and close it, so the file alone holds every commit;
+//! 4. delete the OLD registry's `-wal`, `-shm` and `-journal` (a stale log
+//!    beside the new file would be replayed into it and corrupt it);
+//! 5. rename the new file over `<db>` and fsync the directory.
+//!
+//! The old registry is never opened: it may be corrupt, which is often why
+//! reindex is run. What cannot be indexed is reported, never guessed.
+
+mod check;
+mod read;
+mod summary;
+mod walk;
+
+use std::ffi::OsString;
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::artifact::TEMP_PREFIX;
+use crate::error::{Error, Result};
+use crate::registry::{RebuiltRun, Registry};
+
+pub use read::{META_LIMIT, SUMMARY_LIMIT};
+
+/// Runs per transaction: few enough commits to be fast under
+/// `synchronous = FULL`, few enough rows to bound memory.
+const BATCH_RUNS: usize = 256;
+
+/// How long a run lock may look taken before reindex calls the run live: a
+/// reader checking liveness (`runs list`) holds it shared for an instant.
+const LOCK_PATIENCE: Duration = Duration::from_secs(1);
+
+/// What a finding is about. Serialized in snake_case for `--json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// A symlink in the tree: reported, never followed.
+    Symlink,
+    /// A FIFO, socket, device or directory where a file belongs: never opened.
+    NotRegularFile,
+    /// An entry that does not fit `<project>/<run>/<artifact files>`.
+    Unexpected,
+    Unreadable,
+    /// A meta file or run summary over its size limit.
+    TooLarge,
+    SummaryMissing,
+    SummaryInvalid,
+    /// A meta file that is not a meta record.
+    MetaInvalid,
+    /// A meta record that names another type, path, project, run or stage
+    /// than where it lies.
+    MetaMisplaced,
+    MetaMissing,
+    ArtifactMissing,
+    /// The file's sha256 or size differs from its meta record's.
+    HashMismatch,
+    SchemaInvalid,
+    /// A parent that is not an indexed artifact of the same run.
+    ParentNotIndexed,
+    /// The registry's constraints refused a run's rows.
+    Refused,
+    /// Note: an edge indexed with a parent hash that is no longer current.
+    StaleParent,
+    /// Note: a run directory with nothing in it.
+    EmptyRun,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Symlink => "symlink",
+            FindingKind::NotRegularFile => "not a regular file",
+            FindingKind::Unexpected => "unexpected entry",
+            FindingKind::Unreadable => "unreadable",
+            FindingKind::TooLarge => "too large",
+            FindingKind::SummaryMissing => "run summary missing",
+            FindingKind::SummaryInvalid => "run summary invalid",
+            FindingKind::MetaInvalid => "meta invalid",
+            FindingKind::MetaMisplaced => "meta misplaced",
+            FindingKind::MetaMissing => "meta missing",
+            FindingKind::ArtifactMissing => "artifact missing",
+            FindingKind::HashMismatch => "hash mismatch",
+            FindingKind::SchemaInvalid => "schema invalid",
+            FindingKind::ParentNotIndexed => "parent not indexed",
+            FindingKind::Refused => "refused by the registry",
+            FindingKind::StaleParent => "stale parent",
+            FindingKind::EmptyRun => "empty run directory",
+        }
+    }
+}
+
+/// One thing reindex could not index (a problem) or wants to say (a note).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    /// Relative to the artifacts directory.
+    pub path: String,
+    pub message: String,
+}
+
+impl Finding {
+    pub fn new(kind: FindingKind, path: &str, message: String) -> Self {
+        Finding {
+            kind,
+            path: path.to_string(),
+            message,
+        }
+    }
+}
+
+/// What the rebuilt registry holds, and what it could not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReindexReport {
+    /// True when nothing was left out (notes do not count).
+    pub ok: bool,
+    /// The rebuilt registry was checked and discarded; the old one is untouched.
+    pub dry_run: bool,
+    pub projects: usize,
+    pub runs: usize,
+    pub artifacts: usize,
+    pub edges: usize,
+    pub stage_executions: usize,
+    /// Things not indexed, in tree order.
+    pub problems: Vec<Finding>,
+    /// Indexed, but worth knowing.
+    pub notes: Vec<Finding>,
+}
+
+/// Rebuild the registry at `db` from the tree at `artifacts_dir`. With
+/// `dry_run`, build and check it all the same, then discard it.
+pub fn reindex(artifacts_dir: &Path, db: &Path, dry_run: bool) -> Result<ReindexReport> {
+    match std::fs::metadata(artifacts_dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::usage(format!(
+                "`{}` is not a directory",
+                artifacts_dir.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::usage_with_hint(
+                format!("no artifacts directory at `{}`", artifacts_dir.display()),
+                "pass `--artifacts-dir DIR` (the directory that holds `<project>/<run>/`)",
+            ));
+        }
+        Err(e) => return Err(Error::io("inspecting", artifacts_dir, e)),
+    }
+    let held = hold_run_locks(artifacts_dir)?;
+
+    let tmp = TempDb::new(db)?;
+    let mut registry = Registry::open(&tmp.path)?;
+    let is_registry_file = registry_file_filter(artifacts_dir, db);
+    let mut report = ReindexReport {
+        ok: true,
+        dry_run,
+        projects: 0,
+        runs: 0,
+        artifacts: 0,
+        edges: 0,
+        stage_executions: 0,
+        problems: Vec::new(),
+        notes: Vec::new(),
+    };
+    let runs = walk::run_dirs(artifacts_dir, &is_registry_file, &mut report.problems)?;
+    let mut projects = std::collections::BTreeSet::new();
+    let mut batch: Vec<RebuiltRun> = Vec::with_capacity(BATCH_RUNS);
+    for run in &runs {
+        let result = check::index_run(run)?;
+        report.problems.extend(result.problems);
+        report.notes.extend(result.notes);
+        if let Some(rebuilt) = result.rebuilt {
+            batch.push(rebuilt);
+        }
+        if batch.len() >= BATCH_RUNS {
+            flush(&mut registry, &mut batch, &mut report, &mut projects)?;
+        }
+    }
+    flush(&mut registry, &mut batch, &mut report, &mut projects)?;
+    report.projects = projects.len();
+    report.ok = report.problems.is_empty();
+    registry.close_checkpointed()?;
+    if dry_run {
+        return Ok(report);
+    }
+
+    refuse_new_runs(artifacts_dir, &held)?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        remove_if_present(&with_suffix(db, suffix))?;
+    }
+    std::fs::rename(&tmp.path, db)
+        .map_err(|e| Error::io("moving the rebuilt registry into place at", db, e))?;
+    tmp.disarm();
+    sync_parent(db)?;
+    drop(held);
+    Ok(report)
+}
+
+fn flush(
+    registry: &mut Registry,
+    batch: &mut Vec<RebuiltRun>,
+    report: &mut ReindexReport,
+    projects: &mut std::collections::BTreeSet<String>,
+) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let outcomes = registry.insert_rebuilt(batch)?;
+    for (run, outcome) in batch.iter().zip(outcomes) {
+        match outcome {
+            Ok(n) => {
+                projects.insert(run.run.project_id.clone());
+                report.runs += 1;
+                report.artifacts += n.artifacts;
+                report.edges += n.edges;
+                report.stage_executions += n.executions;
+            }
+            Err(why) => report.problems.push(Finding::new(
+                FindingKind::Refused,
+                &run.run.run_dir,
+                format!("{why}; the run was not indexed"),
+            )),
+        }
+    }
+    batch.clear();
+    Ok(())
+}
+
+/// Which top-level names are the registry's own files (`registry.db`, its
+/// `-wal`/`-shm`, temp databases of a reindex): only when the registry
+/// lives directly in the artifacts directory.
+fn registry_file_filter(artifacts_dir: &Path, db: &Path) -> impl Fn(&str) -> bool + use<> {
+    let db_dir = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let same_dir = match (db_dir.canonicalize(), artifacts_dir.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let name = db
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|_| same_dir);
+    move |entry: &str| name.as_deref().is_some_and(|n| entry.starts_with(n))
+}
+
+/// Take every run lock under `.locks/` (each a `<project>.<run>.lock` file
+/// that `run` holds while it runs), or refuse with exit 4 naming the run
+/// that holds one. Held until the swap, so that no run starts writing to
+/// the registry being replaced.
+fn hold_run_locks(artifacts_dir: &Path) -> Result<Vec<(PathBuf, File)>> {
+    let mut held = Vec::new();
+    for path in lock_files(artifacts_dir)? {
+        let file = File::open(&path).map_err(|e| Error::io("opening the run lock", &path, e))?;
+        let deadline = Instant::now() + LOCK_PATIENCE;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(TryLockError::WouldBlock) => return Err(busy(&path)),
+                Err(TryLockError::Error(e)) => return Err(Error::io("locking", &path, e)),
+            }
+        }
+        held.push((path, file));
+    }
+    Ok(held)
+}
+
+/// A run that started during the rebuild (its lock file is new) wrote to
+/// the old registry; swapping now would lose what it wrote.
+fn refuse_new_runs(artifacts_dir: &Path, held: &[(PathBuf, File)]) -> Result<()> {
+    for path in lock_files(artifacts_dir)? {
+        if held.iter().any(|(p, _)| *p == path) {
+            continue;
+        }
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        if let Err(TryLockError::WouldBlock) = file.try_lock_shared() {
+            return Err(busy(&path));
+        }
+    }
+    Ok(())
+}
+
+fn busy(lock: &Path) -> Error {
+    let name = lock
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let run = name
+        .strip_suffix(".lock")
+        .unwrap_or(&name)
+        .replacen('.', "/", 1);
+    Error::Busy {
+        what: format!("run {run}"),
+        message: format!(
+            "it is running (`{}` is locked), and a rebuilt registry would miss what it records",
+            lock.display()
+        ),
+    }
+}
+
+/// Regular `*.lock` files in `<artifacts>/.locks/`, by name.
+fn lock_files(artifacts_dir: &Path) -> Result<Vec<PathBuf>> {
+    let dir = artifacts_dir.join(walk::LOCKS_DIR);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("listing the lock directory", &dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing the lock directory", &dir, e))?;
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if is_file && name.ends_with(".lock") && !name.starts_with(TEMP_PREFIX) {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `<db>.reindex-<pid>` and its `-wal`/`-shm` (and the migration lock file
+/// opening it created), removed on drop unless the rebuild got as far as
+/// renaming it into place.
+struct TempDb {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempDb {
+    fn new(db: &Path) -> Result<TempDb> {
+        let path = with_suffix(db, &format!(".reindex-{}", std::process::id()));
+        // Left by an earlier reindex that had this pid and was killed.
+        remove_db_files(&path)?;
+        Ok(TempDb { path, armed: true })
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = remove_db_files(&self.path);
+        } else {
+            // The database file itself was renamed; only side files remain.
+            let _ = ["-wal", "-shm", "-journal", ".lock"]
+                .iter()
+                .try_for_each(|s| remove_if_present(&with_suffix(&self.path, s)));
+        }
+    }
+}
+
+/// A database file, its SQLite side files and its migration lock file
+/// (`registry::migration_lock_path`).
+fn remove_db_files(db: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm", "-journal", ".lock"] {
+        remove_if_present(&with_suffix(db, suffix))?;
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("removing", path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// `registry.db` + `-wal` → `registry.db-wal`, without going through UTF-8.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s: OsString = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Make the rename durable.
+#[cfg(unix)]
+fn sync_parent(db: &Path) -> Result<()> {
+    let dir = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("syncing directory", dir, e))
+}
+
+#[cfg(not(unix))]
+fn sync_parent(_db: &Path) -> Result<()> {
+    Ok(())
+}

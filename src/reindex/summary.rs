@@ -1,0 +1,354 @@
+//! `run_summary.json` as reindex reads it: the source of a run's row, its
+//! project's title and its stage executions.
+//!
+//! The summary is written at run start (status `running`, no stages) and
+//! rewritten at the end, so every column the registry keeps about a run is
+//! in it. Unknown fields are ignored (forward compatibility); everything the
+//! registry's constraints would refuse is refused here first, with a message
+//! naming the field, so one bad summary costs one run, not the rebuild.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::artifact::canonical::jcs;
+use crate::artifact::sha256_hex;
+use crate::registry::{ExecutionRecord, RunRow};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunSummary {
+    pub project_id: String,
+    pub run_id: String,
+    pub title: String,
+    /// The canonical config object; `runs.config_json` is its RFC 8785 form.
+    pub config: Value,
+    pub config_hash: String,
+    /// `running`, `complete` or `failed`.
+    pub status: String,
+    pub attempt: u32,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub stages_executed: u32,
+    pub stages_skipped: u32,
+    pub error: Option<String>,
+    pub orchestrator_version: String,
+    pub host: String,
+    pub stages: Vec<SummaryStage>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SummaryStage {
+    pub stage: u8,
+    pub name: String,
+    pub artifact_type: String,
+    pub stage_version: String,
+    /// `executed`, `skipped`, `failed` or `not_run`.
+    pub status: String,
+    pub reason: String,
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub input_hashes: BTreeMap<String, String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+/// A summary checked against the directory it lies in, with the config in
+/// the form the registry stores.
+#[derive(Debug, Clone)]
+pub struct CheckedSummary {
+    pub summary: RunSummary,
+    pub config_json: String,
+}
+
+/// Parse and check the summary of run `run_id` of `project_id`. `Err` says
+/// what is wrong, for a report line.
+pub fn parse(bytes: &[u8], project_id: &str, run_id: &str) -> Result<CheckedSummary, String> {
+    let summary: RunSummary =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a run summary: {e}"))?;
+    let config_json = check(&summary, project_id, run_id)?;
+    Ok(CheckedSummary {
+        summary,
+        config_json,
+    })
+}
+
+fn check(s: &RunSummary, project_id: &str, run_id: &str) -> Result<String, String> {
+    if s.project_id != project_id || s.run_id != run_id {
+        return Err(format!(
+            "it describes run {}/{}, not the directory it is in",
+            s.project_id, s.run_id
+        ));
+    }
+    if !matches!(s.status.as_str(), "running" | "complete" | "failed") {
+        return Err(format!("unknown status `{}`", s.status));
+    }
+    if s.attempt == 0 {
+        return Err("attempt is 0 (they count from 1)".to_string());
+    }
+    check_time("started_at", Some(&s.started_at))?;
+    check_time("finished_at", s.finished_at.as_deref())?;
+    check_ms("duration_ms", s.duration_ms)?;
+    if !s.config.is_object() {
+        return Err("`config` is not an object".to_string());
+    }
+    let config_json = jcs(&s.config).map_err(|e| format!("`config` cannot be encoded: {e}"))?;
+    let hash = sha256_hex(config_json.as_bytes());
+    if hash != s.config_hash {
+        return Err(format!(
+            "`config` hashes to {hash}, not to its config_hash {}",
+            s.config_hash
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for st in &s.stages {
+        let at = format!("stage {}", st.stage);
+        if !(1..=5).contains(&st.stage) || !seen.insert(st.stage) {
+            return Err(format!("{at} is out of range or listed twice"));
+        }
+        let makes = crate::artifact::ArtifactType::ALL[usize::from(st.stage) - 1];
+        if st.artifact_type != makes.name() {
+            return Err(format!(
+                "{at} says it makes {}, but stage {} makes {makes}",
+                st.artifact_type, st.stage
+            ));
+        }
+        if !matches!(
+            st.status.as_str(),
+            "executed" | "skipped" | "failed" | "not_run"
+        ) {
+            return Err(format!("{at} has unknown status `{}`", st.status));
+        }
+        if st.status == "not_run" {
+            continue;
+        }
+        if st.started_at.is_none() || st.finished_at.is_none() {
+            return Err(format!("{at} has no started_at/finished_at"));
+        }
+        check_time(&format!("{at} started_at"), st.started_at.as_deref())?;
+        check_time(&format!("{at} finished_at"), st.finished_at.as_deref())?;
+        check_ms(&format!("{at} duration_ms"), Some(st.duration_ms))?;
+        if let Some(sha) = &st.sha256
+            && !is_sha256(sha)
+        {
+            return Err(format!("{at} sha256 `{sha}` is not a sha256"));
+        }
+    }
+    Ok(config_json)
+}
+
+fn check_time(field: &str, value: Option<&str>) -> Result<(), String> {
+    match value {
+        Some(t) if chrono::DateTime::parse_from_rfc3339(t).is_err() => {
+            Err(format!("{field} `{t}` is not an RFC 3339 time"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// SQLite integers are signed 64-bit.
+fn check_ms(field: &str, value: Option<u64>) -> Result<(), String> {
+    match value {
+        Some(ms) if i64::try_from(ms).is_err() => Err(format!("{field} {ms} is out of range")),
+        _ => Ok(()),
+    }
+}
+
+/// 64 lowercase hex digits, as every hash in the tree is written.
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl CheckedSummary {
+    /// The run's registry row (status as recorded: `running` stays
+    /// `running`, which readers show as interrupted when no lock is held).
+    pub fn run_row(&self) -> RunRow {
+        let s = &self.summary;
+        RunRow {
+            run_id: s.run_id.clone(),
+            project_id: s.project_id.clone(),
+            project_title: s.title.clone(),
+            status: s.status.clone(),
+            started_at: s.started_at.clone(),
+            finished_at: s.finished_at.clone(),
+            duration_ms: s.duration_ms,
+            stages_executed: s.stages_executed,
+            stages_skipped: s.stages_skipped,
+            attempts: s.attempt,
+            config_hash: s.config_hash.clone(),
+            run_dir: format!("{}/{}", s.project_id, s.run_id),
+            error: s.error.clone(),
+            orchestrator_version: s.orchestrator_version.clone(),
+            host: s.host.clone(),
+        }
+    }
+
+    /// One execution row per stage the latest attempt reached. Earlier
+    /// attempts' rows are not in any file, so they are not rebuilt.
+    pub fn executions(&self) -> Vec<ExecutionRecord> {
+        let s = &self.summary;
+        s.stages
+            .iter()
+            .filter(|st| st.status != "not_run")
+            .map(|st| ExecutionRecord {
+                execution_id: None,
+                project_id: s.project_id.clone(),
+                run_id: s.run_id.clone(),
+                attempt: s.attempt,
+                stage: st.stage,
+                stage_name: st.name.clone(),
+                stage_version: st.stage_version.clone(),
+                status: st.status.clone(),
+                reason: st.reason.clone(),
+                started_at: st.started_at.clone().unwrap_or_default(),
+                finished_at: st.finished_at.clone(),
+                duration_ms: Some(st.duration_ms),
+                input_hashes: st.input_hashes.clone(),
+                output_sha256: st.sha256.clone(),
+                error: st.error.clone(),
+            })
+            .collect()
+    }
+
+    /// When the summary was last written: its end, or its start while running.
+    pub fn written_at(&self) -> String {
+        let s = &self.summary;
+        s.finished_at
+            .clone()
+            .unwrap_or_else(|| s.started_at.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config() -> Value {
+        json!({"project_id": "p", "title": "T", "seed": 7, "scene_count": 2})
+    }
+
+    fn stage(n: u8, status: &str) -> Value {
+        let sha = format!("{n}").repeat(64);
+        let ty = [
+            "Script",
+            "ShotList",
+            "AssetManifest",
+            "RenderPlan",
+            "RenderOutput",
+            "X",
+        ];
+        json!({
+            "stage": n, "name": format!("stage{n}"), "artifact_type": ty[usize::from(n) - 1],
+            "stage_version": "1.0.0", "status": status, "reason": "not run before",
+            "sha256": if status == "failed" || status == "not_run" { Value::Null } else { sha.into() },
+            "input_hashes": {"config": "c".repeat(64)},
+            "started_at": "2026-11-24T08:00:00.001Z", "finished_at": "2026-11-24T08:00:00.004Z",
+            "duration_ms": 3, "error": if status == "failed" { "boom".into() } else { Value::Null }
+        })
+    }
+
+    /// A summary in the shape the runner writes at the end of a run.
+    fn summary(stages: Vec<Value>) -> Value {
+        let hash = sha256_hex(jcs(&config()).unwrap().as_bytes());
+        json!({
+            "project_id": "p", "run_id": "r1", "title": "T", "config": config(),
+            "config_hash": hash, "status": "complete", "attempt": 2,
+            "started_at": "2026-11-24T08:00:00.000Z", "finished_at": "2026-11-24T08:00:01.000Z",
+            "duration_ms": 1000, "stages_executed": 1, "stages_skipped": 0, "error": null,
+            "orchestrator_version": "0.1.0", "host": "h", "stages": stages,
+            "a_field_from_the_future": true
+        })
+    }
+
+    fn parse_value(v: &Value) -> Result<CheckedSummary, String> {
+        parse(&serde_json::to_vec(v).unwrap(), "p", "r1")
+    }
+
+    #[test]
+    fn a_finished_summary_gives_the_run_row_and_one_execution_per_reached_stage() {
+        let v = summary(vec![
+            stage(1, "skipped"),
+            stage(2, "executed"),
+            stage(3, "failed"),
+            stage(4, "not_run"),
+            stage(5, "not_run"),
+        ]);
+        let s = parse_value(&v).unwrap();
+        assert_eq!(s.config_json, jcs(&config()).unwrap());
+        let row = s.run_row();
+        assert_eq!(
+            (row.status.as_str(), row.attempts, row.run_dir.as_str()),
+            ("complete", 2, "p/r1")
+        );
+        assert_eq!(row.project_title, "T");
+        assert_eq!(row.duration_ms, Some(1000));
+        let ex = s.executions();
+        let got: Vec<(u8, &str, u32)> = ex
+            .iter()
+            .map(|e| (e.stage, e.status.as_str(), e.attempt))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(1, "skipped", 2), (2, "executed", 2), (3, "failed", 2)]
+        );
+        assert_eq!(ex[2].error.as_deref(), Some("boom"));
+        assert_eq!(ex[2].output_sha256, None);
+        assert_eq!(ex[1].input_hashes["config"], "c".repeat(64));
+        assert_eq!(s.written_at(), "2026-11-24T08:00:01.000Z");
+    }
+
+    #[test]
+    fn a_summary_written_at_run_start_indexes_as_running() {
+        let mut v = summary(vec![]);
+        v["status"] = "running".into();
+        v["finished_at"] = Value::Null;
+        v["duration_ms"] = Value::Null;
+        let s = parse_value(&v).unwrap();
+        assert_eq!(s.run_row().status, "running");
+        assert_eq!(s.run_row().finished_at, None);
+        assert!(s.executions().is_empty());
+        assert_eq!(s.written_at(), "2026-11-24T08:00:00.000Z");
+    }
+
+    #[test]
+    fn what_the_registry_would_refuse_is_refused_with_the_field_named() {
+        type Edit = fn(&mut Value);
+        let cases: Vec<(&str, Edit)> = vec![
+            ("describes run p/r2", |v| v["run_id"] = "r2".into()),
+            ("unknown status", |v| v["status"] = "done".into()),
+            ("attempt is 0", |v| v["attempt"] = 0.into()),
+            ("config_hash", |v| v["config"]["seed"] = 8.into()),
+            ("not an object", |v| v["config"] = json!([1])),
+            ("started_at", |v| v["started_at"] = "yesterday".into()),
+            ("listed twice", |v| {
+                v["stages"] = json!([stage(1, "executed"), stage(1, "executed")])
+            }),
+            ("out of range", |v| {
+                v["stages"] = json!([stage(6, "executed")])
+            }),
+            ("stage 1 makes Script", |v| {
+                v["stages"][0]["artifact_type"] = "ShotList".into()
+            }),
+            ("not a sha256", |v| v["stages"][0]["sha256"] = "ABC".into()),
+            ("duration_ms", |v| v["duration_ms"] = u64::MAX.into()),
+            ("started_at/finished_at", |v| {
+                v["stages"][0]["finished_at"] = Value::Null
+            }),
+            ("missing field `title`", |v| {
+                v.as_object_mut().unwrap().remove("title");
+            }),
+        ];
+        for (needle, edit) in cases {
+            let mut v = summary(vec![stage(1, "executed")]);
+            edit(&mut v);
+            let err = parse_value(&v).unwrap_err();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        let err = parse(b"[1, 2]", "p", "r1").unwrap_err();
+        assert!(err.starts_with("not a run summary"), "{err}");
+    }
+}

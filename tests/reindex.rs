@@ -1,0 +1,504 @@
+//! `orchestrator reindex`, driven through the binary: the registry deleted
+//! and rebuilt gives the same answers, and a damaged tree is reported, not
+//! guessed at.
+
+mod common;
+mod reindex_fixtures;
+
+use std::fs::File;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{TYPES, Workspace, example_run, statuses};
+use reindex_fixtures::{answers, failed_run, project, registry_rows};
+use serde_json::Value;
+
+struct Reindexed {
+    code: i32,
+    report: Value,
+}
+
+fn reindex(ws: &Workspace) -> Reindexed {
+    let out = ws.cmd().args(["reindex", "--json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    Reindexed {
+        code: out.status.code().unwrap(),
+        report: serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}{stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        }),
+    }
+}
+
+/// `(kind, path)` of each problem (or note) of a report.
+fn findings(report: &Value, list: &str) -> Vec<(String, String)> {
+    report[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap().to_string(),
+                p["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn delete_registry(ws: &Workspace) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = ws.db().into_os_string();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[test]
+fn deleting_the_registry_and_reindexing_gives_the_same_runs_and_lineage() {
+    let ws = Workspace::new();
+    let lighthouse = ws.example();
+    ws.run_ok(&lighthouse, &[]);
+    // The first run of this project ends at attempt 2.
+    let resumed = ws.run_ok(&lighthouse, &[]);
+    assert_eq!(resumed["attempt"], 2);
+    ws.run_ok(&lighthouse, &["--run-id", "my-run-001"]);
+    let other = project(&ws, "other", 7);
+    ws.run_ok(&other, &[]);
+    let forced = ws.run_ok(&other, &["--force"]);
+    assert_eq!(statuses(&forced), vec!["executed"; 5]);
+    ws.run_ok(&project(&ws, "third", 99), &[]);
+    failed_run(&ws, &project(&ws, "broken", 3));
+
+    let runs: Vec<(String, String)> = ws
+        .runs_list(&[])
+        .iter()
+        .map(|r| {
+            (
+                r["project_id"].as_str().unwrap().to_string(),
+                r["run_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(runs.len(), 5);
+    let before = answers(&ws, &runs);
+    let rows_before = registry_rows(&ws);
+
+    delete_registry(&ws);
+    let r = reindex(&ws);
+    assert_eq!(r.code, 0, "{:#}", r.report);
+    assert_eq!(r.report["ok"], true);
+    assert!(findings(&r.report, "problems").is_empty());
+    assert_eq!(r.report["projects"], 4);
+    assert_eq!(r.report["runs"], 5);
+    // Four complete runs and the Script of the failed one.
+    assert_eq!(r.report["artifacts"], 4 * 5 + 1);
+    assert_eq!(r.report["edges"], 4 * 7);
+    // Five stages of each complete run; Script and the failed ShotList.
+    assert_eq!(r.report["stage_executions"], 4 * 5 + 2);
+
+    let after = answers(&ws, &runs);
+    assert_eq!(before.len(), after.len());
+    for ((command, was), (_, now)) in before.iter().zip(&after) {
+        assert_eq!(was, now, "`{command}` answers differently after reindex");
+    }
+    let rows_after = registry_rows(&ws);
+    assert_eq!(rows_before.len(), rows_after.len());
+    for (was, now) in rows_before.iter().zip(&rows_after) {
+        assert_eq!(was, now);
+    }
+
+    // The rebuilt registry is one resume trusts, and verify finds it whole.
+    assert_eq!(statuses(&ws.run_ok(&lighthouse, &[])), vec!["skipped"; 5]);
+    let verify = ws.cmd().arg("verify").output().unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+#[test]
+fn a_tampered_artifact_is_reported_and_left_out_with_what_was_made_from_it() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let dir = ws.run_dir("lighthouse", run_id);
+    let mut text = std::fs::read_to_string(dir.join("RenderPlan.json")).unwrap();
+    text.push(' ');
+    std::fs::write(dir.join("RenderPlan.json"), text).unwrap();
+
+    // A dry run reports the same and keeps the registry as it was.
+    let registry_before = std::fs::read(ws.db()).unwrap();
+    let dry = ws
+        .cmd()
+        .args(["reindex", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(dry.status.code(), Some(1));
+    let dry: Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(findings(&dry, "problems").len(), 2);
+    assert_eq!(std::fs::read(ws.db()).unwrap(), registry_before);
+    assert!(
+        !common::dir_names(&ws.artifacts())
+            .iter()
+            .any(|n| n.contains("reindex")),
+        "the discarded registry is removed"
+    );
+
+    let r = reindex(&ws);
+    assert_eq!(r.code, 1, "{:#}", r.report);
+    assert_eq!(r.report["ok"], false);
+    let rel = |f: &str| format!("lighthouse/{run_id}/{f}");
+    assert_eq!(
+        findings(&r.report, "problems"),
+        vec![
+            ("hash_mismatch".to_string(), rel("RenderPlan.json")),
+            (
+                "parent_not_indexed".to_string(),
+                rel("RenderOutput.meta.json")
+            ),
+        ]
+    );
+    assert_eq!(r.report["runs"], 1);
+    assert_eq!(r.report["artifacts"], 3);
+    let indexed: Vec<String> = ws
+        .sqlite()
+        .prepare("SELECT artifact_type FROM artifacts ORDER BY stage")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(indexed, TYPES[..3]);
+
+    // The next run re-makes the tampered artifact (byte-identical to the
+    // original), which makes the RenderOutput left out above check out
+    // again: it is adopted, not recomputed.
+    let again = ws.run_ok(&ws.path().join("project.json"), &[]);
+    assert_eq!(
+        statuses(&again),
+        ["skipped", "skipped", "skipped", "executed", "skipped"]
+    );
+    assert!(
+        again["stages"][4]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("adopted"),
+        "{}",
+        again["stages"][4]
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_are_reported_and_never_followed() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    // A whole run elsewhere, linked in as a run of its own, and an artifact
+    // replaced by a link to a byte-identical copy.
+    let outside = ws.path().join("outside");
+    copy_dir(&ws.run_dir("lighthouse", run_id), &outside);
+    std::os::unix::fs::symlink(&outside, ws.artifacts().join("lighthouse/linked")).unwrap();
+    let script = ws.run_dir("lighthouse", run_id).join("Script.json");
+    std::fs::remove_file(&script).unwrap();
+    std::os::unix::fs::symlink(outside.join("Script.json"), &script).unwrap();
+
+    let r = reindex(&ws);
+    assert_eq!(r.code, 1, "{:#}", r.report);
+    assert_eq!(
+        findings(&r.report, "problems"),
+        vec![
+            ("symlink".to_string(), "lighthouse/linked".to_string()),
+            (
+                "symlink".to_string(),
+                format!("lighthouse/{run_id}/Script.json")
+            ),
+            (
+                "parent_not_indexed".to_string(),
+                format!("lighthouse/{run_id}/ShotList.meta.json")
+            ),
+            (
+                "parent_not_indexed".to_string(),
+                format!("lighthouse/{run_id}/AssetManifest.meta.json")
+            ),
+            (
+                "parent_not_indexed".to_string(),
+                format!("lighthouse/{run_id}/RenderPlan.meta.json")
+            ),
+            (
+                "parent_not_indexed".to_string(),
+                format!("lighthouse/{run_id}/RenderOutput.meta.json")
+            ),
+        ]
+    );
+    let message = r.report["problems"][0]["message"].as_str().unwrap();
+    assert!(message.contains("not followed"), "{message}");
+    assert_eq!(r.report["runs"], 1, "the linked run is not indexed");
+    assert_eq!(r.report["artifacts"], 0);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn an_oversized_meta_file_is_reported_without_being_read_whole() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let meta = ws
+        .run_dir("lighthouse", run_id)
+        .join("RenderOutput.meta.json");
+    let mut value: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    value["padding"] = "x"
+        .repeat(orchestrator::reindex::META_LIMIT as usize)
+        .into();
+    std::fs::write(&meta, serde_json::to_vec(&value).unwrap()).unwrap();
+
+    let r = reindex(&ws);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        findings(&r.report, "problems"),
+        vec![(
+            "too_large".to_string(),
+            format!("lighthouse/{run_id}/RenderOutput.meta.json")
+        )]
+    );
+    let message = r.report["problems"][0]["message"].as_str().unwrap();
+    assert!(message.contains("1 MiB"), "{message}");
+    assert_eq!(r.report["artifacts"], 4);
+}
+
+#[test]
+fn a_garbage_registry_is_replaced_without_being_opened() {
+    let (ws, summary) = example_run();
+    delete_registry(&ws);
+    std::fs::write(ws.db(), b"this is not a database, and never was").unwrap();
+    // A stale WAL beside it would be replayed into the new file if left.
+    let mut wal = ws.db().into_os_string();
+    wal.push("-wal");
+    std::fs::write(&wal, vec![0xA5; 4096]).unwrap();
+
+    let broken = ws.cmd().args(["runs", "list"]).output().unwrap();
+    assert_eq!(broken.status.code(), Some(3));
+
+    let r = reindex(&ws);
+    assert_eq!(r.code, 0, "{:#}", r.report);
+    assert!(!Path::new(&wal).exists());
+    let rows = ws.runs_list(&[]);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["run_id"], summary["run_id"]);
+    let check: String = ws
+        .sqlite()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    // Nothing of the rebuild is left beside the registry.
+    let left: Vec<String> = common::dir_names(&ws.artifacts())
+        .into_iter()
+        .filter(|n| n.contains("reindex"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn an_empty_artifacts_dir_gives_an_empty_registry_and_a_missing_one_is_refused() {
+    let ws = Workspace::new();
+    let out = ws.cmd().arg("reindex").output().unwrap();
+    common::assert_usage_error(&out);
+    assert!(!ws.artifacts().exists(), "nothing is created for a typo");
+
+    std::fs::create_dir(ws.artifacts()).unwrap();
+    let r = reindex(&ws);
+    assert_eq!(r.code, 0, "{:#}", r.report);
+    assert_eq!(r.report["runs"], 0);
+    assert!(ws.db().exists());
+    assert!(ws.runs_list(&[]).is_empty());
+
+    let text = ws.cmd().arg("reindex").output().unwrap();
+    assert!(text.status.success());
+    let stdout = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        stdout.starts_with("rebuilt `artifacts/registry.db`: 0 runs"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_run_holding_its_lock_makes_reindex_exit_4_and_touch_nothing() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let before = std::fs::read(ws.db()).unwrap();
+    let lock = ws
+        .artifacts()
+        .join(".locks")
+        .join(format!("lighthouse.{run_id}.lock"));
+    let held = File::open(&lock).unwrap();
+    held.lock().unwrap();
+
+    let out = ws.cmd().arg("reindex").output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("error: run lighthouse/"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    assert_eq!(std::fs::read(ws.db()).unwrap(), before);
+
+    drop(held);
+    assert_eq!(reindex(&ws).code, 0);
+}
+
+#[test]
+fn a_missing_summary_or_a_run_copied_under_another_name_is_not_attributed() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let copy = ws.run_dir("lighthouse", "copied");
+    copy_dir(&ws.run_dir("lighthouse", run_id), &copy);
+    let no_summary = ws.run_dir("lighthouse", "no-summary");
+    copy_dir(&ws.run_dir("lighthouse", run_id), &no_summary);
+    std::fs::remove_file(no_summary.join("run_summary.json")).unwrap();
+    // Leftovers of an interrupted write and an empty run are not problems.
+    std::fs::write(copy.join(".tmp-abc123"), b"half").unwrap();
+    std::fs::create_dir(ws.run_dir("lighthouse", "empty")).unwrap();
+    std::fs::write(ws.artifacts().join("notes.txt"), b"mine").unwrap();
+
+    let r = reindex(&ws);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        findings(&r.report, "problems"),
+        vec![
+            ("unexpected".to_string(), "notes.txt".to_string()),
+            (
+                "summary_invalid".to_string(),
+                "lighthouse/copied/run_summary.json".to_string()
+            ),
+            (
+                "summary_missing".to_string(),
+                "lighthouse/no-summary/run_summary.json".to_string()
+            ),
+        ]
+    );
+    assert_eq!(
+        findings(&r.report, "notes"),
+        vec![("empty_run".to_string(), "lighthouse/empty".to_string())]
+    );
+    let copied = r.report["problems"][1]["message"].as_str().unwrap();
+    assert!(copied.contains(&format!("lighthouse/{run_id}")), "{copied}");
+    assert_eq!(r.report["runs"], 1);
+    assert_eq!(r.report["artifacts"], 5);
+}
+
+#[test]
+fn a_parent_changed_since_keeps_its_recorded_edge_and_says_so() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let dir = ws.run_dir("lighthouse", run_id);
+    let recorded = summary["stages"][2]["sha256"].as_str().unwrap().to_string();
+    // AssetManifest re-made (bytes and meta consistent) after RenderPlan
+    // was made from it.
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("AssetManifest.json")).unwrap()).unwrap();
+    manifest["assets"][0]["description"] = "repainted".into();
+    let mut bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(dir.join("AssetManifest.json"), &bytes).unwrap();
+    let mut meta: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("AssetManifest.meta.json")).unwrap())
+            .unwrap();
+    meta["sha256"] = orchestrator::artifact::sha256_hex(&bytes).into();
+    meta["size_bytes"] = bytes.len().into();
+    std::fs::write(
+        dir.join("AssetManifest.meta.json"),
+        serde_json::to_vec_pretty(&meta).unwrap(),
+    )
+    .unwrap();
+
+    let r = reindex(&ws);
+    assert_eq!(r.code, 0, "{:#}", r.report);
+    assert_eq!(
+        findings(&r.report, "notes"),
+        vec![(
+            "stale_parent".to_string(),
+            format!("lighthouse/{run_id}/RenderPlan.json")
+        )]
+    );
+    let (edge, unchanged): (String, bool) = ws
+        .sqlite()
+        .query_row(
+            "SELECT e.parent_sha256, v.parent_unchanged
+             FROM artifact_edges e
+             JOIN lineage_edges v ON v.child_id = e.child_id AND v.parent_id = e.parent_id
+             WHERE v.child_type = 'RenderPlan' AND v.parent_type = 'AssetManifest'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(edge, recorded);
+    assert!(!unchanged);
+    let verify = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    assert_eq!(verify.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(report["problems"][0]["kind"], "stale_parent");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_place_of_an_artifact_is_reported_without_hanging() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let output = ws.run_dir("lighthouse", run_id).join("RenderOutput.json");
+    std::fs::remove_file(&output).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&output)
+        .status()
+        .unwrap();
+    assert!(made.success());
+
+    let out = ws
+        .cmd()
+        .arg("reindex")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let first = stdout.lines().next().unwrap();
+    assert_eq!(
+        first,
+        format!(
+            "lighthouse/{run_id}/RenderOutput.json: not a regular file: a FIFO (not opened); \
+             RenderOutput not indexed"
+        )
+    );
+    assert!(stdout.contains("rebuilt `artifacts/registry.db`: 1 run in 1 project, 4 artifacts"));
+}
+
+#[test]
+fn a_meta_record_that_names_another_run_is_reported_as_misplaced() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let meta = ws
+        .run_dir("lighthouse", run_id)
+        .join("RenderOutput.meta.json");
+    let mut value: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    value["run_id"] = "elsewhere".into();
+    std::fs::write(&meta, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+
+    let r = reindex(&ws);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        findings(&r.report, "problems"),
+        vec![(
+            "meta_misplaced".to_string(),
+            format!("lighthouse/{run_id}/RenderOutput.meta.json")
+        )]
+    );
+    let message = r.report["problems"][0]["message"].as_str().unwrap();
+    assert!(message.contains("run_id `elsewhere`"), "{message}");
+}
