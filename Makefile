@@ -25,9 +25,11 @@ lint:
 test: lint
 	$(CARGO) test --locked --all-targets --features failpoints
 
-# Wall time and peak memory on 100/1,000/10,000-scene projects (never asserted).
+# The benchmark suite (benches/suite): one Markdown table of medians beside
+# floors measured in the same run; results and analysis go in BENCHMARKS.md.
+# `make bench FILTER=verify` runs one group.
 bench:
-	$(CARGO) bench --locked --bench pipeline
+	$(CARGO) bench --locked --bench suite -- $(FILTER)
 
 fmt:
 	$(CARGO) fmt --all
