@@ -8,7 +8,9 @@
 pub mod artifact;
 pub mod clock;
 pub mod config;
+pub mod diff;
 pub mod error;
+pub mod export;
 pub mod failpoint;
 pub mod lineage;
 pub mod lock;

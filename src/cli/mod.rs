@@ -2,6 +2,8 @@
 //! rendering (tables, trees, text). Commands call the core and decide how its
 //! values look; only `main` exits.
 
+pub mod diff;
+pub mod export;
 pub mod lineage;
 pub mod reindex;
 pub mod run;
@@ -66,6 +68,10 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Rebuild the registry from the artifact tree (when it is lost, corrupt or stale).
     Reindex(reindex::ReindexArgs),
+    /// Write one run's provenance as W3C PROV-JSON or OpenLineage events.
+    Export(export::ExportArgs),
+    /// Compare two runs stage by stage: outputs, artifact contents, config (exit 1 if they differ).
+    Diff(diff::DiffArgs),
 }
 
 /// Run the parsed command; the `Ok` value is the exit code (commands that
@@ -78,6 +84,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Lineage(args) => lineage::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Verify(args) => verify::run(&cli.global, &args),
         Command::Reindex(args) => reindex::run(&cli.global, &args),
+        Command::Export(args) => export::run(&cli.global, &args).map(|()| SUCCESS),
+        Command::Diff(args) => diff::run(&cli.global, &args),
     };
     result.map_err(|e| name_damaged_registry(e, &cli.global.db_path()))
 }

@@ -8,6 +8,7 @@
 
 mod artifacts;
 mod executions;
+pub mod export;
 mod lineage;
 mod open;
 mod reindex;
