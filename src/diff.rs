@@ -47,7 +47,10 @@ impl Change {
     /// This change as one RFC 6902 JSON Patch operation.
     pub fn to_patch_op(&self) -> Value {
         let mut op = serde_json::Map::new();
-        op.insert("op".into(), serde_json::to_value(self.op).unwrap_or_default());
+        op.insert(
+            "op".into(),
+            serde_json::to_value(self.op).unwrap_or_default(),
+        );
         op.insert("path".into(), self.path.clone().into());
         if let Some(v) = &self.new {
             op.insert("value".into(), v.clone());
@@ -376,7 +379,9 @@ mod tests {
                 (_, Value::Object(m)) => {
                     m.insert(last, patch["value"].clone());
                 }
-                (Op::Add, Value::Array(v)) => v.insert(last.parse().unwrap(), patch["value"].clone()),
+                (Op::Add, Value::Array(v)) => {
+                    v.insert(last.parse().unwrap(), patch["value"].clone())
+                }
                 (_, Value::Array(v)) => v[last.parse::<usize>().unwrap()] = patch["value"].clone(),
                 _ => panic!("bad target for {patch}"),
             }
@@ -390,7 +395,10 @@ mod tests {
             (json!({"a": [1]}), json!({"a": [1, {"x": 2}, 3]})),
             (json!({"a/b": 1, "m~n": 2}), json!({"a/b": 3, "c": 4})),
             (json!([1, 2]), json!({"k": null})),
-            (json!({"x": {"y": [{"z": 1}]}}), json!({"x": {"y": [{"z": 2, "w": 1}]}})),
+            (
+                json!({"x": {"y": [{"z": 1}]}}),
+                json!({"x": {"y": [{"z": 2, "w": 1}]}}),
+            ),
             (json!(1), json!(1)),
         ];
         for (old, new) in cases {
@@ -410,7 +418,10 @@ mod tests {
 
     #[test]
     fn counts_follow_the_operations() {
-        let changes = json_changes(&json!({"a": 1, "b": 2, "l": [1, 2]}), &json!({"a": 3, "c": 4, "l": [1]}));
+        let changes = json_changes(
+            &json!({"a": 1, "b": 2, "l": [1, 2]}),
+            &json!({"a": 3, "c": 4, "l": [1]}),
+        );
         assert_eq!(
             Counts::of(&changes),
             Counts {

@@ -57,8 +57,8 @@ pub fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<u8> {
     }
     let diff = diff_runs(&registry, &global.artifacts_dir, a, b)?;
     let text = if args.json {
-        let mut text = serde_json::to_string_pretty(&json_report(&diff))
-            .context("encoding the diff")?;
+        let mut text =
+            serde_json::to_string_pretty(&json_report(&diff)).context("encoding the diff")?;
         text.push('\n');
         text
     } else {
@@ -160,7 +160,11 @@ fn counts_text(c: Counts) -> String {
 }
 
 fn paths_word(n: usize) -> &'static str {
-    if n == 1 { "path differs" } else { "paths differ" }
+    if n == 1 {
+        "path differs"
+    } else {
+        "paths differ"
+    }
 }
 
 fn status_text(s: StageStatus) -> &'static str {

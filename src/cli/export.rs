@@ -47,7 +47,9 @@ pub enum ExportFormat {
 pub fn run(global: &GlobalArgs, args: &ExportArgs) -> anyhow::Result<()> {
     let namespace = match (&args.namespace, args.format) {
         (Some(_), ExportFormat::Prov) => {
-            return Err(Error::usage("`--namespace` applies only to `--format openlineage`").into());
+            return Err(
+                Error::usage("`--namespace` applies only to `--format openlineage`").into(),
+            );
         }
         (Some(ns), _) if ns.trim().is_empty() || ns.chars().any(char::is_control) => {
             return Err(Error::usage(

@@ -206,12 +206,9 @@ fn dataset(
     producer: &str,
 ) -> Value {
     let current = h.artifact(artifact_type);
-    let name = current.map(|a| a.path.clone()).unwrap_or_else(|| {
-        format!(
-            "{}/{}/{artifact_type}.json",
-            h.run.project_id, h.run.run_id
-        )
-    });
+    let name = current
+        .map(|a| a.path.clone())
+        .unwrap_or_else(|| format!("{}/{}/{artifact_type}.json", h.run.project_id, h.run.run_id));
     let mut facet = Map::new();
     facet.insert("_producer".into(), producer.into());
     facet.insert("_schemaURL".into(), sha256_facet_url().into());
@@ -257,7 +254,10 @@ mod tests {
             [8, 4, 4, 4, 12]
         );
         assert!(parts[2].starts_with('7'), "{a}");
-        assert!(matches!(parts[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'), "{a}");
+        assert!(
+            matches!(parts[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
+            "{a}"
+        );
         let millis = u64::from_str_radix(&format!("{}{}", parts[0], parts[1]), 16).unwrap();
         assert_eq!(
             millis,

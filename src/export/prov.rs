@@ -49,10 +49,7 @@ pub fn config_id(config_hash: &str) -> String {
 
 /// Activity id of one execution (`key` from [`RunHistory::execution_keys`]).
 pub fn execution_id(h: &RunHistory, key: &str) -> String {
-    format!(
-        "orch:execution/{}/{}/{key}",
-        h.run.project_id, h.run.run_id
-    )
+    format!("orch:execution/{}/{}/{key}", h.run.project_id, h.run.run_id)
 }
 
 /// Agent id of the orchestrator build `version`.
