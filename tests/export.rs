@@ -697,3 +697,74 @@ fn a_run_prefix_resolves_and_bad_input_is_a_usage_error() {
     let err = assert_usage_error(&export(&empty, &["--format", "prov", "abc"]));
     assert!(err.contains("no registry"), "{err}");
 }
+
+/// Make stage 5 of the run look like a process was killed while running
+/// it: the row `running` with no end, the run `running`.
+fn leave_stage_5_running(ws: &Workspace, run: &str) {
+    let db = ws.sqlite();
+    db.execute(
+        "UPDATE stage_executions SET status = 'running', finished_at = NULL,
+             duration_ms = NULL, output_sha256 = NULL, error = NULL
+         WHERE run_id = ?1 AND stage = 5",
+        [run],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE runs SET status = 'running', finished_at = NULL WHERE run_id = ?1",
+        [run],
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_interrupted_stage_aborts_and_a_live_one_has_only_its_start() {
+    let (ws, summary) = example_run();
+    let run = run_id(&summary);
+    leave_stage_5_running(&ws, &run);
+    let stage_5 = &summary["stages"][4];
+
+    // No process holds the run: stage 5 was interrupted.
+    let ol = OpenLineage::load();
+    let events = events(&ws, &[&run]);
+    assert_eq!(events.len(), 10);
+    for e in &events {
+        assert_eq!(ol.check(e), "", "{e:#}");
+    }
+    let abort = &events[9];
+    assert_eq!(abort["eventType"], "ABORT");
+    assert_eq!(abort["eventTime"], stage_5["started_at"]);
+    assert_eq!(abort["outputs"], json!([]));
+    assert_eq!(
+        abort["run"]["facets"]["orchestrator_execution"]["status"],
+        "interrupted"
+    );
+    let doc = prov(&ws, &run);
+    assert_eq!(violations(&prov_validator(), &doc), "");
+    let activity = &doc["activity"][format!("orch:execution/lighthouse/{run}/attempt-1/stage-5")];
+    assert_eq!(activity["orch:status"], "interrupted");
+    assert_eq!(activity["prov:startTime"], stage_5["started_at"]);
+    assert!(activity.get("prov:endTime").is_none(), "{activity}");
+
+    // A live process holds it: stage 5 is running, with only its START, and
+    // stderr says the export is partial.
+    let _held = ws.hold_live_run("lighthouse", &run);
+    let out = export(&ws, &["--format", "openlineage", &run]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("in progress"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 9);
+    assert_eq!(events[8]["eventType"], "START");
+    assert_eq!(events[8]["job"]["name"], stage_5["name"]);
+    assert_eq!(
+        events[8]["run"]["facets"]["orchestrator_execution"]["status"],
+        "running"
+    );
+}
