@@ -12,6 +12,7 @@ pub mod error;
 pub mod failpoint;
 pub mod lineage;
 pub mod lock;
+pub mod package;
 pub mod pipeline;
 pub mod registry;
 pub mod reindex;

@@ -3,6 +3,7 @@
 //! values look; only `main` exits.
 
 pub mod lineage;
+pub mod package;
 pub mod reindex;
 pub mod run;
 pub mod runs;
@@ -64,6 +65,8 @@ pub enum Command {
     Lineage(lineage::LineageArgs),
     /// Re-check the registry's promises against the files on disk.
     Verify(verify::VerifyArgs),
+    /// Write and register a finished run's RenderPackage.json (and, with --archive, a tar of it).
+    Package(package::PackageArgs),
     /// Rebuild the registry from the artifact tree (when it is lost, corrupt or stale).
     Reindex(reindex::ReindexArgs),
 }
@@ -77,6 +80,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs(cmd) => runs::run(&cli.global, &cmd).map(|()| SUCCESS),
         Command::Lineage(args) => lineage::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Verify(args) => verify::run(&cli.global, &args),
+        Command::Package(args) => package::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Reindex(args) => reindex::run(&cli.global, &args),
     };
     result.map_err(|e| name_damaged_registry(e, &cli.global.db_path()))

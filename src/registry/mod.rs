@@ -10,6 +10,7 @@ mod artifacts;
 mod executions;
 mod lineage;
 mod open;
+mod package;
 mod reindex;
 mod runs;
 mod verification;
