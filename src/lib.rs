@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod failpoint;
+pub mod gc;
 pub mod lineage;
 pub mod lock;
 pub mod package;

@@ -2,6 +2,7 @@
 //! rendering (tables, trees, text). Commands call the core and decide how its
 //! values look; only `main` exits.
 
+pub mod gc;
 pub mod lineage;
 pub mod package;
 pub mod reindex;
@@ -9,6 +10,7 @@ pub mod run;
 pub mod runs;
 pub mod table;
 pub mod verify;
+pub mod when;
 
 use std::path::PathBuf;
 
@@ -67,6 +69,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Write and register a finished run's RenderPackage.json (and, with --archive, a tar of it).
     Package(package::PackageArgs),
+    /// Remove runs no longer wanted (dry run unless --yes).
+    Gc(gc::GcArgs),
     /// Rebuild the registry from the artifact tree (when it is lost, corrupt or stale).
     Reindex(reindex::ReindexArgs),
 }
@@ -81,6 +85,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Lineage(args) => lineage::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Verify(args) => verify::run(&cli.global, &args),
         Command::Package(args) => package::run(&cli.global, &args).map(|()| SUCCESS),
+        Command::Gc(args) => gc::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Reindex(args) => reindex::run(&cli.global, &args),
     };
     result.map_err(|e| name_damaged_registry(e, &cli.global.db_path()))

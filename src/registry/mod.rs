@@ -8,6 +8,7 @@
 
 mod artifacts;
 mod executions;
+mod gc;
 mod lineage;
 mod open;
 mod package;
