@@ -9,8 +9,10 @@
 mod artifacts;
 mod executions;
 pub mod export;
+mod gc;
 mod lineage;
 mod open;
+mod package;
 mod reindex;
 mod runs;
 mod verification;
