@@ -10,6 +10,8 @@ mod artifacts;
 mod executions;
 mod lineage;
 mod open;
+#[cfg(test)]
+mod query_plans;
 mod reindex;
 mod runs;
 mod verification;
