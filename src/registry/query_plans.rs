@@ -3,7 +3,10 @@
 //! `artifact_edges` or `stage_executions` — the tables that grow with every
 //! run — whether the table itself (`SCAN runs`) or one of its indexes from end
 //! to end (`SCAN runs USING [COVERING] INDEX …`). `SEARCH … USING INDEX` is
-//! a lookup or a range and passes.
+//! a lookup or a range and passes; how much of the table a range covers is
+//! up to the value bound (`runs list --since` asks for a range of start
+//! times), which a plan cannot show. The one ordered walk from an index's
+//! end that a LIMIT stops is allowed by name ([`ORDERED_WALKS`]).
 //!
 //! The statements are not listed by hand, so a new one cannot be forgotten:
 //! they are read from the source of every module under `src/`. Every string
@@ -27,6 +30,16 @@ use super::Registry;
 
 /// The tables a registry accumulates a row per run (or more) in.
 const GROWING: [&str; 4] = ["runs", "artifacts", "artifact_edges", "stage_executions"];
+
+/// Statements allowed one walk of an index from its end, each with the
+/// plan line of that walk and why it is bounded anyway: (a placeholder the
+/// statement is built with, the plan line).
+const ORDERED_WALKS: [(&str, &str); 1] = [
+    // `runs list` without filters: the newest runs, read from the newest
+    // end of `runs_by_started_at` in order; its LIMIT (50 by default) ends
+    // the walk, so it reads a page, not the table.
+    ("{LIST_RUNS}", "SCAN r USING INDEX runs_by_started_at"),
+];
 
 /// The first words of a statement this test explains.
 const STATEMENT_KEYWORDS: [&str; 5] = ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"];
@@ -362,7 +375,10 @@ fn no_query_reads_a_growing_table_from_end_to_end() {
     for s in &statements {
         match plan(conn, &s.sql) {
             Ok(plan) => {
-                let scans = full_scans(&plan, &growing_names(&s.sql, &views));
+                let scans: Vec<String> = full_scans(&plan, &growing_names(&s.sql, &views))
+                    .into_iter()
+                    .filter(|line| !is_ordered_walk(s, line))
+                    .collect();
                 if !scans.is_empty() {
                     failures.push(format!(
                         "{} reads a whole table: {}\n  plan: {}\n  sql: {}",
@@ -381,6 +397,14 @@ fn no_query_reads_a_growing_table_from_end_to_end() {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+/// Whether `line` is the ordered walk [`ORDERED_WALKS`] allows `s`, which
+/// must end it with a LIMIT.
+fn is_ordered_walk(s: &Statement, line: &str) -> bool {
+    ORDERED_WALKS.iter().any(|(template, walk)| {
+        s.template.contains(template) && line == *walk && s.sql.contains("LIMIT ?")
+    })
 }
 
 /// A page of `runs list` comes straight out of an index, in order, so the

@@ -210,15 +210,26 @@ const RUN_COLUMNS: &str = "r.run_id, r.project_id, p.title, r.status, r.started_
 
 // The listings. Each filter that can lead has its own query, because a
 // catch-all `(?1 IS NULL OR r.project_id = ?1)` cannot use an index: SQLite
-// plans a statement once, whatever is bound later. `?1` is the lower bound
-// on started_at (`''` when there is none, which every time is above, so the
-// same range serves both), `?2` the LIMIT (-1: none). The runs come out of
-// an index in order and the LIMIT ends the walk. `CROSS JOIN` keeps `runs`
-// the outer loop: with a plain join SQLite may start from `projects` and
-// then have to sort every run.
+// plans a statement once, whatever is bound later. The runs come out of an
+// index in order and the LIMIT ends the walk. `CROSS JOIN` keeps `runs` the
+// outer loop: with a plain join SQLite may start from `projects` and then
+// have to sort every run. Where the filter has an equality, `?1` is the
+// lower bound on started_at, `''` when there is none (every time is above),
+// `?2` the LIMIT (-1: none).
 
-/// Newest first, across projects (`runs_by_started_at`).
+/// The newest `?1` runs, across projects: a walk down `runs_by_started_at`
+/// from its newest end that stops after `?1` rows. The one listing that
+/// reads an index from its end (`query_plans.rs` names it). The index is
+/// named because, with no WHERE to go on, SQLite would rather walk
+/// `runs_by_project_started` for the join and then sort every run.
 const LIST_RUNS: &str = "
+    FROM runs r INDEXED BY runs_by_started_at
+    CROSS JOIN projects p ON p.project_id = r.project_id
+    ORDER BY r.started_at DESC, r.project_id, r.run_id
+    LIMIT ?1";
+
+/// Newest first since `?1` (a range of `runs_by_started_at`).
+const LIST_RUNS_SINCE: &str = "
     FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
     WHERE r.started_at >= ?1
     ORDER BY r.started_at DESC, r.project_id, r.run_id
@@ -370,8 +381,14 @@ impl Registry {
                 stmt.query_map(params![since, limit, status], run_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?
             }
-            (None, None) => {
+            (None, None) if since.is_empty() => {
                 let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS}");
+                let mut stmt = self.conn.prepare(&sql)?;
+                stmt.query_map(params![limit], run_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            }
+            (None, None) => {
+                let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS_SINCE}");
                 let mut stmt = self.conn.prepare(&sql)?;
                 stmt.query_map(params![since, limit], run_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?
