@@ -26,10 +26,13 @@ fn note(ws: &Workspace, args: &[&str], limit: usize) -> String {
     String::from_utf8(out.stderr).unwrap()
 }
 
+/// (project, status, runs) rows.
+type Counts = Vec<(String, String, i64)>;
+
 /// `run_counts` (zero rows left out) and what counting `runs` says.
-fn counts(ws: &Workspace) -> (Vec<(String, String, i64)>, Vec<(String, String, i64)>) {
+fn counts(ws: &Workspace) -> (Counts, Counts) {
     let db = ws.sqlite();
-    let read = |sql: &str| -> Vec<(String, String, i64)> {
+    let read = |sql: &str| -> Counts {
         let mut stmt = db.prepare(sql).unwrap();
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
