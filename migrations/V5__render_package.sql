@@ -38,7 +38,8 @@ INSERT INTO artifacts_v5 SELECT * FROM artifacts;
 DROP TABLE artifacts;
 ALTER TABLE artifacts_v5 RENAME TO artifacts;
 
-CREATE INDEX artifacts_by_sha256 ON artifacts (sha256);
+-- The indexes the table had after V4, unchanged.
+CREATE INDEX artifacts_by_sha256_run ON artifacts (sha256, project_id, run_id);
 CREATE INDEX artifacts_by_type ON artifacts (artifact_type, created_at DESC);
 CREATE INDEX artifacts_by_path ON artifacts (path);
 

@@ -13,6 +13,8 @@ mod gc;
 mod lineage;
 mod open;
 mod package;
+#[cfg(test)]
+mod query_plans;
 mod reindex;
 mod runs;
 mod verification;
