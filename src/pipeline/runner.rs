@@ -10,8 +10,16 @@
 //! anywhere before it leaves files the registry does not vouch for, which
 //! the next run adopts when they check out and re-executes otherwise; the
 //! next run also removes stale temp files and marks the dead process's
-//! `running` rows `interrupted`. `run_summary.json` is derived from the
-//! registry when the run starts and rewritten when it ends.
+//! `running` rows `interrupted`.
+//!
+//! Nothing else needs a commit of its own. A skipped stage's row waits for
+//! the next transaction (a kill before it only loses the note that nothing
+//! was done). `run_summary.json` is derived from the registry, inside the
+//! transaction that records it: before the first stage that executes (so a
+//! run killed mid-way is described on disk; a run that executes nothing
+//! changes nothing the previous summary describes) and, at the end, in the
+//! transaction that marks the run finished. A no-op resume therefore
+//! commits twice: when it begins and when it ends.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +35,7 @@ use crate::artifact::{
 use crate::clock::{Clock, rfc3339};
 use crate::config::{LoadedConfig, check_run_id};
 use crate::error::{Error, Result};
-use crate::registry::{ExecutionRecord, NewRun, Registry, RunFinish, SummaryFile};
+use crate::registry::{ExecutionRecord, NewRun, Registry, RunFinish, SummaryFile, Tx};
 use crate::{failpoint, lock, schema};
 
 /// What the user asked `run` to do.
@@ -115,9 +123,9 @@ pub fn run_pipeline(
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Error::io("creating the run directory", &run_dir, e))?;
     refuse_symlinked_dirs(&opts.artifacts_dir, &[&cfg.project_id, &run_id])?;
-    // Under the lock, whatever a previous process left in flight is dead.
+    // Under the lock, whatever a previous process left in flight is dead:
+    // its temp files go now, its `running` rows are marked as the run begins.
     remove_stale_temp_files(&run_dir)?;
-    registry.mark_interrupted(&cfg.project_id, &run_id)?;
 
     let origin = ComputeOrigin::local();
     let t_run = Instant::now();
@@ -139,17 +147,19 @@ pub fn run_pipeline(
         registry,
         clock,
         origin,
-        stages,
-        run_id: run_id.clone(),
-        run_rel,
-        run_dir: run_dir.clone(),
+        summary: SummarySpot {
+            project_id: cfg.project_id.clone(),
+            run_id: run_id.clone(),
+            run_rel,
+            run_dir: run_dir.clone(),
+            stages,
+        },
         attempt,
         current: BTreeMap::new(),
         in_flight: None,
+        pending: Vec::new(),
+        summary_written: false,
     };
-    // The summary says `running` from the first moment, so a run killed
-    // before its end is still described on disk.
-    ctx.write_summary(&started_at)?;
 
     let mut failure: Option<Error> = None;
     for stage in stages {
@@ -168,39 +178,50 @@ pub fn run_pipeline(
         };
         on_stage(&report);
         failure = error;
+        ctx.release_inputs(stage.number());
     }
 
     let finished_at = rfc3339(clock.now());
-    let status = if failure.is_some() {
-        "failed"
-    } else {
-        "complete"
-    };
     let error_text = failure.as_ref().map(error_chain);
-    let finished = ctx
-        .registry
-        .finish_run(&RunFinish {
-            project_id: &cfg.project_id,
-            run_id: &run_id,
-            attempt,
-            status,
-            finished_at: &finished_at,
-            duration_ms: t_run.elapsed().as_millis() as u64,
-            error: error_text.as_deref(),
-        })
-        .and_then(|()| ctx.write_summary(&finished_at));
+    let finish = RunFinish {
+        project_id: &cfg.project_id,
+        run_id: &run_id,
+        attempt,
+        status: if failure.is_some() {
+            "failed"
+        } else {
+            "complete"
+        },
+        finished_at: &finished_at,
+        duration_ms: t_run.elapsed().as_millis() as u64,
+        error: error_text.as_deref(),
+    };
+    let finished = ctx.finish(&finish);
     match (failure, finished) {
         (None, Ok(report)) => Ok(RunOutcome {
             report,
             error: None,
         }),
-        (None, Err(e)) => Err(e),
+        (None, Err(e)) => {
+            // The summary could not be written: the run did not end well,
+            // and the registry says so (best effort: `e` is what matters).
+            let error = error_chain(&e);
+            let _ = ctx.finish_without_summary(&RunFinish {
+                status: "failed",
+                error: Some(&error),
+                ..finish
+            });
+            Err(e)
+        }
         // The stage's error is what the user needs; the report is the best
         // account available, from the registry if it can still be read.
         (Some(e), finished) => {
             let report = match finished {
                 Ok(report) => report,
-                Err(_) => ctx.report()?,
+                Err(_) => {
+                    let _ = ctx.finish_without_summary(&finish);
+                    ctx.summary.report(ctx.registry)?
+                }
             };
             Ok(RunOutcome {
                 report,
@@ -258,41 +279,51 @@ fn error_chain(e: &Error) -> String {
     out
 }
 
-struct RunContext<'a> {
-    opts: &'a RunOptions,
-    registry: &'a mut Registry,
-    clock: &'a dyn Clock,
-    origin: ComputeOrigin,
-    stages: &'a [Box<dyn Stage>],
+/// One transaction: the `pending` decisions, then `f`'s writes. Pending
+/// rows are dropped only once committed, so a failed commit keeps them for
+/// the next.
+fn commit<T>(
+    registry: &mut Registry,
+    pending: &mut Vec<ExecutionRecord>,
+    f: impl FnOnce(&Tx<'_>) -> Result<T>,
+) -> Result<T> {
+    let out = registry.transaction(|tx| {
+        for e in pending.iter() {
+            tx.record_execution(e)?;
+        }
+        f(tx)
+    })?;
+    pending.clear();
+    Ok(out)
+}
+
+/// Where a run's summary comes from and goes to.
+struct SummarySpot<'a> {
+    project_id: String,
     run_id: String,
     /// `<project>/<run>`, relative to the artifacts directory.
     run_rel: String,
     run_dir: PathBuf,
-    attempt: u32,
-    current: BTreeMap<ArtifactType, Current>,
-    /// The execution recorded `running` and not yet completed, if any.
-    in_flight: Option<ExecutionRecord>,
+    stages: &'a [Box<dyn Stage>],
 }
 
-impl RunContext<'_> {
-    fn project_id(&self) -> &str {
-        &self.opts.config.config.project_id
-    }
-
-    /// The run's summary as the registry has it now.
-    fn report(&self) -> Result<RunReport> {
+impl SummarySpot<'_> {
+    /// The run's summary as `registry` has it now (inside a transaction:
+    /// with its uncommitted rows).
+    fn report(&self, registry: &Registry) -> Result<RunReport> {
         summary::from_registry(
-            self.registry,
-            self.project_id(),
+            registry,
+            &self.project_id,
             &self.run_id,
             self.stages,
             self.run_dir.clone(),
         )
     }
 
-    /// Write `run_summary.json` from the registry and record it.
-    fn write_summary(&mut self, written_at: &str) -> Result<RunReport> {
-        let report = self.report()?;
+    /// Write `run_summary.json` from the registry as `tx` sees it, and
+    /// record it in `tx`: the file and the index tell one story.
+    fn write(&self, tx: &Tx<'_>, written_at: &str) -> Result<RunReport> {
+        let report = self.report(tx)?;
         let path = self.run_dir.join(RUN_SUMMARY_FILE);
         let bytes = canonical_bytes(&report)
             .map_err(|e| Error::Inconsistent(format!("encoding the run summary: {e}")))?;
@@ -301,7 +332,7 @@ impl RunContext<'_> {
         write_atomic(&path, &bytes)?;
         failpoint::hit("summary.after_write")
             .map_err(|e| Error::io("recording the run summary", &path, e))?;
-        self.registry.record_summary(&SummaryFile {
+        tx.record_summary(&SummaryFile {
             project_id: &report.project_id,
             run_id: &report.run_id,
             path: &format!("{}/{RUN_SUMMARY_FILE}", self.run_rel),
@@ -311,6 +342,84 @@ impl RunContext<'_> {
             written_at,
         })?;
         Ok(report)
+    }
+}
+
+struct RunContext<'a> {
+    opts: &'a RunOptions,
+    registry: &'a mut Registry,
+    clock: &'a dyn Clock,
+    origin: ComputeOrigin,
+    summary: SummarySpot<'a>,
+    attempt: u32,
+    current: BTreeMap<ArtifactType, Current>,
+    /// The execution recorded `running` and not yet completed, if any.
+    in_flight: Option<ExecutionRecord>,
+    /// Decisions made but not yet written (skipped stages): they go into
+    /// the next transaction, ahead of its own rows, so rows keep their
+    /// order.
+    pending: Vec<ExecutionRecord>,
+    /// Whether this invocation has written `run_summary.json` yet.
+    summary_written: bool,
+}
+
+impl RunContext<'_> {
+    fn project_id(&self) -> &str {
+        &self.opts.config.config.project_id
+    }
+
+    fn run_id(&self) -> &str {
+        &self.summary.run_id
+    }
+
+    /// One transaction: the pending decisions, then `f`'s writes.
+    fn commit<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        commit(self.registry, &mut self.pending, f)
+    }
+
+    /// Record a `running` row for a stage about to compute (and, first in
+    /// this invocation, the summary the run starts with).
+    fn start_execution(&mut self, execution: &ExecutionRecord) -> Result<i64> {
+        let now = rfc3339(self.clock.now());
+        let first = !self.summary_written;
+        let summary = &self.summary;
+        let id = commit(self.registry, &mut self.pending, |tx| {
+            if first {
+                // Before the row: a start summary lists only finished stages.
+                summary.write(tx, &now)?;
+            }
+            tx.record_execution(execution)
+        })?;
+        self.summary_written = true;
+        Ok(id)
+    }
+
+    /// End the run: the pending decisions, the run's final row and its
+    /// summary, derived from those rows, in one transaction.
+    fn finish(&mut self, finish: &RunFinish<'_>) -> Result<RunReport> {
+        let summary = &self.summary;
+        commit(self.registry, &mut self.pending, |tx| {
+            tx.finish_run(finish)?;
+            summary.write(tx, finish.finished_at)
+        })
+    }
+
+    /// End the run without a summary, when writing one failed.
+    fn finish_without_summary(&mut self, finish: &RunFinish<'_>) -> Result<()> {
+        self.commit(|tx| tx.finish_run(finish))
+    }
+
+    /// Drop the bytes of artifacts no stage after `done` reads.
+    fn release_inputs(&mut self, done: u8) {
+        let stages = self.summary.stages;
+        for (ty, c) in &mut self.current {
+            let still_read = stages
+                .iter()
+                .any(|s| s.number() > done && s.inputs().contains(ty));
+            if !still_read {
+                c.bytes = Vec::new();
+            }
+        }
     }
 
     /// Decide and carry out one stage. An error the stage itself caused is
@@ -336,8 +445,8 @@ impl RunContext<'_> {
             input_hashes.insert(input.name().to_string(), sha);
         }
 
-        let out_path = self.run_dir.join(ty.file_name());
-        let meta_path = self.run_dir.join(ty.meta_file_name());
+        let out_path = self.summary.run_dir.join(ty.file_name());
+        let meta_path = self.summary.run_dir.join(ty.meta_file_name());
         let forced = if self.opts.force {
             Some("forced (--force)".to_string())
         } else {
@@ -351,7 +460,7 @@ impl RunContext<'_> {
             &decide::Inputs {
                 stage,
                 project_id: self.project_id(),
-                run_id: &self.run_id,
+                run_id: self.run_id(),
                 config_hash: &self.opts.config.config_hash,
                 input_hashes: &input_hashes,
                 out_path: &out_path,
@@ -361,15 +470,16 @@ impl RunContext<'_> {
             },
         )?;
         let mut execution = self.execution(stage, started_at, input_hashes);
-        let rel = format!("{}/{}", self.run_rel, ty.file_name());
+        let rel = format!("{}/{}", self.summary.run_rel, ty.file_name());
 
         let outcome = match decision {
             Decision::Skip { sha256, bytes } => {
                 execution.status = "skipped".to_string();
                 execution.reason = "up to date".to_string();
                 execution.output_sha256 = Some(sha256.clone());
-                self.finish(&mut execution, t0);
-                self.registry.record_execution(&execution)?;
+                self.complete(&mut execution, t0);
+                // Nothing changed: the row can wait for the next commit.
+                self.pending.push(execution.clone());
                 self.keep(ty, sha256, out_path, bytes);
                 None
             }
@@ -384,16 +494,15 @@ impl RunContext<'_> {
                     "adopted (files an interrupted run wrote check out: hash, schema, parents)"
                         .to_string();
                 execution.output_sha256 = Some(sha256.clone());
-                self.finish(&mut execution, t0);
-                self.registry
-                    .record_artifact(&meta, &rel, &meta_json, &execution)?;
+                self.complete(&mut execution, t0);
+                self.commit(|tx| tx.record_artifact(&meta, &rel, &meta_json, &execution))?;
                 self.keep(ty, sha256, out_path, bytes);
                 None
             }
             Decision::Execute { reason } => {
                 execution.status = "running".to_string();
                 execution.reason = reason;
-                execution.execution_id = Some(self.registry.record_execution(&execution)?);
+                execution.execution_id = Some(self.start_execution(&execution)?);
                 self.in_flight = Some(execution.clone());
                 match self.execute(stage, &out_path, &meta_path) {
                     Ok(Written {
@@ -404,9 +513,8 @@ impl RunContext<'_> {
                     }) => {
                         execution.status = "executed".to_string();
                         execution.output_sha256 = Some(sha256.clone());
-                        self.finish(&mut execution, t0);
-                        self.registry
-                            .record_artifact(&meta, &rel, &meta_json, &execution)?;
+                        self.complete(&mut execution, t0);
+                        self.commit(|tx| tx.record_artifact(&meta, &rel, &meta_json, &execution))?;
                         self.in_flight = None;
                         failpoint::hit("stage.after_commit")
                             .map_err(|e| Error::io("continuing after", &out_path, e))?;
@@ -418,8 +526,8 @@ impl RunContext<'_> {
                     Err(e) => {
                         execution.status = "failed".to_string();
                         execution.error = Some(error_chain(&e));
-                        self.finish(&mut execution, t0);
-                        self.registry.record_execution(&execution)?;
+                        self.complete(&mut execution, t0);
+                        self.commit(|tx| tx.record_execution(&execution))?;
                         self.in_flight = None;
                         Some(e)
                     }
@@ -458,7 +566,7 @@ impl RunContext<'_> {
         execution.finished_at = Some(now);
         execution.duration_ms = Some(execution.duration_ms.unwrap_or(0));
         execution.error = Some(error_chain(error));
-        let _ = self.registry.record_execution(&execution);
+        let _ = self.commit(|tx| tx.record_execution(&execution));
         StageReport::from_execution(stage, &execution)
     }
 
@@ -472,7 +580,7 @@ impl RunContext<'_> {
         ExecutionRecord {
             execution_id: None,
             project_id: self.project_id().to_string(),
-            run_id: self.run_id.clone(),
+            run_id: self.summary.run_id.clone(),
             attempt: self.attempt,
             stage: stage.number(),
             stage_name: stage.name().to_string(),
@@ -488,7 +596,7 @@ impl RunContext<'_> {
         }
     }
 
-    fn finish(&self, execution: &mut ExecutionRecord, t0: Instant) {
+    fn complete(&self, execution: &mut ExecutionRecord, t0: Instant) {
         execution.finished_at = Some(rfc3339(self.clock.now()));
         execution.duration_ms = Some(t0.elapsed().as_millis() as u64);
     }
@@ -539,7 +647,7 @@ impl RunContext<'_> {
             schema_id: schema::schema_id(ty.name())?.to_string(),
             schema_version: SCHEMA_VERSION.to_string(),
             project_id: self.project_id().to_string(),
-            run_id: self.run_id.clone(),
+            run_id: self.summary.run_id.clone(),
             parents: stage
                 .inputs()
                 .iter()

@@ -2,7 +2,8 @@
 
 use rusqlite::params;
 
-use super::Registry;
+use super::executions::MARK_INTERRUPTED;
+use super::{Registry, Tx};
 use crate::error::{Error, Result};
 
 /// The start of one `orchestrator run` invocation.
@@ -88,16 +89,22 @@ const UPSERT_SUMMARY: &str = "
         summary_json = excluded.summary_json, written_at = excluded.written_at";
 
 impl Registry {
-    /// Record that an invocation started; returns its attempt number (1 for
-    /// the first invocation of this run id).
+    /// Record that an invocation started, in one transaction: the project,
+    /// the run row (returns its attempt number, 1 for the first invocation
+    /// of this run id) and the `interrupted` mark on every execution a dead
+    /// process left `running`. Called under the run's lock, when no live
+    /// process can own those rows.
     pub fn begin_run(&mut self, run: &NewRun<'_>) -> Result<u32> {
-        self.write(|tx| {
-            tx.execute(
-                UPSERT_PROJECT,
-                params![run.project_id, run.title, run.started_at],
-            )?;
-            let attempt: u32 = tx.query_row(
-                UPSERT_RUN,
+        self.transaction(|tx| {
+            let conn = tx.conn();
+            conn.prepare_cached(MARK_INTERRUPTED)?
+                .execute(params![run.project_id, run.run_id])?;
+            conn.prepare_cached(UPSERT_PROJECT)?.execute(params![
+                run.project_id,
+                run.title,
+                run.started_at
+            ])?;
+            let attempt: u32 = conn.prepare_cached(UPSERT_RUN)?.query_row(
                 params![
                     run.project_id,
                     run.run_id,
@@ -113,44 +120,40 @@ impl Registry {
             Ok(attempt)
         })
     }
+}
 
+impl Tx<'_> {
     /// Record how an invocation ended.
-    pub fn finish_run(&mut self, f: &RunFinish<'_>) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                FINISH_RUN,
-                params![
-                    f.project_id,
-                    f.run_id,
-                    f.attempt,
-                    f.status,
-                    f.finished_at,
-                    f.duration_ms as i64,
-                    f.error
-                ],
-            )?;
-            Ok(())
-        })
+    pub fn finish_run(&self, f: &RunFinish<'_>) -> Result<()> {
+        self.conn().prepare_cached(FINISH_RUN)?.execute(params![
+            f.project_id,
+            f.run_id,
+            f.attempt,
+            f.status,
+            f.finished_at,
+            f.duration_ms as i64,
+            f.error
+        ])?;
+        Ok(())
     }
 
-    /// Record the `run_summary.json` just written.
-    pub fn record_summary(&mut self, f: &SummaryFile<'_>) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                UPSERT_SUMMARY,
-                params![
-                    f.project_id,
-                    f.run_id,
-                    f.sha256,
-                    f.path,
-                    f.json,
-                    f.written_at
-                ],
-            )?;
-            Ok(())
-        })
+    /// Record the `run_summary.json` written for a run.
+    pub fn record_summary(&self, f: &SummaryFile<'_>) -> Result<()> {
+        self.conn()
+            .prepare_cached(UPSERT_SUMMARY)?
+            .execute(params![
+                f.project_id,
+                f.run_id,
+                f.sha256,
+                f.path,
+                f.json,
+                f.written_at
+            ])?;
+        Ok(())
     }
+}
 
+impl Registry {
     /// One run's row as recorded (no lock check: the caller holds the run)
     /// and its canonical config JSON: what `run_summary.json` is made from.
     pub fn run_record(&self, project_id: &str, run_id: &str) -> Result<(RunRow, String)> {
