@@ -21,7 +21,9 @@ use std::io::Read;
 use std::path::Path;
 
 use super::stage::Stage;
-use crate::artifact::{ComputeOrigin, MetaRecord, SCHEMA_VERSION, canonical_bytes, sha256_hex};
+use crate::artifact::{
+    ComputeOrigin, MetaRecord, SCHEMA_VERSION, canonical_value_bytes, sha256_hex,
+};
 use crate::error::Result;
 use crate::registry::Registry;
 use crate::schema;
@@ -211,7 +213,7 @@ fn check_leftovers(i: &Inputs<'_>, meta_json: String) -> Option<Decision> {
     }
     // Executing would write canonical bytes; anything else was not written
     // by this tool.
-    if canonical_bytes(&value).ok()? != bytes {
+    if canonical_value_bytes(&value).ok()? != bytes {
         return None;
     }
     Some(Decision::Adopt {

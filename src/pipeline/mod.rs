@@ -2,6 +2,7 @@
 //! that decides, from the registry, which stages to execute.
 
 mod decide;
+mod execute;
 pub mod rng;
 pub mod runner;
 pub mod stage;

@@ -3,40 +3,38 @@
 //!
 //! Crash safety rests on one commit point per stage. In order: an execution
 //! row is recorded `running`; the stage computes (no transaction open);
-//! `X.json` is written atomically (temp file, fsync, rename, fsync of the
-//! directory), then `X.meta.json` the same way; then one `BEGIN IMMEDIATE`
-//! transaction registers the artifact and its parent edges and completes the
-//! execution. That commit is the moment the stage is done. A process killed
-//! anywhere before it leaves files the registry does not vouch for, which
-//! the next run adopts when they check out and re-executes otherwise; the
-//! next run also removes stale temp files and marks the dead process's
-//! `running` rows `interrupted`.
+//! `X.json` is written atomically (temp file, fsync, rename), then
+//! `X.meta.json` the same way, then the directory is synced; then one
+//! `BEGIN IMMEDIATE` transaction registers the artifact and its parent
+//! edges and completes the execution. That commit is the moment the stage
+//! is done. A process killed anywhere before it leaves files the registry
+//! does not vouch for, which the next run adopts when they check out and
+//! re-executes otherwise; the next run also removes stale temp files and
+//! marks the dead process's `running` rows `interrupted`.
 //!
-//! Nothing else needs a commit of its own. A skipped stage's row waits for
-//! the next transaction (a kill before it only loses the note that nothing
-//! was done). `run_summary.json` is derived from the registry, inside the
-//! transaction that records it: before the first stage that executes (so a
-//! run killed mid-way is described on disk; a run that executes nothing
-//! changes nothing the previous summary describes) and, at the end, in the
-//! transaction that marks the run finished. A no-op resume therefore
-//! commits twice: when it begins and when it ends.
+//! Nothing else needs a commit of its own, so every other write rides the
+//! next one (see [`Unwritten`]): the run's begin row and a skipped stage's
+//! row wait for the first transaction that must happen, and
+//! `run_summary.json` is written inside the transaction that records it
+//! (see `summary`). A no-op resume therefore commits once, at its end; a
+//! full run commits twice per stage (its `running` row, its artifact) and
+//! once at the end. A kill before a deferred write loses only the note
+//! that nothing changed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::decide::{self, Decision};
-use super::stage::{Stage, StageContext};
-use super::summary::{self, RunReport, StageReport};
-use crate::artifact::{
-    ArtifactType, ComputeOrigin, CreationParams, MetaRecord, ParentRef, RUN_SUMMARY_FILE,
-    SCHEMA_VERSION, TEMP_PREFIX, canonical_bytes, sha256_hex, write_atomic,
-};
+use super::execute::{self, Current, Written};
+use super::stage::Stage;
+use super::summary::{Durability, RunReport, StageReport, SummaryRecord, SummaryTarget};
+use crate::artifact::{ArtifactType, ComputeOrigin, TEMP_PREFIX};
 use crate::clock::{Clock, rfc3339};
 use crate::config::{LoadedConfig, check_run_id};
 use crate::error::{Error, Result};
-use crate::registry::{ExecutionRecord, NewRun, Registry, RunFinish, SummaryFile, Tx};
-use crate::{failpoint, lock, schema};
+use crate::registry::{ExecutionRecord, NewRun, Registry, RunFinish, Tx};
+use crate::{failpoint, lock};
 
 /// What the user asked `run` to do.
 #[derive(Debug, Clone)]
@@ -63,21 +61,6 @@ pub struct RunOutcome {
     pub report: RunReport,
     /// Set when the run stopped early; `report.status` is then `failed`.
     pub error: Option<Error>,
-}
-
-/// What `execute` wrote for one stage.
-struct Written {
-    sha256: String,
-    bytes: Vec<u8>,
-    meta: MetaRecord,
-    meta_json: String,
-}
-
-/// An artifact produced or verified earlier in this invocation.
-struct Current {
-    sha256: String,
-    path: PathBuf,
-    bytes: Vec<u8>,
 }
 
 /// Run the pipeline. `on_stage` is called as each stage is decided, so the
@@ -124,40 +107,40 @@ pub fn run_pipeline(
         .map_err(|e| Error::io("creating the run directory", &run_dir, e))?;
     refuse_symlinked_dirs(&opts.artifacts_dir, &[&cfg.project_id, &run_id])?;
     // Under the lock, whatever a previous process left in flight is dead:
-    // its temp files go now, its `running` rows are marked as the run begins.
+    // its temp files go now, its `running` rows are marked as the run
+    // begins.
     remove_stale_temp_files(&run_dir)?;
 
     let origin = ComputeOrigin::local();
     let t_run = Instant::now();
     let started_at = rfc3339(clock.now());
-    let attempt = registry.begin_run(&NewRun {
-        project_id: &cfg.project_id,
-        title: &cfg.title,
-        run_id: &run_id,
-        config_hash: &opts.config.config_hash,
-        config_json: &opts.config.canonical_json,
-        run_dir: &run_rel,
-        started_at: &started_at,
-        orchestrator_version: &origin.orchestrator_version,
-        host: &origin.host,
-    })?;
-
+    // The lock keeps every other invocation of this run out until then.
+    let attempt = registry.next_attempt(&cfg.project_id, &run_id)?;
+    let begin = Begin {
+        run_dir: run_rel.clone(),
+        started_at,
+        attempt,
+    };
     let mut ctx = RunContext {
         opts,
         registry,
         clock,
-        origin,
-        summary: SummarySpot {
+        summary: SummaryTarget {
             project_id: cfg.project_id.clone(),
             run_id: run_id.clone(),
             run_rel,
-            run_dir: run_dir.clone(),
+            run_dir,
             stages,
         },
+        origin,
         attempt,
         current: BTreeMap::new(),
         in_flight: None,
-        pending: Vec::new(),
+        unwritten: Unwritten {
+            begin: Some(begin),
+            rows: Vec::new(),
+            summary: None,
+        },
         summary_written: false,
     };
 
@@ -279,69 +262,82 @@ fn error_chain(e: &Error) -> String {
     out
 }
 
-/// One transaction: the `pending` decisions, then `f`'s writes. Pending
-/// rows are dropped only once committed, so a failed commit keeps them for
-/// the next.
+/// The run's begin row, until a transaction writes it.
+struct Begin {
+    /// `<project>/<run>`, relative to the artifacts directory.
+    run_dir: String,
+    started_at: String,
+    /// What the registry must answer: [`Registry::next_attempt`] said so.
+    attempt: u32,
+}
+
+/// Writes that need no commit of their own; the next transaction carries
+/// them, ahead of its own rows, so rows keep their order.
+struct Unwritten {
+    begin: Option<Begin>,
+    /// Skipped stages' rows.
+    rows: Vec<ExecutionRecord>,
+    /// The summary the run started with, written to disk, and when.
+    summary: Option<(SummaryRecord, String)>,
+}
+
+/// One transaction: whatever is `unwritten`, then `f`'s writes. The
+/// unwritten part is dropped only once committed, so a failed commit
+/// leaves it for the next.
 fn commit<T>(
     registry: &mut Registry,
-    pending: &mut Vec<ExecutionRecord>,
+    unwritten: &mut Unwritten,
+    run: &Fixed<'_>,
     f: impl FnOnce(&Tx<'_>) -> Result<T>,
 ) -> Result<T> {
     let out = registry.transaction(|tx| {
-        for e in pending.iter() {
+        if let Some(begin) = &unwritten.begin {
+            let attempt = tx.begin_run(&run.new_run(begin))?;
+            if attempt != begin.attempt {
+                return Err(Error::Inconsistent(format!(
+                    "run {} began attempt {attempt} while this process held its lock \
+                     (was another --artifacts-dir used with the same registry?)",
+                    run.summary.run_rel
+                )));
+            }
+        }
+        for e in &unwritten.rows {
             tx.record_execution(e)?;
+        }
+        if let Some((written, at)) = &unwritten.summary {
+            run.summary.record(tx, written, at)?;
         }
         f(tx)
     })?;
-    pending.clear();
+    *unwritten = Unwritten {
+        begin: None,
+        rows: Vec::new(),
+        summary: None,
+    };
     Ok(out)
 }
 
-/// Where a run's summary comes from and goes to.
-struct SummarySpot<'a> {
-    project_id: String,
-    run_id: String,
-    /// `<project>/<run>`, relative to the artifacts directory.
-    run_rel: String,
-    run_dir: PathBuf,
-    stages: &'a [Box<dyn Stage>],
+/// What stays the same for the whole run.
+struct Fixed<'a> {
+    config: &'a LoadedConfig,
+    origin: &'a ComputeOrigin,
+    summary: &'a SummaryTarget<'a>,
 }
 
-impl SummarySpot<'_> {
-    /// The run's summary as `registry` has it now (inside a transaction:
-    /// with its uncommitted rows).
-    fn report(&self, registry: &Registry) -> Result<RunReport> {
-        summary::from_registry(
-            registry,
-            &self.project_id,
-            &self.run_id,
-            self.stages,
-            self.run_dir.clone(),
-        )
-    }
-
-    /// Write `run_summary.json` from the registry as `tx` sees it, and
-    /// record it in `tx`: the file and the index tell one story.
-    fn write(&self, tx: &Tx<'_>, written_at: &str) -> Result<RunReport> {
-        let report = self.report(tx)?;
-        let path = self.run_dir.join(RUN_SUMMARY_FILE);
-        let bytes = canonical_bytes(&report)
-            .map_err(|e| Error::Inconsistent(format!("encoding the run summary: {e}")))?;
-        failpoint::hit("summary.before_write")
-            .map_err(|e| Error::io("writing the run summary", &path, e))?;
-        write_atomic(&path, &bytes)?;
-        failpoint::hit("summary.after_write")
-            .map_err(|e| Error::io("recording the run summary", &path, e))?;
-        tx.record_summary(&SummaryFile {
-            project_id: &report.project_id,
-            run_id: &report.run_id,
-            path: &format!("{}/{RUN_SUMMARY_FILE}", self.run_rel),
-            sha256: &sha256_hex(&bytes),
-            // Canonical bytes are serde_json output, hence UTF-8.
-            json: &String::from_utf8_lossy(&bytes),
-            written_at,
-        })?;
-        Ok(report)
+impl Fixed<'_> {
+    fn new_run<'b>(&'b self, begin: &'b Begin) -> NewRun<'b> {
+        let cfg = &self.config.config;
+        NewRun {
+            project_id: &cfg.project_id,
+            title: &cfg.title,
+            run_id: &self.summary.run_id,
+            config_hash: &self.config.config_hash,
+            config_json: &self.config.canonical_json,
+            run_dir: &begin.run_dir,
+            started_at: &begin.started_at,
+            orchestrator_version: &self.origin.orchestrator_version,
+            host: &self.origin.host,
+        }
     }
 }
 
@@ -349,16 +345,13 @@ struct RunContext<'a> {
     opts: &'a RunOptions,
     registry: &'a mut Registry,
     clock: &'a dyn Clock,
+    summary: SummaryTarget<'a>,
     origin: ComputeOrigin,
-    summary: SummarySpot<'a>,
     attempt: u32,
     current: BTreeMap<ArtifactType, Current>,
     /// The execution recorded `running` and not yet completed, if any.
     in_flight: Option<ExecutionRecord>,
-    /// Decisions made but not yet written (skipped stages): they go into
-    /// the next transaction, ahead of its own rows, so rows keep their
-    /// order.
-    pending: Vec<ExecutionRecord>,
+    unwritten: Unwritten,
     /// Whether this invocation has written `run_summary.json` yet.
     summary_written: bool,
 }
@@ -368,39 +361,56 @@ impl RunContext<'_> {
         &self.opts.config.config.project_id
     }
 
-    fn run_id(&self) -> &str {
-        &self.summary.run_id
-    }
-
-    /// One transaction: the pending decisions, then `f`'s writes.
+    /// One transaction: whatever is unwritten, then `f`'s writes.
     fn commit<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
-        commit(self.registry, &mut self.pending, f)
+        self.commit_with(|tx, _| f(tx))
     }
 
-    /// Record a `running` row for a stage about to compute (and, first in
-    /// this invocation, the summary the run starts with).
-    fn start_execution(&mut self, execution: &ExecutionRecord) -> Result<i64> {
-        let now = rfc3339(self.clock.now());
+    /// [`RunContext::commit`], for writes that involve the run's summary.
+    fn commit_with<T>(
+        &mut self,
+        f: impl FnOnce(&Tx<'_>, &SummaryTarget<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let fixed = Fixed {
+            config: &self.opts.config,
+            origin: &self.origin,
+            summary: &self.summary,
+        };
+        commit(self.registry, &mut self.unwritten, &fixed, |tx| {
+            f(tx, fixed.summary)
+        })
+    }
+
+    /// Record a `running` row for a stage about to compute; it becomes the
+    /// in-flight execution. The first time in this invocation, also write
+    /// the summary the run starts with: the stages decided so far, read in
+    /// the same transaction, before the row (a summary lists no stage in
+    /// flight). It is recorded with the next commit.
+    fn start_execution(&mut self, execution: &mut ExecutionRecord) -> Result<()> {
         let first = !self.summary_written;
-        let summary = &self.summary;
-        let id = commit(self.registry, &mut self.pending, |tx| {
-            if first {
-                // Before the row: a start summary lists only finished stages.
-                summary.write(tx, &now)?;
-            }
-            tx.record_execution(execution)
+        let (report, id) = self.commit_with(|tx, summary| {
+            let report = first.then(|| summary.report(tx)).transpose()?;
+            Ok((report, tx.record_execution(execution)?))
         })?;
-        self.summary_written = true;
-        Ok(id)
+        execution.execution_id = Some(id);
+        self.in_flight = Some(execution.clone());
+        if let Some(report) = report {
+            let written = self.summary.write(&report, Durability::Provisional)?;
+            self.unwritten.summary = Some((written, report.started_at));
+            self.summary_written = true;
+        }
+        Ok(())
     }
 
-    /// End the run: the pending decisions, the run's final row and its
-    /// summary, derived from those rows, in one transaction.
+    /// End the run: whatever is unwritten, the run's final row and its
+    /// summary, derived from those rows and written before they commit.
     fn finish(&mut self, finish: &RunFinish<'_>) -> Result<RunReport> {
-        let summary = &self.summary;
-        commit(self.registry, &mut self.pending, |tx| {
+        self.commit_with(|tx, summary| {
             tx.finish_run(finish)?;
-            summary.write(tx, finish.finished_at)
+            let report = summary.report(tx)?;
+            let written = summary.write(&report, Durability::Final)?;
+            summary.record(tx, &written, finish.finished_at)?;
+            Ok(report)
         })
     }
 
@@ -460,7 +470,7 @@ impl RunContext<'_> {
             &decide::Inputs {
                 stage,
                 project_id: self.project_id(),
-                run_id: self.run_id(),
+                run_id: &self.summary.run_id,
                 config_hash: &self.opts.config.config_hash,
                 input_hashes: &input_hashes,
                 out_path: &out_path,
@@ -479,7 +489,7 @@ impl RunContext<'_> {
                 execution.output_sha256 = Some(sha256.clone());
                 self.complete(&mut execution, t0);
                 // Nothing changed: the row can wait for the next commit.
-                self.pending.push(execution.clone());
+                self.unwritten.rows.push(execution.clone());
                 self.keep(ty, sha256, out_path, bytes);
                 None
             }
@@ -502,9 +512,16 @@ impl RunContext<'_> {
             Decision::Execute { reason } => {
                 execution.status = "running".to_string();
                 execution.reason = reason;
-                execution.execution_id = Some(self.start_execution(&execution)?);
-                self.in_flight = Some(execution.clone());
-                match self.execute(stage, &out_path, &meta_path) {
+                self.start_execution(&mut execution)?;
+                let now = || rfc3339(self.clock.now());
+                let run = execute::Run {
+                    config: &self.opts.config,
+                    run_id: &self.summary.run_id,
+                    origin: &self.origin,
+                    current: &self.current,
+                    now: &now,
+                };
+                match execute::execute(stage, &run, &out_path, &meta_path) {
                     Ok(Written {
                         sha256,
                         bytes,
@@ -599,86 +616,5 @@ impl RunContext<'_> {
     fn complete(&self, execution: &mut ExecutionRecord, t0: Instant) {
         execution.finished_at = Some(rfc3339(self.clock.now()));
         execution.duration_ms = Some(t0.elapsed().as_millis() as u64);
-    }
-
-    /// Run the stage, validate its output, write the artifact and its meta
-    /// record (in that order: a meta record never describes a file that is
-    /// not there).
-    fn execute(&self, stage: &dyn Stage, out_path: &Path, meta_path: &Path) -> Result<Written> {
-        let ty = stage.output();
-        let ctx = StageContext {
-            config: &self.opts.config.config,
-            inputs: stage
-                .inputs()
-                .iter()
-                .filter_map(|t| {
-                    self.current
-                        .get(t)
-                        .map(|c| (*t, (c.path.as_path(), c.bytes.as_slice())))
-                })
-                .collect(),
-        };
-        let value = stage.run(&ctx).map_err(|source| Error::StageFailed {
-            stage: stage.number(),
-            stage_name: stage.name().to_string(),
-            source: Box::new(source),
-        })?;
-        if let Some(v) = schema::validate(ty.name(), &value)?.into_iter().next() {
-            return Err(Error::InvalidArtifact {
-                stage: stage.number(),
-                stage_name: stage.name().to_string(),
-                artifact_type: ty.name().to_string(),
-                pointer: v.pointer,
-                message: v.message,
-            });
-        }
-        let bytes = canonical_bytes(&value)
-            .map_err(|e| Error::Inconsistent(format!("encoding {ty}: {e}")))?;
-        let sha256 = sha256_hex(&bytes);
-        failpoint::hit("stage.before_data_write").map_err(|e| Error::io("writing", out_path, e))?;
-        write_atomic(out_path, &bytes)?;
-        failpoint::hit("stage.after_data_write").map_err(|e| Error::io("writing", meta_path, e))?;
-
-        let meta = MetaRecord {
-            artifact_type: ty.name().to_string(),
-            path: ty.file_name(),
-            sha256: sha256.clone(),
-            size_bytes: bytes.len() as u64,
-            schema_id: schema::schema_id(ty.name())?.to_string(),
-            schema_version: SCHEMA_VERSION.to_string(),
-            project_id: self.project_id().to_string(),
-            run_id: self.summary.run_id.clone(),
-            parents: stage
-                .inputs()
-                .iter()
-                .filter_map(|t| {
-                    self.current.get(t).map(|c| ParentRef {
-                        artifact_type: t.name().to_string(),
-                        sha256: c.sha256.clone(),
-                        path: t.file_name(),
-                    })
-                })
-                .collect(),
-            creation_params: CreationParams {
-                stage: stage.number(),
-                stage_name: stage.name().to_string(),
-                stage_version: stage.version().to_string(),
-                config_hash: self.opts.config.config_hash.clone(),
-            },
-            compute_origin: self.origin.clone(),
-            created_at: rfc3339(self.clock.now()),
-        };
-        let meta_bytes = canonical_bytes(&meta)
-            .map_err(|e| Error::Inconsistent(format!("encoding the meta record of {ty}: {e}")))?;
-        write_atomic(meta_path, &meta_bytes)?;
-        failpoint::hit("stage.after_meta_write")
-            .map_err(|e| Error::io("registering", out_path, e))?;
-        Ok(Written {
-            sha256,
-            bytes,
-            meta,
-            // Canonical bytes are serde_json output, hence UTF-8.
-            meta_json: String::from_utf8_lossy(&meta_bytes).into_owned(),
-        })
     }
 }

@@ -31,7 +31,7 @@ pub struct ExecutionRecord {
     pub stage_name: String,
     pub stage_version: String,
     /// `running`, `executed`, `skipped`, `failed` (or `interrupted`, set
-    /// only when the run's next invocation begins: [`Registry::begin_run`]).
+    /// only when the run's next invocation begins: [`Tx::begin_run`]).
     pub status: String,
     pub reason: String,
     pub started_at: String,

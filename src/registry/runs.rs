@@ -1,6 +1,6 @@
 //! Writes and reads of the `projects`, `runs` and `run_summaries` tables.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::executions::MARK_INTERRUPTED;
 use super::{Registry, Tx};
@@ -88,37 +88,51 @@ const UPSERT_SUMMARY: &str = "
         sha256 = excluded.sha256, path = excluded.path,
         summary_json = excluded.summary_json, written_at = excluded.written_at";
 
+const ATTEMPTS: &str = "SELECT attempts FROM runs WHERE project_id = ?1 AND run_id = ?2";
+
 impl Registry {
-    /// Record that an invocation started, in one transaction: the project,
-    /// the run row (returns its attempt number, 1 for the first invocation
-    /// of this run id) and the `interrupted` mark on every execution a dead
-    /// process left `running`. Called under the run's lock, when no live
-    /// process can own those rows.
-    pub fn begin_run(&mut self, run: &NewRun<'_>) -> Result<u32> {
-        self.transaction(|tx| {
-            let conn = tx.conn();
-            conn.prepare_cached(MARK_INTERRUPTED)?
-                .execute(params![run.project_id, run.run_id])?;
-            conn.prepare_cached(UPSERT_PROJECT)?.execute(params![
+    /// The attempt number the next invocation of a run gets (1 for a run
+    /// never seen): what [`Tx::begin_run`] will return, known before it
+    /// commits. Only meaningful under the run's lock.
+    pub fn next_attempt(&self, project_id: &str, run_id: &str) -> Result<u32> {
+        let attempts: Option<u32> = self
+            .conn
+            .prepare_cached(ATTEMPTS)?
+            .query_row(params![project_id, run_id], |r| r.get(0))
+            .optional()?;
+        Ok(attempts.map_or(1, |a| a + 1))
+    }
+}
+
+impl Tx<'_> {
+    /// Record that an invocation started: the project, the run row
+    /// (returns its attempt number, 1 for the first invocation of this run
+    /// id) and the `interrupted` mark on every execution a dead process
+    /// left `running`. Called under the run's lock, when no live process
+    /// can own those rows.
+    pub fn begin_run(&self, run: &NewRun<'_>) -> Result<u32> {
+        let conn = self.conn();
+        conn.prepare_cached(MARK_INTERRUPTED)?
+            .execute(params![run.project_id, run.run_id])?;
+        conn.prepare_cached(UPSERT_PROJECT)?.execute(params![
+            run.project_id,
+            run.title,
+            run.started_at
+        ])?;
+        let attempt: u32 = conn.prepare_cached(UPSERT_RUN)?.query_row(
+            params![
                 run.project_id,
-                run.title,
-                run.started_at
-            ])?;
-            let attempt: u32 = conn.prepare_cached(UPSERT_RUN)?.query_row(
-                params![
-                    run.project_id,
-                    run.run_id,
-                    run.config_hash,
-                    run.config_json,
-                    run.run_dir,
-                    run.started_at,
-                    run.orchestrator_version,
-                    run.host
-                ],
-                |r| r.get(0),
-            )?;
-            Ok(attempt)
-        })
+                run.run_id,
+                run.config_hash,
+                run.config_json,
+                run.run_dir,
+                run.started_at,
+                run.orchestrator_version,
+                run.host
+            ],
+            |r| r.get(0),
+        )?;
+        Ok(attempt)
     }
 }
 
