@@ -116,6 +116,7 @@ pub fn run_pipeline(
     let started_at = rfc3339(clock.now());
     // The lock keeps every other invocation of this run out until then.
     let attempt = registry.next_attempt(&cfg.project_id, &run_id)?;
+    let executions_after = registry.last_execution_id()?;
     let begin = Begin {
         run_dir: run_rel.clone(),
         started_at,
@@ -131,6 +132,7 @@ pub fn run_pipeline(
             run_rel,
             run_dir,
             stages,
+            executions_after,
         },
         origin,
         attempt,
@@ -170,6 +172,7 @@ pub fn run_pipeline(
         project_id: &cfg.project_id,
         run_id: &run_id,
         attempt,
+        executions_after,
         status: if failure.is_some() {
             "failed"
         } else {

@@ -144,6 +144,7 @@ pub(crate) fn from_registry(
     registry: &Registry,
     project_id: &str,
     run_id: &str,
+    executions_after: i64,
     stages: &[Box<dyn Stage>],
     run_dir: PathBuf,
 ) -> Result<RunReport> {
@@ -151,7 +152,8 @@ pub(crate) fn from_registry(
     let config = serde_json::from_str(&config_json).map_err(|e| {
         Error::Inconsistent(format!("runs.config_json of {project_id}/{run_id}: {e}"))
     })?;
-    let executions = registry.executions_of_attempt(project_id, run_id, run.attempts)?;
+    let executions =
+        registry.executions_of_attempt(project_id, run_id, run.attempts, executions_after)?;
     let ended = run.status != "running";
     let reports = stages
         .iter()
@@ -196,6 +198,8 @@ pub(crate) struct SummaryTarget<'a> {
     pub run_rel: String,
     pub run_dir: PathBuf,
     pub stages: &'a [Box<dyn Stage>],
+    /// Every execution row of this invocation has a larger id.
+    pub executions_after: i64,
 }
 
 /// Whether a summary's new name must be durable before it is recorded.
@@ -218,6 +222,7 @@ impl SummaryTarget<'_> {
             registry,
             &self.project_id,
             &self.run_id,
+            self.executions_after,
             self.stages,
             self.run_dir.clone(),
         )

@@ -86,12 +86,18 @@ pub(super) const MARK_INTERRUPTED: &str = "
         error = 'the process running this stage stopped before the stage was committed'
     WHERE project_id = ?1 AND run_id = ?2 AND status = 'running'";
 
+/// `stage IN (…)` and the id bound `?4` let the index seek to the attempt's
+/// rows instead of reading every earlier attempt's: a run resumed a
+/// thousand times costs no more to summarize than one resumed once.
 const EXECUTIONS_OF_ATTEMPT: &str = "
     SELECT execution_id, stage, stage_name, stage_version, status, reason, started_at,
            finished_at, duration_ms, input_hashes, output_sha256, error
     FROM stage_executions
-    WHERE project_id = ?1 AND run_id = ?2 AND attempt = ?3
+    WHERE project_id = ?1 AND run_id = ?2 AND stage IN (1, 2, 3, 4, 5)
+      AND execution_id > ?4 AND attempt = ?3
     ORDER BY stage, execution_id";
+
+const LAST_EXECUTION_ID: &str = "SELECT coalesce(max(execution_id), 0) FROM stage_executions";
 
 const UPSERT_ARTIFACT: &str = "
     INSERT INTO artifacts (project_id, run_id, artifact_type, sha256, schema_id, schema_version,
@@ -147,16 +153,28 @@ impl Registry {
         .transpose()
     }
 
-    /// Every execution row of one attempt of a run, in stage order.
+    /// The largest execution id so far (0 for none). Rows inserted later
+    /// get larger ids, so an invocation that reads this before its first
+    /// row can find all of its rows, and only them, by id.
+    pub fn last_execution_id(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .prepare_cached(LAST_EXECUTION_ID)?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// Every execution row of one attempt of a run, in stage order. All of
+    /// them have ids above `after` (see [`Registry::last_execution_id`]).
     pub fn executions_of_attempt(
         &self,
         project_id: &str,
         run_id: &str,
         attempt: u32,
+        after: i64,
     ) -> Result<Vec<ExecutionRecord>> {
         let mut stmt = self.conn.prepare_cached(EXECUTIONS_OF_ATTEMPT)?;
         let rows = stmt
-            .query_map(params![project_id, run_id, attempt], |r| {
+            .query_map(params![project_id, run_id, attempt, after], |r| {
                 Ok((
                     ExecutionRecord {
                         execution_id: r.get(0)?,

@@ -27,6 +27,10 @@ pub struct RunFinish<'a> {
     pub project_id: &'a str,
     pub run_id: &'a str,
     pub attempt: u32,
+    /// Every execution row of the attempt has a larger id (see
+    /// [`Registry::last_execution_id`]): the counts read only those rows,
+    /// not every attempt's.
+    pub executions_after: i64,
     pub status: &'a str,
     pub finished_at: &'a str,
     pub duration_ms: u64,
@@ -69,14 +73,16 @@ const UPSERT_RUN: &str = "
         host = excluded.host
     RETURNING attempts";
 
+/// `stage IN (…)` with the id bound `?8` lets the index seek straight to the
+/// attempt's rows of each stage instead of reading every attempt's.
 const FINISH_RUN: &str = "
     UPDATE runs SET status = ?4, finished_at = ?5, duration_ms = ?6, error = ?7,
-        stages_executed = (SELECT count(*) FROM stage_executions
-                           WHERE project_id = ?1 AND run_id = ?2 AND attempt = ?3
-                             AND status = 'executed'),
-        stages_skipped = (SELECT count(*) FROM stage_executions
-                          WHERE project_id = ?1 AND run_id = ?2 AND attempt = ?3
-                            AND status = 'skipped')
+        (stages_executed, stages_skipped) = (
+            SELECT count(*) FILTER (WHERE status = 'executed'),
+                   count(*) FILTER (WHERE status = 'skipped')
+            FROM stage_executions
+            WHERE project_id = ?1 AND run_id = ?2 AND stage IN (1, 2, 3, 4, 5)
+              AND execution_id > ?8 AND attempt = ?3)
     WHERE project_id = ?1 AND run_id = ?2";
 
 const CONFIG_JSON: &str = "SELECT config_json FROM runs WHERE project_id = ?1 AND run_id = ?2";
@@ -146,7 +152,8 @@ impl Tx<'_> {
             f.status,
             f.finished_at,
             f.duration_ms as i64,
-            f.error
+            f.error,
+            f.executions_after
         ])?;
         Ok(())
     }
