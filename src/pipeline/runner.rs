@@ -138,6 +138,7 @@ pub fn run_pipeline(
         attempt,
         current: BTreeMap::new(),
         in_flight: None,
+        ahead: None,
         unwritten: Unwritten {
             begin: Some(begin),
             rows: Vec::new(),
@@ -147,7 +148,7 @@ pub fn run_pipeline(
     };
 
     let mut failure: Option<Error> = None;
-    for stage in stages {
+    for (i, stage) in stages.iter().enumerate() {
         if failure.is_some() {
             on_stage(&StageReport::not_run(
                 stage.as_ref(),
@@ -155,7 +156,8 @@ pub fn run_pipeline(
             ));
             continue;
         }
-        let (report, error) = match ctx.run_stage(stage.as_ref()) {
+        let next = stages.get(i + 1).map(AsRef::as_ref);
+        let (report, error) = match ctx.run_stage(stage.as_ref(), next) {
             Ok(outcome) => outcome,
             // The machinery failed (disk, registry): record what we can so
             // the run reads as failed, not as a process that died.
@@ -344,6 +346,18 @@ impl Fixed<'_> {
     }
 }
 
+/// A stage decided, not yet carried out.
+struct Planned {
+    stage: u8,
+    t0: Instant,
+    /// Its row: `running` with the reason when it executes (and an id once
+    /// recorded); completed by whoever carries it out.
+    execution: ExecutionRecord,
+    decision: Decision,
+    out_path: PathBuf,
+    meta_path: PathBuf,
+}
+
 struct RunContext<'a> {
     opts: &'a RunOptions,
     registry: &'a mut Registry,
@@ -354,6 +368,8 @@ struct RunContext<'a> {
     current: BTreeMap<ArtifactType, Current>,
     /// The execution recorded `running` and not yet completed, if any.
     in_flight: Option<ExecutionRecord>,
+    /// The next stage, decided while the previous one committed.
+    ahead: Option<Result<Planned>>,
     unwritten: Unwritten,
     /// Whether this invocation has written `run_summary.json` yet.
     summary_written: bool,
@@ -435,10 +451,8 @@ impl RunContext<'_> {
         }
     }
 
-    /// Decide and carry out one stage. An error the stage itself caused is
-    /// returned beside its report (the run records it and stops); an error
-    /// of the machinery (registry, disk) aborts the run at once.
-    fn run_stage(&mut self, stage: &dyn Stage) -> Result<(StageReport, Option<Error>)> {
+    /// Decide a stage: what to do, with the execution row that will say so.
+    fn plan(&self, stage: &dyn Stage) -> Result<Planned> {
         let t0 = Instant::now();
         let started_at = rfc3339(self.clock.now());
         let ty = stage.output();
@@ -457,7 +471,6 @@ impl RunContext<'_> {
                 })?;
             input_hashes.insert(input.name().to_string(), sha);
         }
-
         let out_path = self.summary.run_dir.join(ty.file_name());
         let meta_path = self.summary.run_dir.join(ty.meta_file_name());
         let forced = if self.opts.force {
@@ -483,6 +496,42 @@ impl RunContext<'_> {
             },
         )?;
         let mut execution = self.execution(stage, started_at, input_hashes);
+        if let Decision::Execute { reason } = &decision {
+            execution.status = "running".to_string();
+            execution.reason = reason.clone();
+        }
+        Ok(Planned {
+            stage: stage.number(),
+            t0,
+            execution,
+            decision,
+            out_path,
+            meta_path,
+        })
+    }
+
+    /// Decide and carry out one stage; `next` is the stage after it. An
+    /// error the stage itself caused is returned beside its report (the run
+    /// records it and stops); an error of the machinery (registry, disk)
+    /// aborts the run at once.
+    fn run_stage(
+        &mut self,
+        stage: &dyn Stage,
+        next: Option<&dyn Stage>,
+    ) -> Result<(StageReport, Option<Error>)> {
+        let planned = match self.ahead.take() {
+            Some(ahead) if !matches!(&ahead, Ok(p) if p.stage != stage.number()) => ahead?,
+            _ => self.plan(stage)?,
+        };
+        let Planned {
+            t0,
+            mut execution,
+            decision,
+            out_path,
+            meta_path,
+            ..
+        } = planned;
+        let ty = stage.output();
         let rel = format!("{}/{}", self.summary.run_rel, ty.file_name());
 
         let outcome = match decision {
@@ -512,10 +561,13 @@ impl RunContext<'_> {
                 self.keep(ty, sha256, out_path, bytes);
                 None
             }
-            Decision::Execute { reason } => {
-                execution.status = "running".to_string();
-                execution.reason = reason;
-                self.start_execution(&mut execution)?;
+            Decision::Execute { .. } => {
+                if execution.execution_id.is_none() {
+                    self.start_execution(&mut execution)?;
+                } else {
+                    // Recorded `running` by the previous stage's commit.
+                    self.in_flight = Some(execution.clone());
+                }
                 let now = || rfc3339(self.clock.now());
                 let run = execute::Run {
                     config: &self.opts.config,
@@ -534,11 +586,27 @@ impl RunContext<'_> {
                         execution.status = "executed".to_string();
                         execution.output_sha256 = Some(sha256.clone());
                         self.complete(&mut execution, t0);
-                        self.commit(|tx| tx.record_artifact(&meta, &rel, &meta_json, &execution))?;
+                        self.keep(ty, sha256, out_path.clone(), bytes);
+                        // Decide the next stage now, so that if it executes
+                        // its `running` row rides this stage's commit.
+                        let mut ahead = next.map(|n| self.plan(n));
+                        let next_running = match &ahead {
+                            Some(Ok(p)) if matches!(p.decision, Decision::Execute { .. }) => {
+                                Some(&p.execution)
+                            }
+                            _ => None,
+                        };
+                        let next_id = self.commit(|tx| {
+                            tx.record_artifact(&meta, &rel, &meta_json, &execution)?;
+                            next_running.map(|e| tx.record_execution(e)).transpose()
+                        })?;
+                        if let (Some(Ok(p)), Some(id)) = (&mut ahead, next_id) {
+                            p.execution.execution_id = Some(id);
+                        }
                         self.in_flight = None;
+                        self.ahead = ahead;
                         failpoint::hit("stage.after_commit")
                             .map_err(|e| Error::io("continuing after", &out_path, e))?;
-                        self.keep(ty, sha256, out_path, bytes);
                         None
                     }
                     // Disk failures are not the stage's fault: stop now.
@@ -586,7 +654,16 @@ impl RunContext<'_> {
         execution.finished_at = Some(now);
         execution.duration_ms = Some(execution.duration_ms.unwrap_or(0));
         execution.error = Some(error_chain(error));
-        let _ = self.commit(|tx| tx.record_execution(&execution));
+        // A later stage recorded `running` ahead of time never started: its
+        // row goes, and it reads as not run like every stage after this.
+        let never_started = match self.ahead.take() {
+            Some(Ok(p)) => p.execution.execution_id,
+            _ => None,
+        };
+        let _ = self.commit(|tx| {
+            tx.record_execution(&execution)?;
+            never_started.map_or(Ok(()), |id| tx.withdraw_execution(id))
+        });
         StageReport::from_execution(stage, &execution)
     }
 

@@ -89,6 +89,9 @@ pub(super) const MARK_INTERRUPTED: &str = "
 /// `stage IN (…)` and the id bound `?4` let the index seek to the attempt's
 /// rows instead of reading every earlier attempt's: a run resumed a
 /// thousand times costs no more to summarize than one resumed once.
+const WITHDRAW_EXECUTION: &str =
+    "DELETE FROM stage_executions WHERE execution_id = ?1 AND status = 'running'";
+
 const EXECUTIONS_OF_ATTEMPT: &str = "
     SELECT execution_id, stage, stage_name, stage_version, status, reason, started_at,
            finished_at, duration_ms, input_hashes, output_sha256, error
@@ -264,6 +267,15 @@ impl Tx<'_> {
         crate::failpoint::hit("stage.in_commit")
             .map_err(|e| Error::io("committing the stage to", self.path(), e))?;
         self.record_execution(execution).map(|_| ())
+    }
+
+    /// Remove a `running` row whose stage never started (recorded ahead of
+    /// time by the previous stage's commit, which the run then aborted).
+    pub fn withdraw_execution(&self, execution_id: i64) -> Result<()> {
+        self.conn()
+            .prepare_cached(WITHDRAW_EXECUTION)?
+            .execute(params![execution_id])?;
+        Ok(())
     }
 
     /// Record a stage decision: insert it (a `running` row, whose id is
