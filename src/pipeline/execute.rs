@@ -1,10 +1,11 @@
 //! Executing one stage: run it, validate its output, write the artifact and
 //! its meta record. Registering them is the runner's commit, not this.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::stage::{Stage, StageContext};
+use super::stage::{Parsed, Stage, StageContext};
 use crate::artifact::{
     ArtifactType, ComputeOrigin, CreationParams, MetaRecord, ParentRef, SCHEMA_VERSION,
     canonical_bytes, canonical_value_bytes, sha256_hex, sync_dir, write_atomic_unsynced,
@@ -35,6 +36,7 @@ pub(crate) struct Run<'a> {
     pub run_id: &'a str,
     pub origin: &'a ComputeOrigin,
     pub current: &'a BTreeMap<ArtifactType, Current>,
+    pub parsed: &'a RefCell<Parsed>,
     /// RFC 3339 now, for the meta record's `created_at`.
     pub now: &'a dyn Fn() -> String,
 }
@@ -61,6 +63,7 @@ pub(crate) fn execute(
                     .map(|c| (*t, (c.path.as_path(), c.bytes.as_slice())))
             })
             .collect(),
+        parsed: run.parsed,
     };
     let value = stage.run(&ctx).map_err(|source| Error::StageFailed {
         stage: stage.number(),

@@ -21,13 +21,14 @@
 //! once at the end. A kill before a deferred write loses only the note
 //! that nothing changed.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::decide::{self, Decision};
 use super::execute::{self, Current, Written};
-use super::stage::Stage;
+use super::stage::{Parsed, Stage};
 use super::summary::{Durability, RunReport, StageReport, SummaryRecord, SummaryTarget};
 use crate::artifact::{ArtifactType, ComputeOrigin, TEMP_PREFIX};
 use crate::clock::{Clock, rfc3339};
@@ -137,6 +138,7 @@ pub fn run_pipeline(
         origin,
         attempt,
         current: BTreeMap::new(),
+        parsed: RefCell::default(),
         in_flight: None,
         ahead: None,
         unwritten: Unwritten {
@@ -366,6 +368,8 @@ struct RunContext<'a> {
     origin: ComputeOrigin,
     attempt: u32,
     current: BTreeMap<ArtifactType, Current>,
+    /// Upstream artifacts as stages parsed them.
+    parsed: RefCell<Parsed>,
     /// The execution recorded `running` and not yet completed, if any.
     in_flight: Option<ExecutionRecord>,
     /// The next stage, decided while the previous one committed.
@@ -438,17 +442,21 @@ impl RunContext<'_> {
         self.commit(|tx| tx.finish_run(finish))
     }
 
-    /// Drop the bytes of artifacts no stage after `done` reads.
+    /// Drop the bytes and parsed forms of artifacts no stage after `done`
+    /// reads.
     fn release_inputs(&mut self, done: u8) {
         let stages = self.summary.stages;
-        for (ty, c) in &mut self.current {
-            let still_read = stages
+        let still_read = |ty: &ArtifactType| {
+            stages
                 .iter()
-                .any(|s| s.number() > done && s.inputs().contains(ty));
-            if !still_read {
+                .any(|s| s.number() > done && s.inputs().contains(ty))
+        };
+        for (ty, c) in &mut self.current {
+            if !still_read(ty) {
                 c.bytes = Vec::new();
             }
         }
+        self.parsed.get_mut().retain(|(ty, _), _| still_read(ty));
     }
 
     /// Decide a stage: what to do, with the execution row that will say so.
@@ -574,6 +582,7 @@ impl RunContext<'_> {
                     run_id: &self.summary.run_id,
                     origin: &self.origin,
                     current: &self.current,
+                    parsed: &self.parsed,
                     now: &now,
                 };
                 match execute::execute(stage, &run, &out_path, &meta_path) {
