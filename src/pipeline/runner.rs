@@ -14,12 +14,13 @@
 //!
 //! Nothing else needs a commit of its own, so every other write rides the
 //! next one (see [`Unwritten`]): the run's begin row and a skipped stage's
-//! row wait for the first transaction that must happen, and
-//! `run_summary.json` is written inside the transaction that records it
-//! (see `summary`). A no-op resume therefore commits once, at its end; a
-//! full run commits twice per stage (its `running` row, its artifact) and
-//! once at the end. A kill before a deferred write loses only the note
-//! that nothing changed.
+//! row wait for the first transaction that must happen; the stage after an
+//! executed one is decided before that one commits, so its `running` row
+//! rides that commit; the summary a run starts with is recorded with the
+//! next commit and the final one is written inside the transaction that
+//! records it (see `summary`). A no-op resume therefore commits once; a
+//! full run of five stages seven times (its start, each stage, its end). A
+//! kill before a deferred write loses only the note that nothing changed.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

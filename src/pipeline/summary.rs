@@ -2,14 +2,16 @@
 //! registry.
 //!
 //! The summary is written before the first stage that executes (status
-//! `running`, the stages decided so far) and rewritten when the run ends,
-//! each time from the registry's rows for the run and its current attempt,
-//! read inside the transaction that records the file, so the file and the
-//! index cannot tell two stories. A run that executes nothing writes it
-//! once, at the end: until then the previous summary still describes every
-//! file in the directory. It carries everything about a run that lives nowhere else on
-//! disk (config, statuses, timings, input hashes), which is what lets
-//! `orchestrator reindex` rebuild the registry from the files.
+//! `running`, the stages decided so far: read in the transaction that
+//! records that stage's `running` row, before the row) and rewritten when
+//! the run ends (read, written and recorded in the transaction that marks
+//! the run finished). Both come from the registry's rows for the run's
+//! current attempt, so the file and the index cannot tell two stories. A
+//! run that executes nothing writes it once, at the end: until then the
+//! previous summary still describes every file in the directory. It carries
+//! everything about a run that lives nowhere else on disk (config,
+//! statuses, timings, input hashes), which is what lets `orchestrator
+//! reindex` rebuild the registry from the files.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
