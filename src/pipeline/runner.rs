@@ -13,7 +13,7 @@
 //! marks the dead process's `running` rows `interrupted`.
 //!
 //! Nothing else needs a commit of its own, so every other write rides the
-//! next one (see [`Unwritten`]): the run's begin row and a skipped stage's
+//! next one (see `commit`): the run's begin row and a skipped stage's
 //! row wait for the first transaction that must happen; the stage after an
 //! executed one is decided before that one commits, so its `running` row
 //! rides that commit; the summary a run starts with is recorded with the
@@ -24,18 +24,20 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::commit::{Begin, Fixed, Unwritten, commit};
 use super::decide::{self, Decision};
 use super::execute::{self, Current, Written};
+use super::rundir::{refuse_symlinked_dirs, remove_stale_temp_files};
 use super::stage::{Parsed, Stage};
-use super::summary::{Durability, RunReport, StageReport, SummaryRecord, SummaryTarget};
-use crate::artifact::{ArtifactType, ComputeOrigin, TEMP_PREFIX};
+use super::summary::{Durability, RunReport, StageReport, SummaryTarget};
+use crate::artifact::{ArtifactType, ComputeOrigin};
 use crate::clock::{Clock, rfc3339};
 use crate::config::{LoadedConfig, check_run_id};
 use crate::error::{Error, Result};
-use crate::registry::{ExecutionRecord, NewRun, Registry, RunFinish, Tx};
+use crate::registry::{ExecutionRecord, Registry, RunFinish, Tx};
 use crate::{failpoint, lock};
 
 /// What the user asked `run` to do.
@@ -222,42 +224,6 @@ pub fn run_pipeline(
     }
 }
 
-/// The project and run directories must be real directories: artifacts are
-/// never written through a symlink (verify reports one, never follows it).
-fn refuse_symlinked_dirs(artifacts_dir: &Path, parts: &[&str]) -> Result<()> {
-    let mut dir = artifacts_dir.to_path_buf();
-    for part in parts {
-        dir.push(part);
-        let meta = std::fs::symlink_metadata(&dir)
-            .map_err(|e| Error::io("inspecting the run directory", &dir, e))?;
-        if !meta.file_type().is_dir() {
-            return Err(Error::usage_with_hint(
-                format!(
-                    "`{}` is a symlink, not a directory; artifacts are never written through one",
-                    dir.display()
-                ),
-                "replace the link with a real directory (or move the target there), then run again",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Delete `.tmp-*` files an interrupted writer left in the run directory.
-/// Safe only under the run lock: then no live writer can own them.
-fn remove_stale_temp_files(run_dir: &Path) -> Result<()> {
-    let entries = std::fs::read_dir(run_dir)
-        .map_err(|e| Error::io("listing the run directory", run_dir, e))?;
-    for entry in entries.flatten() {
-        let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
-        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
-            std::fs::remove_file(entry.path())
-                .map_err(|e| Error::io("removing a stale temporary file", entry.path(), e))?;
-        }
-    }
-    Ok(())
-}
-
 /// `message: cause: cause`, for storing an error in one registry column.
 fn error_chain(e: &Error) -> String {
     let mut out = e.to_string();
@@ -268,85 +234,6 @@ fn error_chain(e: &Error) -> String {
         source = s.source();
     }
     out
-}
-
-/// The run's begin row, until a transaction writes it.
-struct Begin {
-    /// `<project>/<run>`, relative to the artifacts directory.
-    run_dir: String,
-    started_at: String,
-    /// What the registry must answer: [`Registry::next_attempt`] said so.
-    attempt: u32,
-}
-
-/// Writes that need no commit of their own; the next transaction carries
-/// them, ahead of its own rows, so rows keep their order.
-struct Unwritten {
-    begin: Option<Begin>,
-    /// Skipped stages' rows.
-    rows: Vec<ExecutionRecord>,
-    /// The summary the run started with, written to disk, and when.
-    summary: Option<(SummaryRecord, String)>,
-}
-
-/// One transaction: whatever is `unwritten`, then `f`'s writes. The
-/// unwritten part is dropped only once committed, so a failed commit
-/// leaves it for the next.
-fn commit<T>(
-    registry: &mut Registry,
-    unwritten: &mut Unwritten,
-    run: &Fixed<'_>,
-    f: impl FnOnce(&Tx<'_>) -> Result<T>,
-) -> Result<T> {
-    let out = registry.transaction(|tx| {
-        if let Some(begin) = &unwritten.begin {
-            let attempt = tx.begin_run(&run.new_run(begin))?;
-            if attempt != begin.attempt {
-                return Err(Error::Inconsistent(format!(
-                    "run {} began attempt {attempt} while this process held its lock \
-                     (was another --artifacts-dir used with the same registry?)",
-                    run.summary.run_rel
-                )));
-            }
-        }
-        for e in &unwritten.rows {
-            tx.record_execution(e)?;
-        }
-        if let Some((written, at)) = &unwritten.summary {
-            run.summary.record(tx, written, at)?;
-        }
-        f(tx)
-    })?;
-    *unwritten = Unwritten {
-        begin: None,
-        rows: Vec::new(),
-        summary: None,
-    };
-    Ok(out)
-}
-
-/// What stays the same for the whole run.
-struct Fixed<'a> {
-    config: &'a LoadedConfig,
-    origin: &'a ComputeOrigin,
-    summary: &'a SummaryTarget<'a>,
-}
-
-impl Fixed<'_> {
-    fn new_run<'b>(&'b self, begin: &'b Begin) -> NewRun<'b> {
-        let cfg = &self.config.config;
-        NewRun {
-            project_id: &cfg.project_id,
-            title: &cfg.title,
-            run_id: &self.summary.run_id,
-            config_hash: &self.config.config_hash,
-            config_json: &self.config.canonical_json,
-            run_dir: &begin.run_dir,
-            started_at: &begin.started_at,
-            orchestrator_version: &self.origin.orchestrator_version,
-            host: &self.origin.host,
-        }
-    }
 }
 
 /// A stage decided, not yet carried out.
