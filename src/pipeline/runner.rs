@@ -38,7 +38,7 @@ use crate::clock::{Clock, rfc3339};
 use crate::config::{LoadedConfig, check_run_id};
 use crate::error::{Error, Result};
 use crate::registry::{ExecutionRecord, Registry, RunFinish, Tx};
-use crate::{failpoint, lock};
+use crate::{failpoint, lock, schema};
 
 /// What the user asked `run` to do.
 #[derive(Debug, Clone)]
@@ -150,6 +150,7 @@ pub fn run_pipeline(
             summary: None,
         },
         summary_written: false,
+        validators_prepared: false,
     };
 
     let mut failure: Option<Error> = None;
@@ -265,6 +266,8 @@ struct RunContext<'a> {
     unwritten: Unwritten,
     /// Whether this invocation has written `run_summary.json` yet.
     summary_written: bool,
+    /// Whether validators are being compiled ahead of use.
+    validators_prepared: bool,
 }
 
 impl RunContext<'_> {
@@ -458,6 +461,14 @@ impl RunContext<'_> {
                 None
             }
             Decision::Execute { .. } => {
+                if !self.validators_prepared {
+                    // This stage and those after it may execute: have their
+                    // validators compiled while this one computes.
+                    let from = stage.number();
+                    let later = self.summary.stages.iter().filter(|s| s.number() >= from);
+                    schema::prepare(later.map(|s| s.output().name()).collect());
+                    self.validators_prepared = true;
+                }
                 if execution.execution_id.is_none() {
                     self.start_execution(&mut execution)?;
                 } else {
