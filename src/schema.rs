@@ -2,11 +2,10 @@
 //!
 //! The schemas in `schemas/` are compiled into the binary (so an installed
 //! `orchestrator` needs no checkout) and compiled into validators once per
-//! process. Validation returns every violation with its JSON pointer; the
-//! caller decides how many to show.
+//! process, each on first use. Validation returns every violation with its
+//! JSON pointer; the caller decides how many to show.
 
-use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -40,49 +39,104 @@ pub struct Violation {
     pub message: String,
 }
 
+/// One schema, compiled on first use: a run that validates nothing but its
+/// config (a no-op resume) compiles one schema, not seven.
 struct Compiled {
-    id: String,
     validator: jsonschema::Validator,
 }
 
-static COMPILED: LazyLock<std::result::Result<BTreeMap<&'static str, Compiled>, String>> =
-    LazyLock::new(compile_all);
+/// One slot per entry of [`SCHEMA_SOURCES`], in the same order.
+static COMPILED: [OnceLock<std::result::Result<Compiled, String>>; SCHEMA_SOURCES.len()] =
+    [const { OnceLock::new() }; SCHEMA_SOURCES.len()];
 
-fn compile_all() -> std::result::Result<BTreeMap<&'static str, Compiled>, String> {
-    let mut out = BTreeMap::new();
-    for (name, source) in SCHEMA_SOURCES {
-        let doc: Value = serde_json::from_str(source)
-            .map_err(|e| format!("schemas/{name}.v1.json is not JSON: {e}"))?;
-        let id = doc
-            .get("$id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("schemas/{name}.v1.json has no $id"))?
-            .to_string();
-        let validator = jsonschema::draft7::new(&doc)
-            .map_err(|e| format!("schemas/{name}.v1.json does not compile: {e}"))?;
-        out.insert(name, Compiled { id, validator });
-    }
-    Ok(out)
-}
-
-fn compiled(name: &str) -> Result<&'static Compiled> {
-    // Both are defects of this build, not of the user's input.
-    let all = COMPILED
-        .as_ref()
-        .map_err(|e| Error::Inconsistent(e.clone()))?;
-    all.get(name)
+fn index_of(name: &str) -> Result<usize> {
+    SCHEMA_SOURCES
+        .iter()
+        .position(|(n, _)| *n == name)
+        // A defect of this build, not of the user's input.
         .ok_or_else(|| Error::Inconsistent(format!("no schema named `{name}`")))
 }
 
-/// The `$id` of the named schema.
+fn compile(name: &str, source: &str) -> std::result::Result<Compiled, String> {
+    let doc: Value = serde_json::from_str(source)
+        .map_err(|e| format!("schemas/{name}.v1.json is not JSON: {e}"))?;
+    // Every pattern in `schemas/` is a plain regular expression (no
+    // look-around or back-references), which the `regex` engine compiles
+    // faster than `fancy-regex` and matches in linear time.
+    let validator = jsonschema::draft7::options()
+        .with_pattern_options(jsonschema::PatternOptions::regex())
+        .build(&doc)
+        .map_err(|e| format!("schemas/{name}.v1.json does not compile: {e}"))?;
+    Ok(Compiled { validator })
+}
+
+fn schema_id_of(doc: &Value) -> Option<String> {
+    doc.get("$id").and_then(Value::as_str).map(str::to_string)
+}
+
+fn compiled(name: &str) -> Result<&'static Compiled> {
+    let i = index_of(name)?;
+    let (name, source) = SCHEMA_SOURCES[i];
+    COMPILED[i]
+        .get_or_init(|| compile(name, source))
+        .as_ref()
+        // A defect of this build, not of the user's input.
+        .map_err(|e| Error::Inconsistent(e.clone()))
+}
+
+/// Compile the named schemas on a background thread, in order, so that a
+/// run about to execute stages finds their validators ready instead of
+/// compiling each one (about half a millisecond apiece) between computing
+/// and writing. Validating a schema still being compiled waits for it;
+/// one that fails to compile reports its error when used, as ever. A
+/// thread that cannot be started changes nothing: each schema then compiles
+/// on first use.
+pub fn prepare(names: Vec<&'static str>) {
+    let todo: Vec<usize> = names
+        .into_iter()
+        .filter_map(|n| index_of(n).ok())
+        .filter(|&i| COMPILED[i].get().is_none())
+        .collect();
+    if todo.is_empty() {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("compile-schemas".to_string())
+        .spawn(move || {
+            for i in todo {
+                let (name, source) = SCHEMA_SOURCES[i];
+                COMPILED[i].get_or_init(|| compile(name, source));
+            }
+        });
+}
+
+/// The `$id` of the named schema. Reads the schema document, but compiles
+/// nothing: callers that only stamp meta records pay no validator.
 pub fn schema_id(name: &str) -> Result<&'static str> {
-    Ok(compiled(name)?.id.as_str())
+    static IDS: [OnceLock<Option<String>>; SCHEMA_SOURCES.len()] =
+        [const { OnceLock::new() }; SCHEMA_SOURCES.len()];
+    let i = index_of(name)?;
+    let (name, source) = SCHEMA_SOURCES[i];
+    IDS[i]
+        .get_or_init(|| {
+            serde_json::from_str::<Value>(source)
+                .ok()
+                .as_ref()
+                .and_then(schema_id_of)
+        })
+        .as_deref()
+        .ok_or_else(|| Error::Inconsistent(format!("schemas/{name}.v1.json has no $id")))
 }
 
 /// Every violation of the named schema by `instance`, in the validator's
 /// order. Empty means valid.
 pub fn validate(name: &str, instance: &Value) -> Result<Vec<Violation>> {
     let schema = compiled(name)?;
+    // The common case, a valid instance, takes the validator's fast path,
+    // which builds no error values.
+    if schema.validator.is_valid(instance) {
+        return Ok(Vec::new());
+    }
     Ok(schema
         .validator
         .iter_errors(instance)
@@ -115,6 +169,7 @@ mod tests {
     #[test]
     fn every_schema_compiles_and_has_an_id() {
         for (name, _) in SCHEMA_SOURCES {
+            compiled(name).unwrap();
             let id = schema_id(name).unwrap();
             assert!(id.ends_with(&format!("{name}.v1.json")), "{name}: {id}");
         }

@@ -333,7 +333,7 @@ fn generate(ws: &Workspace) -> Generated {
         .run_record(&project, &real_id)
         .expect("the real run's row");
     let executions = registry
-        .executions_of_attempt(&project, &real_id, real.attempts)
+        .executions_of_attempt(&project, &real_id, real.attempts, 0)
         .expect("the real run's executions");
     let run_dir = ws.path().join("artifacts").join(&real.run_dir);
     let metas: Vec<MetaRecord> = STAGES

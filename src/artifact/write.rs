@@ -13,10 +13,17 @@ pub const TEMP_PREFIX: &str = ".tmp-";
 /// fsync, rename over the target, then fsync the directory so the rename
 /// itself survives a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
+    write_atomic_unsynced(path, bytes)?;
+    sync_dir(parent(path))
+}
+
+/// [`write_atomic`] without the directory fsync: readers see the new file
+/// whole or not at all and its bytes are durable, but its name survives a
+/// power cut only once the caller runs [`sync_dir`] on its directory. For
+/// several files in one directory that must be durable together (an
+/// artifact and its meta record), one `sync_dir` serves them all.
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = parent(path);
     // The final rename cannot replace a directory; say so, and what to do,
     // before writing anything rather than after as "Is a directory". A
     // directory is never removed for the user: it may hold their files.
@@ -45,18 +52,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     crate::failpoint::hit("write.before_rename").map_err(|e| Error::io("replacing", path, e))?;
     tmp.persist(path)
         .map_err(|e| Error::io("replacing", path, e.error))?;
-    sync_dir(dir)
+    Ok(())
 }
 
+/// The directory `path` is in (`.` for a bare file name).
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."))
+}
+
+/// Make the renames in `dir` durable.
 #[cfg(unix)]
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+pub fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("syncing directory", dir, e))
 }
 
 #[cfg(not(unix))]
-pub(crate) fn sync_dir(_dir: &Path) -> Result<()> {
+pub fn sync_dir(_dir: &Path) -> Result<()> {
     Ok(())
 }
 

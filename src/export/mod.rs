@@ -43,10 +43,12 @@ impl RunHistory {
         let artifacts = registry.artifacts_of_run(&run.project_id, &run.run_id)?;
         let mut executions = Vec::new();
         for attempt in 1..=run.attempts {
+            // From the first row on (ids start at 1): every row of it.
             executions.extend(registry.executions_of_attempt(
                 &run.project_id,
                 &run.run_id,
                 attempt,
+                0,
             )?);
         }
         // Only a live process can still be running a stage; without one the

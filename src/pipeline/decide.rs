@@ -21,7 +21,9 @@ use std::io::Read;
 use std::path::Path;
 
 use super::stage::Stage;
-use crate::artifact::{ComputeOrigin, MetaRecord, SCHEMA_VERSION, canonical_bytes, sha256_hex};
+use crate::artifact::{
+    ComputeOrigin, MetaRecord, SCHEMA_VERSION, canonical_value_bytes, sha256_hex,
+};
 use crate::error::Result;
 use crate::registry::Registry;
 use crate::schema;
@@ -135,9 +137,13 @@ fn from_registry(registry: &Registry, i: &Inputs<'_>) -> Result<Decision> {
     // The whole meta record must be the one registered, not just its hash:
     // a meta file from an interrupted write, or edited by hand, is rewritten
     // rather than trusted.
-    let on_disk = read_regular(i.meta_path, Some(MAX_META_BYTES))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    // The registry keeps the exact bytes written, so equal bytes settle it
+    // without parsing; otherwise the file must hold the same JSON value.
+    let on_disk = read_regular(i.meta_path, Some(MAX_META_BYTES)).ok();
+    if on_disk.as_deref() == Some(registered.meta_json.as_bytes()) {
+        return Ok(Decision::Skip { sha256, bytes });
+    }
+    let on_disk = on_disk.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
     let recorded = serde_json::from_str::<serde_json::Value>(&registered.meta_json).ok();
     match on_disk {
         None => execute("meta file missing or unreadable".to_string()),
@@ -211,7 +217,7 @@ fn check_leftovers(i: &Inputs<'_>, meta_json: String) -> Option<Decision> {
     }
     // Executing would write canonical bytes; anything else was not written
     // by this tool.
-    if canonical_bytes(&value).ok()? != bytes {
+    if canonical_value_bytes(&value).ok()? != bytes {
         return None;
     }
     Some(Decision::Adopt {
@@ -240,7 +246,10 @@ fn read_regular(path: &Path, cap: Option<u64>) -> std::result::Result<Vec<u8>, S
         Ok(_) => {}
     }
     let file = std::fs::File::open(path).map_err(|e| format!("artifact unreadable ({e})"))?;
-    let mut bytes = Vec::new();
+    // Sized from the open file, so a large artifact is read in one pass
+    // rather than through a ladder of growing buffers.
+    let len = file.metadata().map_or(0, |m| m.len());
+    let mut bytes = Vec::with_capacity(cap.map_or(len, |c| len.min(c)) as usize + 1);
     file.take(cap.unwrap_or(u64::MAX))
         .read_to_end(&mut bytes)
         .map_err(|e| format!("artifact unreadable ({e})"))?;

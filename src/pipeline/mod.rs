@@ -1,9 +1,12 @@
 //! The five-stage pipeline: the stage trait, the stub stages and the runner
 //! that decides, from the registry, which stages to execute.
 
+mod commit;
 mod decide;
+mod execute;
 pub mod plan;
 pub mod rng;
+mod rundir;
 pub mod runner;
 pub mod stage;
 pub mod stages;

@@ -3,31 +3,41 @@
 //!
 //! Crash safety rests on one commit point per stage. In order: an execution
 //! row is recorded `running`; the stage computes (no transaction open);
-//! `X.json` is written atomically (temp file, fsync, rename, fsync of the
-//! directory), then `X.meta.json` the same way; then one `BEGIN IMMEDIATE`
-//! transaction registers the artifact and its parent edges and completes the
-//! execution. That commit is the moment the stage is done. A process killed
-//! anywhere before it leaves files the registry does not vouch for, which
-//! the next run adopts when they check out and re-executes otherwise; the
-//! next run also removes stale temp files and marks the dead process's
-//! `running` rows `interrupted`. `run_summary.json` is derived from the
-//! registry when the run starts and rewritten when it ends.
+//! `X.json` is written atomically (temp file, fsync, rename), then
+//! `X.meta.json` the same way, then the directory is synced; then one
+//! `BEGIN IMMEDIATE` transaction registers the artifact and its parent
+//! edges and completes the execution. That commit is the moment the stage
+//! is done. A process killed anywhere before it leaves files the registry
+//! does not vouch for, which the next run adopts when they check out and
+//! re-executes otherwise; the next run also removes stale temp files and
+//! marks the dead process's `running` rows `interrupted`.
+//!
+//! Nothing else needs a commit of its own, so every other write rides the
+//! next one (see `commit`): the run's begin row and a skipped stage's
+//! row wait for the first transaction that must happen; the stage after an
+//! executed one is decided before that one commits, so its `running` row
+//! rides that commit; the summary a run starts with is recorded with the
+//! next commit and the final one is written inside the transaction that
+//! records it (see `summary`). A no-op resume therefore commits once; a
+//! full run of five stages seven times (its start, each stage, its end). A
+//! kill before a deferred write loses only the note that nothing changed.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::commit::{Begin, Fixed, Unwritten, commit};
 use super::decide::{self, Decision};
-use super::stage::{Stage, StageContext};
-use super::summary::{self, RunReport, StageReport};
-use crate::artifact::{
-    ArtifactType, ComputeOrigin, CreationParams, MetaRecord, ParentRef, RUN_SUMMARY_FILE,
-    SCHEMA_VERSION, TEMP_PREFIX, canonical_bytes, sha256_hex, write_atomic,
-};
+use super::execute::{self, Current, Written};
+use super::rundir::{refuse_symlinked_dirs, remove_stale_temp_files};
+use super::stage::{Parsed, Stage};
+use super::summary::{Durability, RunReport, StageReport, SummaryTarget};
+use crate::artifact::{ArtifactType, ComputeOrigin};
 use crate::clock::{Clock, rfc3339};
 use crate::config::{LoadedConfig, check_run_id};
 use crate::error::{Error, Result};
-use crate::registry::{ExecutionRecord, NewRun, Registry, RunFinish, SummaryFile};
+use crate::registry::{ExecutionRecord, Registry, RunFinish, Tx};
 use crate::{failpoint, lock, schema};
 
 /// What the user asked `run` to do.
@@ -55,21 +65,6 @@ pub struct RunOutcome {
     pub report: RunReport,
     /// Set when the run stopped early; `report.status` is then `failed`.
     pub error: Option<Error>,
-}
-
-/// What `execute` wrote for one stage.
-struct Written {
-    sha256: String,
-    bytes: Vec<u8>,
-    meta: MetaRecord,
-    meta_json: String,
-}
-
-/// An artifact produced or verified earlier in this invocation.
-struct Current {
-    sha256: String,
-    path: PathBuf,
-    bytes: Vec<u8>,
 }
 
 /// Run the pipeline. `on_stage` is called as each stage is decided, so the
@@ -115,44 +110,51 @@ pub fn run_pipeline(
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Error::io("creating the run directory", &run_dir, e))?;
     refuse_symlinked_dirs(&opts.artifacts_dir, &[&cfg.project_id, &run_id])?;
-    // Under the lock, whatever a previous process left in flight is dead.
+    // Under the lock, whatever a previous process left in flight is dead:
+    // its temp files go now, its `running` rows are marked as the run
+    // begins.
     remove_stale_temp_files(&run_dir)?;
-    registry.mark_interrupted(&cfg.project_id, &run_id)?;
 
     let origin = ComputeOrigin::local();
     let t_run = Instant::now();
     let started_at = rfc3339(clock.now());
-    let attempt = registry.begin_run(&NewRun {
-        project_id: &cfg.project_id,
-        title: &cfg.title,
-        run_id: &run_id,
-        config_hash: &opts.config.config_hash,
-        config_json: &opts.config.canonical_json,
-        run_dir: &run_rel,
-        started_at: &started_at,
-        orchestrator_version: &origin.orchestrator_version,
-        host: &origin.host,
-    })?;
-
+    // The lock keeps every other invocation of this run out until then.
+    let attempt = registry.next_attempt(&cfg.project_id, &run_id)?;
+    let executions_after = registry.last_execution_id()?;
+    let begin = Begin {
+        run_dir: run_rel.clone(),
+        started_at,
+        attempt,
+    };
     let mut ctx = RunContext {
         opts,
         registry,
         clock,
+        summary: SummaryTarget {
+            project_id: cfg.project_id.clone(),
+            run_id: run_id.clone(),
+            run_rel,
+            run_dir,
+            stages,
+            executions_after,
+        },
         origin,
-        stages,
-        run_id: run_id.clone(),
-        run_rel,
-        run_dir: run_dir.clone(),
         attempt,
         current: BTreeMap::new(),
+        parsed: RefCell::default(),
         in_flight: None,
+        ahead: None,
+        unwritten: Unwritten {
+            begin: Some(begin),
+            rows: Vec::new(),
+            summary: None,
+        },
+        summary_written: false,
+        validators_prepared: false,
     };
-    // The summary says `running` from the first moment, so a run killed
-    // before its end is still described on disk.
-    ctx.write_summary(&started_at)?;
 
     let mut failure: Option<Error> = None;
-    for stage in stages {
+    for (i, stage) in stages.iter().enumerate() {
         if failure.is_some() {
             on_stage(&StageReport::not_run(
                 stage.as_ref(),
@@ -160,7 +162,8 @@ pub fn run_pipeline(
             ));
             continue;
         }
-        let (report, error) = match ctx.run_stage(stage.as_ref()) {
+        let next = stages.get(i + 1).map(AsRef::as_ref);
+        let (report, error) = match ctx.run_stage(stage.as_ref(), next) {
             Ok(outcome) => outcome,
             // The machinery failed (disk, registry): record what we can so
             // the run reads as failed, not as a process that died.
@@ -168,39 +171,51 @@ pub fn run_pipeline(
         };
         on_stage(&report);
         failure = error;
+        ctx.release_inputs(stage.number());
     }
 
     let finished_at = rfc3339(clock.now());
-    let status = if failure.is_some() {
-        "failed"
-    } else {
-        "complete"
-    };
     let error_text = failure.as_ref().map(error_chain);
-    let finished = ctx
-        .registry
-        .finish_run(&RunFinish {
-            project_id: &cfg.project_id,
-            run_id: &run_id,
-            attempt,
-            status,
-            finished_at: &finished_at,
-            duration_ms: t_run.elapsed().as_millis() as u64,
-            error: error_text.as_deref(),
-        })
-        .and_then(|()| ctx.write_summary(&finished_at));
+    let finish = RunFinish {
+        project_id: &cfg.project_id,
+        run_id: &run_id,
+        attempt,
+        executions_after,
+        status: if failure.is_some() {
+            "failed"
+        } else {
+            "complete"
+        },
+        finished_at: &finished_at,
+        duration_ms: t_run.elapsed().as_millis() as u64,
+        error: error_text.as_deref(),
+    };
+    let finished = ctx.finish(&finish);
     match (failure, finished) {
         (None, Ok(report)) => Ok(RunOutcome {
             report,
             error: None,
         }),
-        (None, Err(e)) => Err(e),
+        (None, Err(e)) => {
+            // The summary could not be written: the run did not end well,
+            // and the registry says so (best effort: `e` is what matters).
+            let error = error_chain(&e);
+            let _ = ctx.finish_without_summary(&RunFinish {
+                status: "failed",
+                error: Some(&error),
+                ..finish
+            });
+            Err(e)
+        }
         // The stage's error is what the user needs; the report is the best
         // account available, from the registry if it can still be read.
         (Some(e), finished) => {
             let report = match finished {
                 Ok(report) => report,
-                Err(_) => ctx.report()?,
+                Err(_) => {
+                    let _ = ctx.finish_without_summary(&finish);
+                    ctx.summary.report(ctx.registry)?
+                }
             };
             Ok(RunOutcome {
                 report,
@@ -208,42 +223,6 @@ pub fn run_pipeline(
             })
         }
     }
-}
-
-/// The project and run directories must be real directories: artifacts are
-/// never written through a symlink (verify reports one, never follows it).
-fn refuse_symlinked_dirs(artifacts_dir: &Path, parts: &[&str]) -> Result<()> {
-    let mut dir = artifacts_dir.to_path_buf();
-    for part in parts {
-        dir.push(part);
-        let meta = std::fs::symlink_metadata(&dir)
-            .map_err(|e| Error::io("inspecting the run directory", &dir, e))?;
-        if !meta.file_type().is_dir() {
-            return Err(Error::usage_with_hint(
-                format!(
-                    "`{}` is a symlink, not a directory; artifacts are never written through one",
-                    dir.display()
-                ),
-                "replace the link with a real directory (or move the target there), then run again",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Delete `.tmp-*` files an interrupted writer left in the run directory.
-/// Safe only under the run lock: then no live writer can own them.
-fn remove_stale_temp_files(run_dir: &Path) -> Result<()> {
-    let entries = std::fs::read_dir(run_dir)
-        .map_err(|e| Error::io("listing the run directory", run_dir, e))?;
-    for entry in entries.flatten() {
-        let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
-        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
-            std::fs::remove_file(entry.path())
-                .map_err(|e| Error::io("removing a stale temporary file", entry.path(), e))?;
-        }
-    }
-    Ok(())
 }
 
 /// `message: cause: cause`, for storing an error in one registry column.
@@ -258,20 +237,37 @@ fn error_chain(e: &Error) -> String {
     out
 }
 
+/// A stage decided, not yet carried out.
+struct Planned {
+    stage: u8,
+    t0: Instant,
+    /// Its row: `running` with the reason when it executes (and an id once
+    /// recorded); completed by whoever carries it out.
+    execution: ExecutionRecord,
+    decision: Decision,
+    out_path: PathBuf,
+    meta_path: PathBuf,
+}
+
 struct RunContext<'a> {
     opts: &'a RunOptions,
     registry: &'a mut Registry,
     clock: &'a dyn Clock,
+    summary: SummaryTarget<'a>,
     origin: ComputeOrigin,
-    stages: &'a [Box<dyn Stage>],
-    run_id: String,
-    /// `<project>/<run>`, relative to the artifacts directory.
-    run_rel: String,
-    run_dir: PathBuf,
     attempt: u32,
     current: BTreeMap<ArtifactType, Current>,
+    /// Upstream artifacts as stages parsed them.
+    parsed: RefCell<Parsed>,
     /// The execution recorded `running` and not yet completed, if any.
     in_flight: Option<ExecutionRecord>,
+    /// The next stage, decided while the previous one committed.
+    ahead: Option<Result<Planned>>,
+    unwritten: Unwritten,
+    /// Whether this invocation has written `run_summary.json` yet.
+    summary_written: bool,
+    /// Whether validators are being compiled ahead of use.
+    validators_prepared: bool,
 }
 
 impl RunContext<'_> {
@@ -279,44 +275,83 @@ impl RunContext<'_> {
         &self.opts.config.config.project_id
     }
 
-    /// The run's summary as the registry has it now.
-    fn report(&self) -> Result<RunReport> {
-        summary::from_registry(
-            self.registry,
-            self.project_id(),
-            &self.run_id,
-            self.stages,
-            self.run_dir.clone(),
-        )
+    /// One transaction: whatever is unwritten, then `f`'s writes.
+    fn commit<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        self.commit_with(|tx, _| f(tx))
     }
 
-    /// Write `run_summary.json` from the registry and record it.
-    fn write_summary(&mut self, written_at: &str) -> Result<RunReport> {
-        let report = self.report()?;
-        let path = self.run_dir.join(RUN_SUMMARY_FILE);
-        let bytes = canonical_bytes(&report)
-            .map_err(|e| Error::Inconsistent(format!("encoding the run summary: {e}")))?;
-        failpoint::hit("summary.before_write")
-            .map_err(|e| Error::io("writing the run summary", &path, e))?;
-        write_atomic(&path, &bytes)?;
-        failpoint::hit("summary.after_write")
-            .map_err(|e| Error::io("recording the run summary", &path, e))?;
-        self.registry.record_summary(&SummaryFile {
-            project_id: &report.project_id,
-            run_id: &report.run_id,
-            path: &format!("{}/{RUN_SUMMARY_FILE}", self.run_rel),
-            sha256: &sha256_hex(&bytes),
-            // Canonical bytes are serde_json output, hence UTF-8.
-            json: &String::from_utf8_lossy(&bytes),
-            written_at,
+    /// [`RunContext::commit`], for writes that involve the run's summary.
+    fn commit_with<T>(
+        &mut self,
+        f: impl FnOnce(&Tx<'_>, &SummaryTarget<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let fixed = Fixed {
+            config: &self.opts.config,
+            origin: &self.origin,
+            summary: &self.summary,
+        };
+        commit(self.registry, &mut self.unwritten, &fixed, |tx| {
+            f(tx, fixed.summary)
+        })
+    }
+
+    /// Record a `running` row for a stage about to compute; it becomes the
+    /// in-flight execution. The first time in this invocation, also write
+    /// the summary the run starts with: the stages decided so far, read in
+    /// the same transaction, before the row (a summary lists no stage in
+    /// flight). It is recorded with the next commit.
+    fn start_execution(&mut self, execution: &mut ExecutionRecord) -> Result<()> {
+        let first = !self.summary_written;
+        let (report, id) = self.commit_with(|tx, summary| {
+            let report = first.then(|| summary.report(tx)).transpose()?;
+            Ok((report, tx.record_execution(execution)?))
         })?;
-        Ok(report)
+        execution.execution_id = Some(id);
+        self.in_flight = Some(execution.clone());
+        if let Some(report) = report {
+            let written = self.summary.write(&report, Durability::Provisional)?;
+            self.unwritten.summary = Some((written, report.started_at));
+            self.summary_written = true;
+        }
+        Ok(())
     }
 
-    /// Decide and carry out one stage. An error the stage itself caused is
-    /// returned beside its report (the run records it and stops); an error
-    /// of the machinery (registry, disk) aborts the run at once.
-    fn run_stage(&mut self, stage: &dyn Stage) -> Result<(StageReport, Option<Error>)> {
+    /// End the run: whatever is unwritten, the run's final row and its
+    /// summary, derived from those rows and written before they commit.
+    fn finish(&mut self, finish: &RunFinish<'_>) -> Result<RunReport> {
+        self.commit_with(|tx, summary| {
+            tx.finish_run(finish)?;
+            let report = summary.report(tx)?;
+            let written = summary.write(&report, Durability::Final)?;
+            summary.record(tx, &written, finish.finished_at)?;
+            Ok(report)
+        })
+    }
+
+    /// End the run without a summary, when writing one failed.
+    fn finish_without_summary(&mut self, finish: &RunFinish<'_>) -> Result<()> {
+        self.commit(|tx| tx.finish_run(finish))
+    }
+
+    /// Drop the bytes and parsed forms of artifacts no stage after `done`
+    /// reads.
+    fn release_inputs(&mut self, done: u8) {
+        let stages = self.summary.stages;
+        let still_read = |ty: &ArtifactType| {
+            stages
+                .iter()
+                .any(|s| s.number() > done && s.inputs().contains(ty))
+        };
+        for (ty, c) in &mut self.current {
+            if !still_read(ty) {
+                c.bytes = Vec::new();
+            }
+        }
+        self.parsed.get_mut().retain(|(ty, _), _| still_read(ty));
+    }
+
+    /// Decide a stage: what to do, with the execution row that will say so.
+    fn plan(&self, stage: &dyn Stage) -> Result<Planned> {
         let t0 = Instant::now();
         let started_at = rfc3339(self.clock.now());
         let ty = stage.output();
@@ -335,9 +370,8 @@ impl RunContext<'_> {
                 })?;
             input_hashes.insert(input.name().to_string(), sha);
         }
-
-        let out_path = self.run_dir.join(ty.file_name());
-        let meta_path = self.run_dir.join(ty.meta_file_name());
+        let out_path = self.summary.run_dir.join(ty.file_name());
+        let meta_path = self.summary.run_dir.join(ty.meta_file_name());
         let forced = if self.opts.force {
             Some("forced (--force)".to_string())
         } else {
@@ -351,7 +385,7 @@ impl RunContext<'_> {
             &decide::Inputs {
                 stage,
                 project_id: self.project_id(),
-                run_id: &self.run_id,
+                run_id: &self.summary.run_id,
                 config_hash: &self.opts.config.config_hash,
                 input_hashes: &input_hashes,
                 out_path: &out_path,
@@ -361,15 +395,52 @@ impl RunContext<'_> {
             },
         )?;
         let mut execution = self.execution(stage, started_at, input_hashes);
-        let rel = format!("{}/{}", self.run_rel, ty.file_name());
+        if let Decision::Execute { reason } = &decision {
+            execution.status = "running".to_string();
+            execution.reason = reason.clone();
+        }
+        Ok(Planned {
+            stage: stage.number(),
+            t0,
+            execution,
+            decision,
+            out_path,
+            meta_path,
+        })
+    }
+
+    /// Decide and carry out one stage; `next` is the stage after it. An
+    /// error the stage itself caused is returned beside its report (the run
+    /// records it and stops); an error of the machinery (registry, disk)
+    /// aborts the run at once.
+    fn run_stage(
+        &mut self,
+        stage: &dyn Stage,
+        next: Option<&dyn Stage>,
+    ) -> Result<(StageReport, Option<Error>)> {
+        let planned = match self.ahead.take() {
+            Some(ahead) if !matches!(&ahead, Ok(p) if p.stage != stage.number()) => ahead?,
+            _ => self.plan(stage)?,
+        };
+        let Planned {
+            t0,
+            mut execution,
+            decision,
+            out_path,
+            meta_path,
+            ..
+        } = planned;
+        let ty = stage.output();
+        let rel = format!("{}/{}", self.summary.run_rel, ty.file_name());
 
         let outcome = match decision {
             Decision::Skip { sha256, bytes } => {
                 execution.status = "skipped".to_string();
                 execution.reason = "up to date".to_string();
                 execution.output_sha256 = Some(sha256.clone());
-                self.finish(&mut execution, t0);
-                self.registry.record_execution(&execution)?;
+                self.complete(&mut execution, t0);
+                // Nothing changed: the row can wait for the next commit.
+                self.unwritten.rows.push(execution.clone());
                 self.keep(ty, sha256, out_path, bytes);
                 None
             }
@@ -384,18 +455,36 @@ impl RunContext<'_> {
                     "adopted (files an interrupted run wrote check out: hash, schema, parents)"
                         .to_string();
                 execution.output_sha256 = Some(sha256.clone());
-                self.finish(&mut execution, t0);
-                self.registry
-                    .record_artifact(&meta, &rel, &meta_json, &execution)?;
+                self.complete(&mut execution, t0);
+                self.commit(|tx| tx.record_artifact(&meta, &rel, &meta_json, &execution))?;
                 self.keep(ty, sha256, out_path, bytes);
                 None
             }
-            Decision::Execute { reason } => {
-                execution.status = "running".to_string();
-                execution.reason = reason;
-                execution.execution_id = Some(self.registry.record_execution(&execution)?);
-                self.in_flight = Some(execution.clone());
-                match self.execute(stage, &out_path, &meta_path) {
+            Decision::Execute { .. } => {
+                if !self.validators_prepared {
+                    // This stage and those after it may execute: have their
+                    // validators compiled while this one computes.
+                    let from = stage.number();
+                    let later = self.summary.stages.iter().filter(|s| s.number() >= from);
+                    schema::prepare(later.map(|s| s.output().name()).collect());
+                    self.validators_prepared = true;
+                }
+                if execution.execution_id.is_none() {
+                    self.start_execution(&mut execution)?;
+                } else {
+                    // Recorded `running` by the previous stage's commit.
+                    self.in_flight = Some(execution.clone());
+                }
+                let now = || rfc3339(self.clock.now());
+                let run = execute::Run {
+                    config: &self.opts.config,
+                    run_id: &self.summary.run_id,
+                    origin: &self.origin,
+                    current: &self.current,
+                    parsed: &self.parsed,
+                    now: &now,
+                };
+                match execute::execute(stage, &run, &out_path, &meta_path) {
                     Ok(Written {
                         sha256,
                         bytes,
@@ -404,13 +493,28 @@ impl RunContext<'_> {
                     }) => {
                         execution.status = "executed".to_string();
                         execution.output_sha256 = Some(sha256.clone());
-                        self.finish(&mut execution, t0);
-                        self.registry
-                            .record_artifact(&meta, &rel, &meta_json, &execution)?;
+                        self.complete(&mut execution, t0);
+                        self.keep(ty, sha256, out_path.clone(), bytes);
+                        // Decide the next stage now, so that if it executes
+                        // its `running` row rides this stage's commit.
+                        let mut ahead = next.map(|n| self.plan(n));
+                        let next_running = match &ahead {
+                            Some(Ok(p)) if matches!(p.decision, Decision::Execute { .. }) => {
+                                Some(&p.execution)
+                            }
+                            _ => None,
+                        };
+                        let next_id = self.commit(|tx| {
+                            tx.record_artifact(&meta, &rel, &meta_json, &execution)?;
+                            next_running.map(|e| tx.record_execution(e)).transpose()
+                        })?;
+                        if let (Some(Ok(p)), Some(id)) = (&mut ahead, next_id) {
+                            p.execution.execution_id = Some(id);
+                        }
                         self.in_flight = None;
+                        self.ahead = ahead;
                         failpoint::hit("stage.after_commit")
                             .map_err(|e| Error::io("continuing after", &out_path, e))?;
-                        self.keep(ty, sha256, out_path, bytes);
                         None
                     }
                     // Disk failures are not the stage's fault: stop now.
@@ -418,8 +522,8 @@ impl RunContext<'_> {
                     Err(e) => {
                         execution.status = "failed".to_string();
                         execution.error = Some(error_chain(&e));
-                        self.finish(&mut execution, t0);
-                        self.registry.record_execution(&execution)?;
+                        self.complete(&mut execution, t0);
+                        self.commit(|tx| tx.record_execution(&execution))?;
                         self.in_flight = None;
                         Some(e)
                     }
@@ -458,7 +562,16 @@ impl RunContext<'_> {
         execution.finished_at = Some(now);
         execution.duration_ms = Some(execution.duration_ms.unwrap_or(0));
         execution.error = Some(error_chain(error));
-        let _ = self.registry.record_execution(&execution);
+        // A later stage recorded `running` ahead of time never started: its
+        // row goes, and it reads as not run like every stage after this.
+        let never_started = match self.ahead.take() {
+            Some(Ok(p)) => p.execution.execution_id,
+            _ => None,
+        };
+        let _ = self.commit(|tx| {
+            tx.record_execution(&execution)?;
+            never_started.map_or(Ok(()), |id| tx.withdraw_execution(id))
+        });
         StageReport::from_execution(stage, &execution)
     }
 
@@ -472,7 +585,7 @@ impl RunContext<'_> {
         ExecutionRecord {
             execution_id: None,
             project_id: self.project_id().to_string(),
-            run_id: self.run_id.clone(),
+            run_id: self.summary.run_id.clone(),
             attempt: self.attempt,
             stage: stage.number(),
             stage_name: stage.name().to_string(),
@@ -488,89 +601,8 @@ impl RunContext<'_> {
         }
     }
 
-    fn finish(&self, execution: &mut ExecutionRecord, t0: Instant) {
+    fn complete(&self, execution: &mut ExecutionRecord, t0: Instant) {
         execution.finished_at = Some(rfc3339(self.clock.now()));
         execution.duration_ms = Some(t0.elapsed().as_millis() as u64);
-    }
-
-    /// Run the stage, validate its output, write the artifact and its meta
-    /// record (in that order: a meta record never describes a file that is
-    /// not there).
-    fn execute(&self, stage: &dyn Stage, out_path: &Path, meta_path: &Path) -> Result<Written> {
-        let ty = stage.output();
-        let ctx = StageContext {
-            config: &self.opts.config.config,
-            inputs: stage
-                .inputs()
-                .iter()
-                .filter_map(|t| {
-                    self.current
-                        .get(t)
-                        .map(|c| (*t, (c.path.as_path(), c.bytes.as_slice())))
-                })
-                .collect(),
-        };
-        let value = stage.run(&ctx).map_err(|source| Error::StageFailed {
-            stage: stage.number(),
-            stage_name: stage.name().to_string(),
-            source: Box::new(source),
-        })?;
-        if let Some(v) = schema::validate(ty.name(), &value)?.into_iter().next() {
-            return Err(Error::InvalidArtifact {
-                stage: stage.number(),
-                stage_name: stage.name().to_string(),
-                artifact_type: ty.name().to_string(),
-                pointer: v.pointer,
-                message: v.message,
-            });
-        }
-        let bytes = canonical_bytes(&value)
-            .map_err(|e| Error::Inconsistent(format!("encoding {ty}: {e}")))?;
-        let sha256 = sha256_hex(&bytes);
-        failpoint::hit("stage.before_data_write").map_err(|e| Error::io("writing", out_path, e))?;
-        write_atomic(out_path, &bytes)?;
-        failpoint::hit("stage.after_data_write").map_err(|e| Error::io("writing", meta_path, e))?;
-
-        let meta = MetaRecord {
-            artifact_type: ty.name().to_string(),
-            path: ty.file_name(),
-            sha256: sha256.clone(),
-            size_bytes: bytes.len() as u64,
-            schema_id: schema::schema_id(ty.name())?.to_string(),
-            schema_version: SCHEMA_VERSION.to_string(),
-            project_id: self.project_id().to_string(),
-            run_id: self.run_id.clone(),
-            parents: stage
-                .inputs()
-                .iter()
-                .filter_map(|t| {
-                    self.current.get(t).map(|c| ParentRef {
-                        artifact_type: t.name().to_string(),
-                        sha256: c.sha256.clone(),
-                        path: t.file_name(),
-                    })
-                })
-                .collect(),
-            creation_params: CreationParams {
-                stage: stage.number(),
-                stage_name: stage.name().to_string(),
-                stage_version: stage.version().to_string(),
-                config_hash: self.opts.config.config_hash.clone(),
-            },
-            compute_origin: self.origin.clone(),
-            created_at: rfc3339(self.clock.now()),
-        };
-        let meta_bytes = canonical_bytes(&meta)
-            .map_err(|e| Error::Inconsistent(format!("encoding the meta record of {ty}: {e}")))?;
-        write_atomic(meta_path, &meta_bytes)?;
-        failpoint::hit("stage.after_meta_write")
-            .map_err(|e| Error::io("registering", out_path, e))?;
-        Ok(Written {
-            sha256,
-            bytes,
-            meta,
-            // Canonical bytes are serde_json output, hence UTF-8.
-            meta_json: String::from_utf8_lossy(&meta_bytes).into_owned(),
-        })
     }
 }

@@ -6,7 +6,10 @@
 //! what it returns. Replacing a stub means implementing this trait and
 //! bumping `version`, which makes resume re-execute the stage.
 
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -36,20 +39,34 @@ pub trait Stage {
 pub struct StageContext<'a> {
     pub config: &'a ProjectConfig,
     pub(crate) inputs: BTreeMap<ArtifactType, (&'a std::path::Path, &'a [u8])>,
+    /// Inputs already parsed by an earlier stage of this run.
+    pub(crate) parsed: &'a RefCell<Parsed>,
 }
 
+/// Parsed inputs, shared across the stages of one run: the shot list three
+/// stages read is parsed once, not three times. Keyed by the Rust type too,
+/// so a stage may read an artifact into a shape of its own.
+pub(crate) type Parsed = BTreeMap<(ArtifactType, TypeId), Rc<dyn Any>>;
+
 impl StageContext<'_> {
-    /// Parse one declared input into its typed shape.
-    pub fn input<T: DeserializeOwned>(&self, ty: ArtifactType) -> Result<T> {
+    /// One declared input in its typed shape, parsed on first use in the
+    /// run and shared after that.
+    pub fn input<T: DeserializeOwned + 'static>(&self, ty: ArtifactType) -> Result<Rc<T>> {
+        let key = (ty, TypeId::of::<T>());
+        if let Some(Ok(done)) = self.parsed.borrow().get(&key).map(|v| v.clone().downcast()) {
+            return Ok(done);
+        }
         let (path, bytes) = self
             .inputs
             .get(&ty)
             .ok_or_else(|| Error::Inconsistent(format!("stage input {ty} was not provided")))?;
-        serde_json::from_slice(bytes).map_err(|e| Error::BadInput {
+        let value: Rc<T> = Rc::new(serde_json::from_slice(bytes).map_err(|e| Error::BadInput {
             path: path.to_path_buf(),
             artifact_type: ty.name().to_string(),
             message: e.to_string(),
-        })
+        })?);
+        self.parsed.borrow_mut().insert(key, value.clone());
+        Ok(value)
     }
 }
 
@@ -57,4 +74,38 @@ impl StageContext<'_> {
 pub fn to_value<T: Serialize>(artifact: &T) -> Result<Value> {
     serde_json::to_value(artifact)
         .map_err(|e| Error::Inconsistent(format!("serializing artifact: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::Header;
+
+    #[test]
+    fn an_input_read_by_several_stages_is_parsed_once_and_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("project.json");
+        std::fs::write(
+            &path,
+            r#"{"project_id": "p", "title": "t", "seed": 1, "scene_count": 1}"#,
+        )
+        .unwrap();
+        let config = crate::config::load(&path).unwrap().config;
+        let bytes = br#"{"artifact_type": "Script", "schema_version": "1.0.0", "project_id": "p"}"#;
+        let parsed = RefCell::default();
+        let context = || StageContext {
+            config: &config,
+            inputs: BTreeMap::from([(ArtifactType::Script, (path.as_path(), &bytes[..]))]),
+            parsed: &parsed,
+        };
+        let first = context().input::<Header>(ArtifactType::Script).unwrap();
+        let again = context().input::<Header>(ArtifactType::Script).unwrap();
+        assert!(Rc::ptr_eq(&first, &again));
+        assert_eq!(first.project_id, "p");
+        // Another shape of the same artifact is parsed on its own.
+        let value = context().input::<Value>(ArtifactType::Script).unwrap();
+        assert_eq!(value["artifact_type"], "Script");
+        // An input the stage did not declare is a defect, not a panic.
+        assert!(context().input::<Header>(ArtifactType::ShotList).is_err());
+    }
 }

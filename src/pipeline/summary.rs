@@ -1,12 +1,17 @@
 //! `run_summary.json`: what one invocation of a run did, derived from the
 //! registry.
 //!
-//! The summary is written when a run starts (status `running`, no stages)
-//! and rewritten when it ends, each time from the registry's rows for the
-//! run and its current attempt, so the file and the index cannot tell two
-//! stories. It carries everything about a run that lives nowhere else on
-//! disk (config, statuses, timings, input hashes), which is what lets
-//! `orchestrator reindex` rebuild the registry from the files.
+//! The summary is written before the first stage that executes (status
+//! `running`, the stages decided so far: read in the transaction that
+//! records that stage's `running` row, before the row) and rewritten when
+//! the run ends (read, written and recorded in the transaction that marks
+//! the run finished). Both come from the registry's rows for the run's
+//! current attempt, so the file and the index cannot tell two stories. A
+//! run that executes nothing writes it once, at the end: until then the
+//! previous summary still describes every file in the directory. It carries
+//! everything about a run that lives nowhere else on disk (config,
+//! statuses, timings, input hashes), which is what lets `orchestrator
+//! reindex` rebuild the registry from the files.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,8 +19,12 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::stage::Stage;
+use crate::artifact::{
+    RUN_SUMMARY_FILE, canonical_bytes, sha256_hex, sync_dir, write_atomic_unsynced,
+};
 use crate::error::{Error, Result};
-use crate::registry::{ExecutionRecord, Registry};
+use crate::failpoint;
+use crate::registry::{ExecutionRecord, Registry, SummaryFile, Tx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -137,6 +146,7 @@ pub(crate) fn from_registry(
     registry: &Registry,
     project_id: &str,
     run_id: &str,
+    executions_after: i64,
     stages: &[Box<dyn Stage>],
     run_dir: PathBuf,
 ) -> Result<RunReport> {
@@ -144,7 +154,8 @@ pub(crate) fn from_registry(
     let config = serde_json::from_str(&config_json).map_err(|e| {
         Error::Inconsistent(format!("runs.config_json of {project_id}/{run_id}: {e}"))
     })?;
-    let executions = registry.executions_of_attempt(project_id, run_id, run.attempts)?;
+    let executions =
+        registry.executions_of_attempt(project_id, run_id, run.attempts, executions_after)?;
     let ended = run.status != "running";
     let reports = stages
         .iter()
@@ -179,4 +190,81 @@ pub(crate) fn from_registry(
         stages: reports,
         run_dir,
     })
+}
+
+/// Where a run's summary comes from and goes to.
+pub(crate) struct SummaryTarget<'a> {
+    pub project_id: String,
+    pub run_id: String,
+    /// `<project>/<run>`, relative to the artifacts directory.
+    pub run_rel: String,
+    pub run_dir: PathBuf,
+    pub stages: &'a [Box<dyn Stage>],
+    /// Every execution row of this invocation has a larger id.
+    pub executions_after: i64,
+}
+
+/// Whether a summary's new name must be durable before it is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// The run's last word: sync the directory.
+    Final,
+    /// The summary a run starts with: the first stage's directory sync,
+    /// moments later, makes its name durable (a power cut before then
+    /// leaves the previous summary, which `verify` reports and the next
+    /// run rewrites).
+    Provisional,
+}
+
+impl SummaryTarget<'_> {
+    /// The run's summary as `registry` has it now (inside a transaction:
+    /// with its uncommitted rows).
+    pub fn report(&self, registry: &Registry) -> Result<RunReport> {
+        from_registry(
+            registry,
+            &self.project_id,
+            &self.run_id,
+            self.executions_after,
+            self.stages,
+            self.run_dir.clone(),
+        )
+    }
+
+    /// Write `report` as `run_summary.json`; what to record comes back.
+    pub fn write(&self, report: &RunReport, durability: Durability) -> Result<SummaryRecord> {
+        let path = self.run_dir.join(RUN_SUMMARY_FILE);
+        let bytes = canonical_bytes(report)
+            .map_err(|e| Error::Inconsistent(format!("encoding the run summary: {e}")))?;
+        failpoint::hit("summary.before_write")
+            .map_err(|e| Error::io("writing the run summary", &path, e))?;
+        write_atomic_unsynced(&path, &bytes)?;
+        if durability == Durability::Final {
+            sync_dir(&self.run_dir)?;
+        }
+        failpoint::hit("summary.after_write")
+            .map_err(|e| Error::io("recording the run summary", &path, e))?;
+        Ok(SummaryRecord {
+            sha256: sha256_hex(&bytes),
+            // Canonical bytes are serde_json output, hence UTF-8.
+            json: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    }
+
+    /// Record a summary [`SummaryTarget::write`] wrote.
+    pub fn record(&self, tx: &Tx<'_>, written: &SummaryRecord, written_at: &str) -> Result<()> {
+        tx.record_summary(&SummaryFile {
+            project_id: &self.project_id,
+            run_id: &self.run_id,
+            path: &format!("{}/{RUN_SUMMARY_FILE}", self.run_rel),
+            sha256: &written.sha256,
+            json: &written.json,
+            written_at,
+        })
+    }
+}
+
+/// A summary written to disk, for the registry.
+pub(crate) struct SummaryRecord {
+    pub sha256: String,
+    pub json: String,
 }

@@ -4,13 +4,17 @@
 //! An execution that computes is inserted as `running` before its stage
 //! starts and completed in the stage's commit transaction (the one that
 //! registers its artifact), so a killed process leaves a `running` row; the
-//! run's next start marks such rows `interrupted`.
+//! run's next start marks such rows `interrupted`. The writes are methods
+//! of [`Tx`], so the runner decides which of them commit together.
+//!
+//! Statements are prepared once per connection (`prepare_cached`): a run
+//! issues each of them once per stage.
 
 use std::collections::BTreeMap;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::Registry;
+use super::{Registry, Tx};
 use crate::artifact::MetaRecord;
 use crate::error::{Error, Result};
 
@@ -27,7 +31,7 @@ pub struct ExecutionRecord {
     pub stage_name: String,
     pub stage_version: String,
     /// `running`, `executed`, `skipped`, `failed` (or `interrupted`, set
-    /// only by [`Registry::mark_interrupted`]).
+    /// only when the run's next invocation begins: [`Tx::begin_run`]).
     pub status: String,
     pub reason: String,
     pub started_at: String,
@@ -76,18 +80,27 @@ const COMPLETE_EXECUTION: &str = "
                          AND sha256 = ?6 AND stage = stage_executions.stage)
     WHERE execution_id = ?1 AND status = 'running'";
 
-const MARK_INTERRUPTED: &str = "
+pub(super) const MARK_INTERRUPTED: &str = "
     UPDATE stage_executions
     SET status = 'interrupted',
         error = 'the process running this stage stopped before the stage was committed'
     WHERE project_id = ?1 AND run_id = ?2 AND status = 'running'";
 
+/// `stage IN (…)` and the id bound `?4` let the index seek to the attempt's
+/// rows instead of reading every earlier attempt's: a run resumed a
+/// thousand times costs no more to summarize than one resumed once.
+const WITHDRAW_EXECUTION: &str =
+    "DELETE FROM stage_executions WHERE execution_id = ?1 AND status = 'running'";
+
 const EXECUTIONS_OF_ATTEMPT: &str = "
     SELECT execution_id, stage, stage_name, stage_version, status, reason, started_at,
            finished_at, duration_ms, input_hashes, output_sha256, error
     FROM stage_executions
-    WHERE project_id = ?1 AND run_id = ?2 AND attempt = ?3
+    WHERE project_id = ?1 AND run_id = ?2 AND stage IN (1, 2, 3, 4, 5)
+      AND execution_id > ?4 AND attempt = ?3
     ORDER BY stage, execution_id";
+
+const LAST_EXECUTION_ID: &str = "SELECT coalesce(max(execution_id), 0) FROM stage_executions";
 
 const UPSERT_ARTIFACT: &str = "
     INSERT INTO artifacts (project_id, run_id, artifact_type, sha256, schema_id, schema_version,
@@ -118,7 +131,8 @@ impl Registry {
     ) -> Result<Option<CompletedExecution>> {
         let row = self
             .conn
-            .query_row(LAST_COMPLETED, params![project_id, run_id, stage], |r| {
+            .prepare_cached(LAST_COMPLETED)?
+            .query_row(params![project_id, run_id, stage], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
@@ -142,47 +156,28 @@ impl Registry {
         .transpose()
     }
 
-    /// Register an artifact whose files are on disk: its row (meta record
-    /// included), its parent edges and the execution that made it, in one
-    /// transaction. This commit is the moment the stage is done.
-    pub fn record_artifact(
-        &mut self,
-        meta: &MetaRecord,
-        path: &str,
-        meta_json: &str,
-        execution: &ExecutionRecord,
-    ) -> Result<()> {
-        self.write(|tx| {
-            upsert_artifact(tx, meta, path, meta_json)?;
-            crate::failpoint::hit("stage.in_commit")
-                .map_err(|e| Error::io("committing the stage to", self_path(tx), e))?;
-            write_execution(tx, execution).map(|_| ())
-        })
+    /// The largest execution id so far (0 for none). Rows inserted later
+    /// get larger ids, so an invocation that reads this before its first
+    /// row can find all of its rows, and only them, by id.
+    pub fn last_execution_id(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .prepare_cached(LAST_EXECUTION_ID)?
+            .query_row([], |r| r.get(0))?)
     }
 
-    /// Record a stage decision that registers no artifact: a `running` row
-    /// (returns its id), or a skipped or failed one. A record that already
-    /// has an id completes that row.
-    pub fn record_execution(&mut self, execution: &ExecutionRecord) -> Result<i64> {
-        self.write(|tx| write_execution(tx, execution))
-    }
-
-    /// Mark the rows a killed process left `running` for this run. Called
-    /// under the run's lock, when no live process can own them.
-    pub fn mark_interrupted(&mut self, project_id: &str, run_id: &str) -> Result<usize> {
-        self.write(|tx| Ok(tx.execute(MARK_INTERRUPTED, params![project_id, run_id])?))
-    }
-
-    /// Every execution row of one attempt of a run, in stage order.
+    /// Every execution row of one attempt of a run, in stage order. All of
+    /// them have ids above `after` (see [`Registry::last_execution_id`]).
     pub fn executions_of_attempt(
         &self,
         project_id: &str,
         run_id: &str,
         attempt: u32,
+        after: i64,
     ) -> Result<Vec<ExecutionRecord>> {
         let mut stmt = self.conn.prepare_cached(EXECUTIONS_OF_ATTEMPT)?;
         let rows = stmt
-            .query_map(params![project_id, run_id, attempt], |r| {
+            .query_map(params![project_id, run_id, attempt, after], |r| {
                 Ok((
                     ExecutionRecord {
                         execution_id: r.get(0)?,
@@ -221,66 +216,83 @@ impl Registry {
     }
 }
 
-/// Insert or replace the artifact row of (run, type) and its parent edges:
-/// the registration every artifact gets, whatever made it. Returns its id.
-pub(super) fn upsert_artifact(
-    tx: &rusqlite::Transaction<'_>,
-    meta: &MetaRecord,
-    path: &str,
-    meta_json: &str,
-) -> Result<i64> {
-    let artifact_id: i64 = tx.query_row(
-        UPSERT_ARTIFACT,
-        params![
-            meta.project_id,
-            meta.run_id,
-            meta.artifact_type,
-            meta.sha256,
-            meta.schema_id,
-            meta.schema_version,
-            path,
-            meta.size_bytes as i64,
-            meta.creation_params.stage,
-            meta.creation_params.stage_name,
-            meta.creation_params.stage_version,
-            meta.created_at,
-            meta_json
-        ],
-        |r| r.get(0),
-    )?;
-    tx.execute(DELETE_EDGES_OF_CHILD, params![artifact_id])?;
-    for parent in &meta.parents {
-        let inserted = tx.execute(
-            INSERT_EDGE,
+impl Tx<'_> {
+    /// Register an artifact whose files are on disk: its row (meta record
+    /// included), its parent edges and the execution that made it. When the
+    /// transaction commits, the stage is done.
+    pub fn record_artifact(
+        &self,
+        meta: &MetaRecord,
+        path: &str,
+        meta_json: &str,
+        execution: &ExecutionRecord,
+    ) -> Result<()> {
+        self.register_artifact(meta, path, meta_json)?;
+        crate::failpoint::hit("stage.in_commit")
+            .map_err(|e| Error::io("committing the stage to", self.path(), e))?;
+        self.record_execution(execution).map(|_| ())
+    }
+
+    /// Insert or replace the artifact row of (run, type) and its parent
+    /// edges: the registration every artifact gets, whatever made it (a
+    /// stage, or `package`). Returns its id.
+    pub fn register_artifact(&self, meta: &MetaRecord, path: &str, meta_json: &str) -> Result<i64> {
+        let conn = self.conn();
+        let artifact_id: i64 = conn.prepare_cached(UPSERT_ARTIFACT)?.query_row(
             params![
+                meta.project_id,
+                meta.run_id,
+                meta.artifact_type,
+                meta.sha256,
+                meta.schema_id,
+                meta.schema_version,
+                path,
+                meta.size_bytes as i64,
+                meta.creation_params.stage,
+                meta.creation_params.stage_name,
+                meta.creation_params.stage_version,
+                meta.created_at,
+                meta_json
+            ],
+            |r| r.get(0),
+        )?;
+        conn.prepare_cached(DELETE_EDGES_OF_CHILD)?
+            .execute(params![artifact_id])?;
+        let mut insert_edge = conn.prepare_cached(INSERT_EDGE)?;
+        for parent in &meta.parents {
+            let inserted = insert_edge.execute(params![
                 artifact_id,
                 meta.project_id,
                 meta.run_id,
                 parent.artifact_type,
                 parent.sha256
-            ],
-        )?;
-        if inserted != 1 {
-            return Err(Error::Inconsistent(format!(
-                "{} names parent {} which is not registered for run {}",
-                meta.artifact_type, parent.artifact_type, meta.run_id
-            )));
+            ])?;
+            if inserted != 1 {
+                return Err(Error::Inconsistent(format!(
+                    "{} names parent {} which is not registered for run {}",
+                    meta.artifact_type, parent.artifact_type, meta.run_id
+                )));
+            }
         }
+        Ok(artifact_id)
     }
-    Ok(artifact_id)
-}
 
-/// The database file a transaction writes, for error messages.
-fn self_path(tx: &rusqlite::Transaction<'_>) -> std::path::PathBuf {
-    tx.path().map(std::path::PathBuf::from).unwrap_or_default()
-}
+    /// Remove a `running` row whose stage never started (recorded ahead of
+    /// time by the previous stage's commit, which the run then aborted).
+    pub fn withdraw_execution(&self, execution_id: i64) -> Result<()> {
+        self.conn()
+            .prepare_cached(WITHDRAW_EXECUTION)?
+            .execute(params![execution_id])?;
+        Ok(())
+    }
 
-/// Insert `e`, or complete its `running` row when it has an id.
-fn write_execution(tx: &rusqlite::Transaction<'_>, e: &ExecutionRecord) -> Result<i64> {
-    if let Some(id) = e.execution_id {
-        let updated = tx.execute(
-            COMPLETE_EXECUTION,
-            params![
+    /// Record a stage decision: insert it (a `running` row, whose id is
+    /// returned, or a skipped or failed one), or, when it already has an
+    /// id, complete the row it names.
+    pub fn record_execution(&self, e: &ExecutionRecord) -> Result<i64> {
+        let conn = self.conn();
+        if let Some(id) = e.execution_id {
+            let updated = conn.prepare_cached(COMPLETE_EXECUTION)?.execute(params![
                 id,
                 e.status,
                 e.reason,
@@ -288,38 +300,37 @@ fn write_execution(tx: &rusqlite::Transaction<'_>, e: &ExecutionRecord) -> Resul
                 e.duration_ms.map(|d| d as i64),
                 e.output_sha256,
                 e.error
-            ],
-        )?;
-        if updated != 1 {
-            return Err(Error::Inconsistent(format!(
-                "execution {id} of stage {} is no longer running",
-                e.stage_name
-            )));
+            ])?;
+            if updated != 1 {
+                return Err(Error::Inconsistent(format!(
+                    "execution {id} of stage {} is no longer running",
+                    e.stage_name
+                )));
+            }
+            return Ok(id);
         }
-        return Ok(id);
+        let inputs = serde_json::to_string(&e.input_hashes)
+            .map_err(|err| Error::Inconsistent(format!("encoding input hashes: {err}")))?;
+        Ok(conn.prepare_cached(INSERT_EXECUTION)?.query_row(
+            params![
+                e.project_id,
+                e.run_id,
+                e.attempt,
+                e.stage,
+                e.stage_name,
+                e.stage_version,
+                e.status,
+                e.reason,
+                e.started_at,
+                e.finished_at,
+                e.duration_ms.map(|d| d as i64),
+                inputs,
+                e.output_sha256,
+                e.error
+            ],
+            |r| r.get(0),
+        )?)
     }
-    let inputs = serde_json::to_string(&e.input_hashes)
-        .map_err(|err| Error::Inconsistent(format!("encoding input hashes: {err}")))?;
-    Ok(tx.query_row(
-        INSERT_EXECUTION,
-        params![
-            e.project_id,
-            e.run_id,
-            e.attempt,
-            e.stage,
-            e.stage_name,
-            e.stage_version,
-            e.status,
-            e.reason,
-            e.started_at,
-            e.finished_at,
-            e.duration_ms.map(|d| d as i64),
-            inputs,
-            e.output_sha256,
-            e.error
-        ],
-        |r| r.get(0),
-    )?)
 }
 
 /// The newest decision for one stage of a run, as `runs show` displays it.

@@ -35,6 +35,15 @@ pub use verification::{StaleEdge, Verification};
 
 refinery::embed_migrations!("migrations");
 
+/// Build this binary's list of migrations once, so that opening the
+/// registry later finds refinery's migration-name pattern compiled (about a
+/// millisecond, the largest part of opening a registry that is up to date).
+/// Touches no file: `run` calls it on a second thread while it reads and
+/// validates the config.
+pub fn prepare_migrations() {
+    let _ = migrations::runner();
+}
+
 /// How long a command waits for another process's write lock before it
 /// gives up with exit code 4.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,6 +72,26 @@ impl Registry {
         self.read_only
     }
 
+    /// Run `f` in one `BEGIN IMMEDIATE` transaction, committed if it
+    /// returns Ok. Unlike [`Registry::write`], `f` can also read through
+    /// the registry's own queries (a [`Tx`] derefs to the registry), and
+    /// they see the transaction's uncommitted rows: how a run's summary is
+    /// built from, and recorded with, the rows that finish it.
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        // `new_unchecked` borrows the connection shared, so the registry
+        // stays readable inside; `&mut self` still guarantees no other
+        // transaction is open on it.
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(busy_or_sql)?;
+        let out = f(&Tx {
+            registry: self,
+            tx: &tx,
+        })?;
+        // Dropped without a commit (on error), the transaction rolls back.
+        tx.commit().map_err(busy_or_sql)?;
+        Ok(out)
+    }
+
     /// Run `f` in one `BEGIN IMMEDIATE` transaction, committed if it returns Ok.
     pub(crate) fn write<T>(
         &mut self,
@@ -75,6 +104,28 @@ impl Registry {
         let out = f(&tx)?;
         tx.commit().map_err(busy_or_sql)?;
         Ok(out)
+    }
+}
+
+/// A write transaction in progress (see [`Registry::transaction`]). The
+/// registry's writes are its methods; reads go through `Deref`.
+pub struct Tx<'a> {
+    registry: &'a Registry,
+    tx: &'a rusqlite::Transaction<'a>,
+}
+
+impl Tx<'_> {
+    /// The connection, inside the transaction.
+    pub fn conn(&self) -> &Connection {
+        self.tx
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Registry;
+
+    fn deref(&self) -> &Registry {
+        self.registry
     }
 }
 

@@ -1,8 +1,9 @@
 //! Writes and reads of the `projects`, `runs` and `run_summaries` tables.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
-use super::Registry;
+use super::executions::MARK_INTERRUPTED;
+use super::{Registry, Tx};
 use crate::error::{Error, Result};
 
 /// The start of one `orchestrator run` invocation.
@@ -26,6 +27,10 @@ pub struct RunFinish<'a> {
     pub project_id: &'a str,
     pub run_id: &'a str,
     pub attempt: u32,
+    /// Every execution row of the attempt has a larger id (see
+    /// [`Registry::last_execution_id`]): the counts read only those rows,
+    /// not every attempt's.
+    pub executions_after: i64,
     pub status: &'a str,
     pub finished_at: &'a str,
     pub duration_ms: u64,
@@ -68,14 +73,16 @@ const UPSERT_RUN: &str = "
         host = excluded.host
     RETURNING attempts";
 
+/// `stage IN (…)` with the id bound `?8` lets the index seek straight to the
+/// attempt's rows of each stage instead of reading every attempt's.
 const FINISH_RUN: &str = "
     UPDATE runs SET status = ?4, finished_at = ?5, duration_ms = ?6, error = ?7,
-        stages_executed = (SELECT count(*) FROM stage_executions
-                           WHERE project_id = ?1 AND run_id = ?2 AND attempt = ?3
-                             AND status = 'executed'),
-        stages_skipped = (SELECT count(*) FROM stage_executions
-                          WHERE project_id = ?1 AND run_id = ?2 AND attempt = ?3
-                            AND status = 'skipped')
+        (stages_executed, stages_skipped) = (
+            SELECT count(*) FILTER (WHERE status = 'executed'),
+                   count(*) FILTER (WHERE status = 'skipped')
+            FROM stage_executions
+            WHERE project_id = ?1 AND run_id = ?2 AND stage IN (1, 2, 3, 4, 5)
+              AND execution_id > ?8 AND attempt = ?3)
     WHERE project_id = ?1 AND run_id = ?2";
 
 const CONFIG_JSON: &str = "SELECT config_json FROM runs WHERE project_id = ?1 AND run_id = ?2";
@@ -87,70 +94,87 @@ const UPSERT_SUMMARY: &str = "
         sha256 = excluded.sha256, path = excluded.path,
         summary_json = excluded.summary_json, written_at = excluded.written_at";
 
+const ATTEMPTS: &str = "SELECT attempts FROM runs WHERE project_id = ?1 AND run_id = ?2";
+
 impl Registry {
-    /// Record that an invocation started; returns its attempt number (1 for
-    /// the first invocation of this run id).
-    pub fn begin_run(&mut self, run: &NewRun<'_>) -> Result<u32> {
-        self.write(|tx| {
-            tx.execute(
-                UPSERT_PROJECT,
-                params![run.project_id, run.title, run.started_at],
-            )?;
-            let attempt: u32 = tx.query_row(
-                UPSERT_RUN,
-                params![
-                    run.project_id,
-                    run.run_id,
-                    run.config_hash,
-                    run.config_json,
-                    run.run_dir,
-                    run.started_at,
-                    run.orchestrator_version,
-                    run.host
-                ],
-                |r| r.get(0),
-            )?;
-            Ok(attempt)
-        })
+    /// The attempt number the next invocation of a run gets (1 for a run
+    /// never seen): what [`Tx::begin_run`] will return, known before it
+    /// commits. Only meaningful under the run's lock.
+    pub fn next_attempt(&self, project_id: &str, run_id: &str) -> Result<u32> {
+        let attempts: Option<u32> = self
+            .conn
+            .prepare_cached(ATTEMPTS)?
+            .query_row(params![project_id, run_id], |r| r.get(0))
+            .optional()?;
+        Ok(attempts.map_or(1, |a| a + 1))
     }
+}
 
+impl Tx<'_> {
+    /// Record that an invocation started: the project, the run row
+    /// (returns its attempt number, 1 for the first invocation of this run
+    /// id) and the `interrupted` mark on every execution a dead process
+    /// left `running`. Called under the run's lock, when no live process
+    /// can own those rows.
+    pub fn begin_run(&self, run: &NewRun<'_>) -> Result<u32> {
+        let conn = self.conn();
+        conn.prepare_cached(MARK_INTERRUPTED)?
+            .execute(params![run.project_id, run.run_id])?;
+        conn.prepare_cached(UPSERT_PROJECT)?.execute(params![
+            run.project_id,
+            run.title,
+            run.started_at
+        ])?;
+        let attempt: u32 = conn.prepare_cached(UPSERT_RUN)?.query_row(
+            params![
+                run.project_id,
+                run.run_id,
+                run.config_hash,
+                run.config_json,
+                run.run_dir,
+                run.started_at,
+                run.orchestrator_version,
+                run.host
+            ],
+            |r| r.get(0),
+        )?;
+        Ok(attempt)
+    }
+}
+
+impl Tx<'_> {
     /// Record how an invocation ended.
-    pub fn finish_run(&mut self, f: &RunFinish<'_>) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                FINISH_RUN,
-                params![
-                    f.project_id,
-                    f.run_id,
-                    f.attempt,
-                    f.status,
-                    f.finished_at,
-                    f.duration_ms as i64,
-                    f.error
-                ],
-            )?;
-            Ok(())
-        })
+    pub fn finish_run(&self, f: &RunFinish<'_>) -> Result<()> {
+        self.conn().prepare_cached(FINISH_RUN)?.execute(params![
+            f.project_id,
+            f.run_id,
+            f.attempt,
+            f.status,
+            f.finished_at,
+            f.duration_ms as i64,
+            f.error,
+            f.executions_after
+        ])?;
+        Ok(())
     }
 
-    /// Record the `run_summary.json` just written.
-    pub fn record_summary(&mut self, f: &SummaryFile<'_>) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                UPSERT_SUMMARY,
-                params![
-                    f.project_id,
-                    f.run_id,
-                    f.sha256,
-                    f.path,
-                    f.json,
-                    f.written_at
-                ],
-            )?;
-            Ok(())
-        })
+    /// Record the `run_summary.json` written for a run.
+    pub fn record_summary(&self, f: &SummaryFile<'_>) -> Result<()> {
+        self.conn()
+            .prepare_cached(UPSERT_SUMMARY)?
+            .execute(params![
+                f.project_id,
+                f.run_id,
+                f.sha256,
+                f.path,
+                f.json,
+                f.written_at
+            ])?;
+        Ok(())
     }
+}
 
+impl Registry {
     /// One run's row as recorded (no lock check: the caller holds the run)
     /// and its canonical config JSON: what `run_summary.json` is made from.
     pub fn run_record(&self, project_id: &str, run_id: &str) -> Result<(RunRow, String)> {

@@ -31,8 +31,8 @@ impl Stage for ShotListToAssetManifest {
     }
 
     fn run(&self, ctx: &StageContext<'_>) -> Result<Value> {
-        let shots: ShotList = ctx.input(ArtifactType::ShotList)?;
-        let script: Script = ctx.input(ArtifactType::Script)?;
+        let shots = ctx.input::<ShotList>(ArtifactType::ShotList)?;
+        let script = ctx.input::<Script>(ArtifactType::Script)?;
 
         let mut assets: Vec<Asset> = Vec::new();
         for c in &script.characters {

@@ -39,8 +39,8 @@ impl Stage for RenderPreview {
     }
 
     fn run(&self, ctx: &StageContext<'_>) -> Result<Value> {
-        let plan: RenderPlan = ctx.input(ArtifactType::RenderPlan)?;
-        let shots: ShotList = ctx.input(ArtifactType::ShotList)?;
+        let plan = ctx.input::<RenderPlan>(ArtifactType::RenderPlan)?;
+        let shots = ctx.input::<ShotList>(ArtifactType::ShotList)?;
         if plan.jobs.len() != shots.shots.len() {
             return Err(Error::Inconsistent(format!(
                 "the RenderPlan has {} jobs but the ShotList has {} shots",

@@ -55,8 +55,8 @@ impl Stage for BuildRenderPlan {
     }
 
     fn run(&self, ctx: &StageContext<'_>) -> Result<Value> {
-        let manifest: AssetManifest = ctx.input(ArtifactType::AssetManifest)?;
-        let shots: ShotList = ctx.input(ArtifactType::ShotList)?;
+        let manifest = ctx.input::<AssetManifest>(ArtifactType::AssetManifest)?;
+        let shots = ctx.input::<ShotList>(ArtifactType::ShotList)?;
         let known: BTreeSet<&str> = manifest
             .assets
             .iter()

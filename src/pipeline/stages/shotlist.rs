@@ -30,7 +30,7 @@ impl Stage for ScriptToShotList {
     }
 
     fn run(&self, ctx: &StageContext<'_>) -> Result<Value> {
-        let script: Script = ctx.input(ArtifactType::Script)?;
+        let script = ctx.input::<Script>(ArtifactType::Script)?;
         let mut shots = Vec::new();
         for scene in &script.scenes {
             shots.extend(scene_shots(&script, scene));

@@ -1,0 +1,134 @@
+//! Executing one stage: run it, validate its output, write the artifact and
+//! its meta record. Registering them is the runner's commit, not this.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::stage::{Parsed, Stage, StageContext};
+use crate::artifact::{
+    ArtifactType, ComputeOrigin, CreationParams, MetaRecord, ParentRef, SCHEMA_VERSION,
+    canonical_bytes, canonical_value_bytes, sha256_hex, sync_dir, write_atomic_unsynced,
+};
+use crate::config::LoadedConfig;
+use crate::error::{Error, Result};
+use crate::{failpoint, schema};
+
+/// An artifact produced or verified earlier in this invocation.
+pub(crate) struct Current {
+    pub sha256: String,
+    pub path: PathBuf,
+    /// Empty once no later stage reads it.
+    pub bytes: Vec<u8>,
+}
+
+/// What [`execute`] wrote for one stage.
+pub(crate) struct Written {
+    pub sha256: String,
+    pub bytes: Vec<u8>,
+    pub meta: MetaRecord,
+    pub meta_json: String,
+}
+
+/// Everything about the run that executing a stage reads.
+pub(crate) struct Run<'a> {
+    pub config: &'a LoadedConfig,
+    pub run_id: &'a str,
+    pub origin: &'a ComputeOrigin,
+    pub current: &'a BTreeMap<ArtifactType, Current>,
+    pub parsed: &'a RefCell<Parsed>,
+    /// RFC 3339 now, for the meta record's `created_at`.
+    pub now: &'a dyn Fn() -> String,
+}
+
+/// Run the stage, validate its output, write the artifact and then its
+/// meta record, and make both names durable with one directory sync (a
+/// meta record found without its artifact after a power cut describes bytes
+/// that are not there, which adoption checks, so it is re-executed).
+pub(crate) fn execute(
+    stage: &dyn Stage,
+    run: &Run<'_>,
+    out_path: &Path,
+    meta_path: &Path,
+) -> Result<Written> {
+    let ty = stage.output();
+    let ctx = StageContext {
+        config: &run.config.config,
+        inputs: stage
+            .inputs()
+            .iter()
+            .filter_map(|t| {
+                run.current
+                    .get(t)
+                    .map(|c| (*t, (c.path.as_path(), c.bytes.as_slice())))
+            })
+            .collect(),
+        parsed: run.parsed,
+    };
+    let value = stage.run(&ctx).map_err(|source| Error::StageFailed {
+        stage: stage.number(),
+        stage_name: stage.name().to_string(),
+        source: Box::new(source),
+    })?;
+    if let Some(v) = schema::validate(ty.name(), &value)?.into_iter().next() {
+        return Err(Error::InvalidArtifact {
+            stage: stage.number(),
+            stage_name: stage.name().to_string(),
+            artifact_type: ty.name().to_string(),
+            pointer: v.pointer,
+            message: v.message,
+        });
+    }
+    let bytes = canonical_value_bytes(&value)
+        .map_err(|e| Error::Inconsistent(format!("encoding {ty}: {e}")))?;
+    // From here on the bytes are the artifact; the tree is dead weight.
+    drop(value);
+    let sha256 = sha256_hex(&bytes);
+    failpoint::hit("stage.before_data_write").map_err(|e| Error::io("writing", out_path, e))?;
+    write_atomic_unsynced(out_path, &bytes)?;
+    failpoint::hit("stage.after_data_write").map_err(|e| Error::io("writing", meta_path, e))?;
+
+    let meta = MetaRecord {
+        artifact_type: ty.name().to_string(),
+        path: ty.file_name(),
+        sha256: sha256.clone(),
+        size_bytes: bytes.len() as u64,
+        schema_id: schema::schema_id(ty.name())?.to_string(),
+        schema_version: SCHEMA_VERSION.to_string(),
+        project_id: run.config.config.project_id.clone(),
+        run_id: run.run_id.to_string(),
+        parents: stage
+            .inputs()
+            .iter()
+            .filter_map(|t| {
+                run.current.get(t).map(|c| ParentRef {
+                    artifact_type: t.name().to_string(),
+                    sha256: c.sha256.clone(),
+                    path: t.file_name(),
+                })
+            })
+            .collect(),
+        creation_params: CreationParams {
+            stage: stage.number(),
+            stage_name: stage.name().to_string(),
+            stage_version: stage.version().to_string(),
+            config_hash: run.config.config_hash.clone(),
+        },
+        compute_origin: run.origin.clone(),
+        created_at: (run.now)(),
+    };
+    let meta_bytes = canonical_bytes(&meta)
+        .map_err(|e| Error::Inconsistent(format!("encoding the meta record of {ty}: {e}")))?;
+    write_atomic_unsynced(meta_path, &meta_bytes)?;
+    if let Some(dir) = meta_path.parent() {
+        sync_dir(dir)?;
+    }
+    failpoint::hit("stage.after_meta_write").map_err(|e| Error::io("registering", out_path, e))?;
+    Ok(Written {
+        sha256,
+        bytes,
+        meta,
+        // Canonical bytes are serde_json output, hence UTF-8.
+        meta_json: String::from_utf8_lossy(&meta_bytes).into_owned(),
+    })
+}

@@ -1,0 +1,43 @@
+//! The run directory before a run writes into it: no symlinks on the way,
+//! no temp files left by a writer that died.
+
+use std::path::Path;
+
+use crate::artifact::TEMP_PREFIX;
+use crate::error::{Error, Result};
+
+/// The project and run directories must be real directories: artifacts are
+/// never written through a symlink (verify reports one, never follows it).
+pub(crate) fn refuse_symlinked_dirs(artifacts_dir: &Path, parts: &[&str]) -> Result<()> {
+    let mut dir = artifacts_dir.to_path_buf();
+    for part in parts {
+        dir.push(part);
+        let meta = std::fs::symlink_metadata(&dir)
+            .map_err(|e| Error::io("inspecting the run directory", &dir, e))?;
+        if !meta.file_type().is_dir() {
+            return Err(Error::usage_with_hint(
+                format!(
+                    "`{}` is a symlink, not a directory; artifacts are never written through one",
+                    dir.display()
+                ),
+                "replace the link with a real directory (or move the target there), then run again",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Delete `.tmp-*` files an interrupted writer left in the run directory.
+/// Safe only under the run lock: then no live writer can own them.
+pub(crate) fn remove_stale_temp_files(run_dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(run_dir)
+        .map_err(|e| Error::io("listing the run directory", run_dir, e))?;
+    for entry in entries.flatten() {
+        let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
+        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| Error::io("removing a stale temporary file", entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
