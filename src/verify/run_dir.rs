@@ -1,0 +1,167 @@
+//! One run's own checks: its directory is a real directory inside the
+//! artifacts directory, its run summary is as registered, nothing in it is
+//! unregistered, and no parent edge went stale.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::artifact::meta_path_of;
+use super::file::{Scratch, contained, describe_non_regular, hash_file, lstat_regular};
+use super::{Problem, ProblemKind};
+use crate::artifact::RUN_SUMMARY_FILE;
+use crate::error::{Error, Result};
+use crate::registry::{ArtifactRecord, RunRow, StaleEdge};
+
+fn run_problem(
+    run: &RunRow,
+    kind: ProblemKind,
+    path: String,
+    expected: String,
+    found: String,
+) -> Problem {
+    Problem {
+        kind,
+        path,
+        project_id: run.project_id.clone(),
+        run_id: run.run_id.clone(),
+        artifact_type: None,
+        expected,
+        found,
+    }
+}
+
+/// The project and run directories must be real directories inside the
+/// artifacts directory; a symlink is reported, never followed.
+pub(super) fn check_run_dir_itself(artifacts_dir: &Path, run: &RunRow) -> Option<Problem> {
+    if !contained(&run.run_dir) {
+        return Some(run_problem(
+            run,
+            ProblemKind::UnsafePath,
+            run.run_dir.clone(),
+            "a run directory inside the artifacts directory".to_string(),
+            format!("`{}`", run.run_dir),
+        ));
+    }
+    let mut rel = PathBuf::new();
+    for part in Path::new(&run.run_dir).components() {
+        rel.push(part);
+        let full = artifacts_dir.join(&rel);
+        match std::fs::symlink_metadata(&full) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(m) => {
+                return Some(run_problem(
+                    run,
+                    ProblemKind::NotRegularFile,
+                    rel.to_string_lossy().into_owned(),
+                    "a directory".to_string(),
+                    describe_non_regular(&full, &m),
+                ));
+            }
+            // Missing: every artifact in it is reported missing on its own.
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Edges whose parent changed after the child was made from it.
+pub(super) fn stale_parent_problems(run: &RunRow, edges: Vec<StaleEdge>) -> Vec<Problem> {
+    edges
+        .into_iter()
+        .map(|e| Problem {
+            kind: ProblemKind::StaleParent,
+            path: e.child_path,
+            project_id: run.project_id.clone(),
+            run_id: run.run_id.clone(),
+            artifact_type: Some(e.child_type),
+            expected: format!(
+                "parent {} with sha256 {}",
+                e.parent_type, e.recorded_parent_sha256
+            ),
+            found: format!(
+                "parent {} now has sha256 {}",
+                e.parent_type, e.parent_sha256
+            ),
+        })
+        .collect()
+}
+
+/// The run summary (`summary`: its registered path and sha256) is present
+/// and as registered; nothing in the directory is unregistered.
+pub(super) fn check_run_dir(
+    artifacts_dir: &Path,
+    run: &RunRow,
+    artifacts: &[ArtifactRecord],
+    summary: Option<&(String, String)>,
+    scratch: &mut Scratch,
+) -> Result<Vec<Problem>> {
+    let mut out = Vec::new();
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    for a in artifacts {
+        known.insert(a.path.clone());
+        known.insert(meta_path_of(&a.path));
+    }
+    if let Some((path, sha)) = summary {
+        known.insert(path.clone());
+        let hashed = if contained(path) {
+            let full = artifacts_dir.join(path);
+            lstat_regular(&full).and_then(|_| {
+                hash_file(&full, &mut scratch.buf, &mut |_| {})
+                    .map_err(|e| (ProblemKind::Unreadable, e.to_string()))
+            })
+        } else {
+            Err((ProblemKind::UnsafePath, format!("`{path}`")))
+        };
+        match hashed {
+            Err((kind, found)) => out.push(run_problem(
+                run,
+                kind,
+                path.clone(),
+                format!("the run summary with sha256 {sha}"),
+                found,
+            )),
+            Ok(h) if h.sha256 != *sha => out.push(run_problem(
+                run,
+                ProblemKind::HashMismatch,
+                path.clone(),
+                format!("sha256 {sha}"),
+                format!("sha256 {}", h.sha256),
+            )),
+            Ok(_) => {}
+        }
+    } else {
+        known.insert(format!("{}/{RUN_SUMMARY_FILE}", run.run_dir));
+    }
+
+    let dir: PathBuf = artifacts_dir.join(&run.run_dir);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        // Missing files were reported one by one.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io("listing the run directory", dir, e)),
+    };
+    let mut extra: Vec<(String, PathBuf)> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing the run directory", &dir, e))?;
+        let rel = format!("{}/{}", run.run_dir, entry.file_name().to_string_lossy());
+        if !known.contains(&rel) {
+            extra.push((rel, entry.path()));
+        }
+    }
+    extra.sort();
+    for (rel, full) in extra {
+        let found = match std::fs::symlink_metadata(&full) {
+            Ok(m) if m.file_type().is_file() => format!("a file of {} bytes", m.len()),
+            Ok(m) => describe_non_regular(&full, &m),
+            Err(e) => e.to_string(),
+        };
+        out.push(run_problem(
+            run,
+            ProblemKind::Unregistered,
+            rel,
+            "only registered artifacts, their meta files and run_summary.json".to_string(),
+            found,
+        ));
+    }
+    Ok(out)
+}
