@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::file::{Scratch, contained, hash_file, lstat_regular, read_capped};
+use super::file::{Scratch, contained, hash_file, lstat_regular, read_small};
 use super::{Problem, ProblemKind};
 use crate::artifact::SCHEMA_VERSION;
 use crate::registry::ArtifactRecord;
@@ -66,8 +66,8 @@ pub(super) fn check_artifact(
         return out;
     }
     let file = artifacts_dir.join(&a.path);
-    let hashed = lstat_regular(&file).and_then(|_| {
-        hash_file(&file, &mut scratch.buf, on_read)
+    let hashed = lstat_regular(&file).and_then(|m| {
+        hash_file(&file, m.len(), &mut scratch.buf, on_read)
             .map_err(|e| (ProblemKind::Unreadable, e.to_string()))
     });
     match hashed {
@@ -99,7 +99,7 @@ pub(super) fn check_artifact(
                     Some(Ok(&scratch.buf[..h.len as usize]))
                 } else if h.len <= MAX_PARSED_BYTES {
                     Some(
-                        read_capped(&file, MAX_PARSED_BYTES, &mut scratch.small)
+                        read_small(&file, h.len, MAX_PARSED_BYTES, &mut scratch.small)
                             .map(|()| &scratch.small[..])
                             .map_err(|e| e.to_string()),
                     )
@@ -188,7 +188,7 @@ fn check_meta(artifacts_dir: &Path, a: &ArtifactRecord, buf: &mut Vec<u8>) -> Op
                 format!("a file of {} bytes, too large to be a meta record", m.len()),
             ));
         }
-        read_capped(&path, MAX_META_BYTES, buf)
+        read_small(&path, m.len(), MAX_META_BYTES, buf)
             .map_err(|e| (ProblemKind::Unreadable, e.to_string()))
     });
     match read {

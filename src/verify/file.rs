@@ -13,7 +13,6 @@ use std::path::{Component, Path};
 use sha2::{Digest, Sha256};
 
 use super::ProblemKind;
-use crate::artifact::canonical::hex;
 
 /// The read buffer each worker owns. Large enough that a 1 GiB file costs
 /// ~4,000 reads, small enough to stay in a core's L2 cache between the
@@ -65,10 +64,14 @@ pub(super) fn lstat_regular(path: &Path) -> Result<Metadata, Found> {
 }
 
 /// Stream `path` through `buf` into sha256, calling `on_read(n)` after each
-/// read. Reads until end of file, whatever size `lstat` said, so a file
-/// that grew is hashed as it is.
+/// read. `expected` is the size `lstat` gave: a read that comes back short
+/// at exactly that size is the end of the file (a regular file reads short
+/// only there), which saves the confirming zero-length read, a tenth of
+/// the system calls for a small file. Otherwise it reads until end of
+/// file, so a file that grew is hashed as it is.
 pub(super) fn hash_file(
     path: &Path,
+    expected: u64,
     buf: &mut [u8],
     on_read: &mut dyn FnMut(u64),
 ) -> io::Result<Hashed> {
@@ -83,12 +86,16 @@ pub(super) fn hash_file(
             hasher.update(&buf[..]);
             filled = 0;
         }
+        let asked = buf.len() - filled;
         match file.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => {
                 filled += n;
                 len += n as u64;
                 on_read(n as u64);
+                if n < asked && len == expected {
+                    break;
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -103,19 +110,62 @@ pub(super) fn hash_file(
     })
 }
 
-/// Read all of `path` into `out` (cleared first), failing if it holds more
-/// than `limit` bytes: the caller checked the size with `lstat`, and this
-/// keeps a file that grew since from being read without bound.
-pub(super) fn read_capped(path: &Path, limit: u64, out: &mut Vec<u8>) -> io::Result<()> {
+/// Read all of `path` into `out`, failing if it holds more than `limit`
+/// bytes: the caller checked the size with `lstat` (`expected`), and this
+/// keeps a file that grew since from being read without bound. Ends at a
+/// short read at `expected` bytes, as [`hash_file`] does.
+pub(super) fn read_small(
+    path: &Path,
+    expected: u64,
+    limit: u64,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let mut file = File::open(path)?;
+    // Room for the whole file and one byte more, so one read can come
+    // back short and end it.
+    let cap = usize::try_from(limit.min(expected) + 1).unwrap_or(usize::MAX);
     out.clear();
-    let file = File::open(path)?;
-    let n = file.take(limit + 1).read_to_end(out)?;
-    if n as u64 > limit {
+    out.resize(cap.max(4096), 0);
+    let mut len = 0;
+    loop {
+        if len == out.len() {
+            if len as u64 > limit {
+                break;
+            }
+            out.resize(out.len() * 2, 0);
+        }
+        let asked = out.len() - len;
+        match file.read(&mut out[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if n < asked && len as u64 == expected {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.truncate(len);
+    if len as u64 > limit {
         return Err(io::Error::other(format!(
             "grew past {limit} bytes while being read"
         )));
     }
     Ok(())
+}
+
+/// Lowercase hex, as the registry records a sha256. By table rather than
+/// `write!` per byte: it runs once per file, 100,000 times on a big tree.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
 }
 
 /// Whether a registry path stays inside the directory it is joined to:
@@ -184,7 +234,10 @@ mod tests {
             let path = dir.path().join(format!("f{len}"));
             std::fs::write(&path, &bytes).unwrap();
             let mut seen = 0;
-            let h = hash_file(&path, &mut scratch.buf, &mut |n| seen += n).unwrap();
+            // Right and wrong expectations alike give the file as it is.
+            let h = hash_file(&path, len as u64, &mut scratch.buf, &mut |n| seen += n).unwrap();
+            let h2 = hash_file(&path, len as u64 / 2, &mut scratch.buf, &mut |_| {}).unwrap();
+            assert_eq!((h2.sha256, h2.len), (h.sha256.clone(), h.len));
             assert_eq!(h.sha256, sha256_hex(&bytes), "{len} bytes");
             assert_eq!((h.len, seen), (len as u64, len as u64));
             assert_eq!(h.in_buf, len <= BUF_BYTES, "{len} bytes");
@@ -195,14 +248,19 @@ mod tests {
     }
 
     #[test]
-    fn a_capped_read_refuses_a_file_over_its_limit() {
+    fn a_small_read_gets_the_whole_file_and_refuses_one_over_its_limit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m");
-        std::fs::write(&path, b"12345").unwrap();
+        let bytes: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
         let mut out = Vec::new();
-        read_capped(&path, 5, &mut out).unwrap();
-        assert_eq!(out, b"12345");
-        assert!(read_capped(&path, 4, &mut out).is_err());
+        // What lstat said may be stale: the file is read as it is.
+        for expected in [10_000, 0, 5, 20_000] {
+            read_small(&path, expected, 10_000, &mut out).unwrap();
+            assert_eq!(out, bytes, "expected {expected}");
+        }
+        assert!(read_small(&path, 10_000, 9_999, &mut out).is_err());
+        assert!(read_small(&path, 5, 9_999, &mut out).is_err());
     }
 
     #[test]

@@ -150,43 +150,51 @@ pub fn verify(
         .iter()
         .map(|r| (r.project_id.as_str(), r.run_id.as_str()))
         .collect();
-    let artifacts = registry.artifacts_of_runs(&keys)?;
-    let mut stale = registry.stale_edges_of_runs(&keys)?;
     let summaries = registry.run_summaries_of(&keys)?;
-    let total_bytes: u64 = artifacts.iter().flatten().map(|a| a.size_bytes).sum();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     // First each run's own checks: whether its directory may be entered
-    // decides whether its artifacts are read at all.
+    // decides whether its artifacts are read at all. They need only the
+    // run summaries, so the workers do them while this thread asks the
+    // registry for the artifacts, which costs about as long.
     let order: Vec<usize> = (0..selected.len()).collect();
-    let dirs = parallel(&order, threads, &mut |_| {}, &|i, scratch, _| {
-        let run = selected[i];
-        match run_dir::check_run_dir_itself(artifacts_dir, run) {
-            Some(p) => Ok(RunDir::Refused(p)),
-            None => run_dir::check_run_dir(
-                artifacts_dir,
-                run,
-                &artifacts[i],
-                summaries[i].as_ref(),
-                scratch,
-            )
-            .map(RunDir::Checked),
-        }
-    })
-    .into_iter()
-    .collect::<Result<Vec<RunDir>>>()?;
+    let (dirs, queried) = parallel(
+        &order,
+        threads,
+        || {
+            Ok::<_, crate::error::Error>((
+                registry.artifacts_of_runs(&keys)?,
+                registry.stale_edges_of_runs(&keys)?,
+            ))
+        },
+        &mut |_| {},
+        &|i, scratch, _| {
+            let run = selected[i];
+            if let Some(p) = run_dir::check_run_dir_itself(artifacts_dir, run) {
+                return Ok(RunDir::Refused(p));
+            }
+            Ok(RunDir::Entered {
+                summary: run_dir::check_summary(artifacts_dir, run, summaries[i].as_ref(), scratch),
+                names: run_dir::list_run_dir(artifacts_dir, run)?,
+            })
+        },
+    );
+    let (artifacts, mut stale) = queried?;
+    let dirs = dirs.into_iter().collect::<Result<Vec<RunDir>>>()?;
+    let total_bytes: u64 = artifacts.iter().flatten().map(|a| a.size_bytes).sum();
 
     // Then every artifact in an enterable directory.
     let jobs: Vec<(usize, &ArtifactRecord)> = artifacts
         .iter()
         .enumerate()
-        .filter(|(i, _)| matches!(dirs[*i], RunDir::Checked(_)))
+        .filter(|(i, _)| matches!(dirs[*i], RunDir::Entered { .. }))
         .flat_map(|(i, list)| list.iter().map(move |a| (i, a)))
         .collect();
     let mut done = 0;
-    let found = parallel(
+    let (found, ()) = parallel(
         &schedule(&jobs),
         threads,
+        || (),
         &mut |n| {
             done += n;
             progress(done, total_bytes);
@@ -215,12 +223,14 @@ pub fn verify(
         let mut ok = 0;
         let mut results = Vec::with_capacity(artifacts[i].len());
         for a in &artifacts[i] {
-            let found = match dir {
-                RunDir::Refused(_) => Vec::new(),
+            let entered = matches!(dir, RunDir::Entered { .. });
+            let found = if entered {
                 // `found` holds one entry per job, jobs in this order.
-                RunDir::Checked(_) => found.next().unwrap_or_default(),
+                found.next().unwrap_or_default()
+            } else {
+                Vec::new()
             };
-            let artifact_ok = matches!(dir, RunDir::Checked(_)) && found.is_empty();
+            let artifact_ok = entered && found.is_empty();
             ok += usize::from(artifact_ok);
             results.push(Verification {
                 artifact_id: a.artifact_id,
@@ -236,7 +246,18 @@ pub fn verify(
         ));
         match dir {
             RunDir::Refused(p) => run_problems.push(p),
-            RunDir::Checked(found) => run_problems.extend(found),
+            RunDir::Entered { summary, names } => {
+                run_problems.extend(summary);
+                if let Some(names) = names {
+                    run_problems.extend(run_dir::unregistered(
+                        artifacts_dir,
+                        run,
+                        &names,
+                        &artifacts[i],
+                        summaries[i].as_ref(),
+                    ));
+                }
+            }
         }
         // A run that started while it was being checked may have been seen
         // half-written: its findings mean nothing, and none are recorded.
@@ -279,8 +300,12 @@ enum RunDir {
     /// Not a real directory inside the artifacts directory: this problem,
     /// and nothing inside it is read.
     Refused(Problem),
-    /// Entered: the run summary and listing problems (maybe none).
-    Checked(Vec<Problem>),
+    /// Entered: the run summary's problem if any, and the names in the
+    /// directory (`None`: it does not exist).
+    Entered {
+        summary: Option<Problem>,
+        names: Option<Vec<String>>,
+    },
 }
 
 /// Files from this size up are hashed first, largest first: on two cores a
@@ -304,11 +329,18 @@ fn schedule(jobs: &[(usize, &ArtifactRecord)]) -> Vec<usize> {
 const PROGRESS_STEP_BYTES: u64 = 1 << 20;
 
 /// Run `job(i, scratch, on_read)` for every `i` in `order` on up to
-/// `threads` workers that take the next index from one shared counter.
-/// Returns the results indexed by `i` (so `order` is a permutation of
-/// `0..n`). `progress` runs on the calling thread with the bytes the jobs
-/// report through `on_read`.
-fn parallel<R, F>(order: &[usize], threads: usize, progress: &mut dyn FnMut(u64), job: &F) -> Vec<R>
+/// `threads` workers that take the next index from one shared counter,
+/// while the calling thread runs `meanwhile` and then passes the bytes the
+/// jobs report through `on_read` to `progress`. Returns the results
+/// indexed by `i` (so `order` is a permutation of `0..n`) and what
+/// `meanwhile` returned.
+fn parallel<R, F, M>(
+    order: &[usize],
+    threads: usize,
+    meanwhile: impl FnOnce() -> M,
+    progress: &mut dyn FnMut(u64),
+    job: &F,
+) -> (Vec<R>, M)
 where
     R: Send,
     F: Fn(usize, &mut Scratch, &mut dyn FnMut(u64)) -> R + Sync,
@@ -316,7 +348,7 @@ where
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<u64>();
     let workers = threads.clamp(1, order.len().max(1));
-    let parts: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
+    let (parts, m): (Vec<Vec<(usize, R)>>, M) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let tx = tx.clone();
@@ -343,18 +375,20 @@ where
             })
             .collect();
         drop(tx);
+        let m = meanwhile();
         for n in rx {
             progress(n);
         }
-        handles
+        let parts = handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+            .collect();
+        (parts, m)
     });
     let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(order.len()).collect();
     for (i, r) in parts.into_iter().flatten() {
         slots[i] = Some(r);
     }
     // Every index in `order` was taken exactly once.
-    slots.into_iter().flatten().collect()
+    (slots.into_iter().flatten().collect(), m)
 }

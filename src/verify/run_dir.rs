@@ -87,81 +87,99 @@ pub(super) fn stale_parent_problems(run: &RunRow, edges: Vec<StaleEdge>) -> Vec<
 }
 
 /// The run summary (`summary`: its registered path and sha256) is present
-/// and as registered; nothing in the directory is unregistered.
-pub(super) fn check_run_dir(
+/// and as registered.
+pub(super) fn check_summary(
     artifacts_dir: &Path,
     run: &RunRow,
-    artifacts: &[ArtifactRecord],
     summary: Option<&(String, String)>,
     scratch: &mut Scratch,
-) -> Result<Vec<Problem>> {
-    let mut out = Vec::new();
+) -> Option<Problem> {
+    let (path, sha) = summary?;
+    let hashed = if contained(path) {
+        let full = artifacts_dir.join(path);
+        lstat_regular(&full).and_then(|m| {
+            hash_file(&full, m.len(), &mut scratch.buf, &mut |_| {})
+                .map_err(|e| (ProblemKind::Unreadable, e.to_string()))
+        })
+    } else {
+        Err((ProblemKind::UnsafePath, format!("`{path}`")))
+    };
+    match hashed {
+        Err((kind, found)) => Some(run_problem(
+            run,
+            kind,
+            path.clone(),
+            format!("the run summary with sha256 {sha}"),
+            found,
+        )),
+        Ok(h) if h.sha256 != *sha => Some(run_problem(
+            run,
+            ProblemKind::HashMismatch,
+            path.clone(),
+            format!("sha256 {sha}"),
+            format!("sha256 {}", h.sha256),
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// The names in the run directory; `None` if it does not exist (its
+/// missing files are reported one by one).
+pub(super) fn list_run_dir(artifacts_dir: &Path, run: &RunRow) -> Result<Option<Vec<String>>> {
+    let dir: PathBuf = artifacts_dir.join(&run.run_dir);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("listing the run directory", dir, e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing the run directory", &dir, e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    Ok(Some(names))
+}
+
+/// The files of the run directory (`names`, as listed) that the registry
+/// does not know: not an artifact, its meta file or the run summary.
+pub(super) fn unregistered(
+    artifacts_dir: &Path,
+    run: &RunRow,
+    names: &[String],
+    artifacts: &[ArtifactRecord],
+    summary: Option<&(String, String)>,
+) -> Vec<Problem> {
     let mut known: BTreeSet<String> = BTreeSet::new();
     for a in artifacts {
         known.insert(a.path.clone());
         known.insert(meta_path_of(&a.path));
     }
-    if let Some((path, sha)) = summary {
-        known.insert(path.clone());
-        let hashed = if contained(path) {
-            let full = artifacts_dir.join(path);
-            lstat_regular(&full).and_then(|_| {
-                hash_file(&full, &mut scratch.buf, &mut |_| {})
-                    .map_err(|e| (ProblemKind::Unreadable, e.to_string()))
-            })
-        } else {
-            Err((ProblemKind::UnsafePath, format!("`{path}`")))
-        };
-        match hashed {
-            Err((kind, found)) => out.push(run_problem(
-                run,
-                kind,
-                path.clone(),
-                format!("the run summary with sha256 {sha}"),
-                found,
-            )),
-            Ok(h) if h.sha256 != *sha => out.push(run_problem(
-                run,
-                ProblemKind::HashMismatch,
-                path.clone(),
-                format!("sha256 {sha}"),
-                format!("sha256 {}", h.sha256),
-            )),
-            Ok(_) => {}
-        }
-    } else {
-        known.insert(format!("{}/{RUN_SUMMARY_FILE}", run.run_dir));
-    }
-
-    let dir: PathBuf = artifacts_dir.join(&run.run_dir);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        // Missing files were reported one by one.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io("listing the run directory", dir, e)),
-    };
-    let mut extra: Vec<(String, PathBuf)> = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("listing the run directory", &dir, e))?;
-        let rel = format!("{}/{}", run.run_dir, entry.file_name().to_string_lossy());
-        if !known.contains(&rel) {
-            extra.push((rel, entry.path()));
-        }
-    }
+    known.insert(match summary {
+        Some((path, _)) => path.clone(),
+        None => format!("{}/{RUN_SUMMARY_FILE}", run.run_dir),
+    });
+    let mut extra: Vec<String> = names
+        .iter()
+        .map(|name| format!("{}/{name}", run.run_dir))
+        .filter(|rel| !known.contains(rel))
+        .collect();
     extra.sort();
-    for (rel, full) in extra {
-        let found = match std::fs::symlink_metadata(&full) {
-            Ok(m) if m.file_type().is_file() => format!("a file of {} bytes", m.len()),
-            Ok(m) => describe_non_regular(&full, &m),
-            Err(e) => e.to_string(),
-        };
-        out.push(run_problem(
-            run,
-            ProblemKind::Unregistered,
-            rel,
-            "only registered artifacts, their meta files and run_summary.json".to_string(),
-            found,
-        ));
-    }
-    Ok(out)
+    extra
+        .into_iter()
+        .map(|rel| {
+            let full = artifacts_dir.join(&rel);
+            let found = match std::fs::symlink_metadata(&full) {
+                Ok(m) if m.file_type().is_file() => format!("a file of {} bytes", m.len()),
+                Ok(m) => describe_non_regular(&full, &m),
+                Err(e) => e.to_string(),
+            };
+            run_problem(
+                run,
+                ProblemKind::Unregistered,
+                rel,
+                "only registered artifacts, their meta files and run_summary.json".to_string(),
+                found,
+            )
+        })
+        .collect()
 }
