@@ -152,7 +152,7 @@ fn small(table: &mut Table) {
     let keys: Vec<(&str, &str)> = tree.run_ids.iter().map(|r| (PROJECT, r.as_str())).collect();
     let (queried, found) = timed(|| {
         let a = registry.artifacts_of_runs(&keys).expect("artifacts");
-        let e = registry.stale_edges_of_runs(&keys).expect("edges");
+        let e = registry.stale_edges_of_runs(&keys, &a).expect("edges");
         let s = registry.run_summaries_of(&keys).expect("summaries");
         assert_eq!((e.len(), s.len()), (SMALL_RUNS, SMALL_RUNS));
         a

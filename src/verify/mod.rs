@@ -162,10 +162,9 @@ pub fn verify(
         &order,
         threads,
         || {
-            Ok::<_, crate::error::Error>((
-                registry.artifacts_of_runs(&keys)?,
-                registry.stale_edges_of_runs(&keys)?,
-            ))
+            let artifacts = registry.artifacts_of_runs(&keys)?;
+            let stale = registry.stale_edges_of_runs(&keys, &artifacts)?;
+            Ok::<_, crate::error::Error>((artifacts, stale))
         },
         &mut |_| {},
         &|i, scratch, _| {
