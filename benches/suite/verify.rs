@@ -22,7 +22,7 @@ use orchestrator::artifact::{
 use orchestrator::registry::{RebuiltArtifact, RebuiltRun, RebuiltSummary, Registry, RunRow};
 use sha2::{Digest, Sha256};
 
-use crate::measure::{Row, Sample, Table, Workspace, median, orchestrator, sample};
+use crate::measure::{Row, Sample, Table, Workspace, median, orchestrator, sample, sqlite3_floor};
 
 /// The large tree: 4 runs × 5 artifacts × 64 MiB = 1.25 GiB.
 const LARGE_RUNS: usize = 4;
@@ -41,9 +41,7 @@ const AT: &str = "2025-01-01T00:00:00Z";
 const PROJECT: &str = "bench";
 
 pub fn run(table: &mut Table) {
-    if std::env::var_os("TMP_KEEP").is_none() {
-        large(table);
-    }
+    large(table);
     small(table);
 }
 
@@ -101,10 +99,6 @@ fn small(table: &mut Table) {
     });
     let artifacts = tree.artifacts.len();
     let files = tree.all_files.len();
-    if std::env::var_os("TMP_KEEP").is_some() {
-        eprintln!("kept {}", tree.ws.dir.keep().display());
-        return;
-    }
 
     // The floors read every file verify reads (artifacts, meta files, run
     // summaries); `find` walks the run directories as verify lists them.
@@ -130,7 +124,7 @@ fn small(table: &mut Table) {
             s.wall.as_secs_f64() * 1e6 / artifacts as f64
         )
     };
-    let floor_name = format!("find | xargs sha256sum, {files} files");
+    let floor_name = format!("find + xargs sha256sum, {files} files");
     for (what, s) in [("verify", verify), ("verify --json", verify_json)] {
         let mut row = Row::new(
             format!(
@@ -142,22 +136,26 @@ fn small(table: &mut Table) {
         row.floor = Some((floor_name.clone(), floor.wall));
         table.push(row);
     }
-    let mut row = Row::new(format!("find | xargs cat, {files} files"), cat);
+    let mut row = Row::new(format!("find + xargs cat, {files} files"), cat);
     row.floor = Some((floor_name, floor.wall));
     table.push(row);
 
-    // What the SQL costs inside verify, timed in this process.
+    // What the SQL costs inside verify: the integrity check the CLI runs
+    // first (timed as the sqlite3 CLI running it), and verify's queries
+    // and its recording transaction, timed in this process.
     let db = tree.ws.db();
+    let quick_check = sqlite3_floor(SMALL_ROUNDS, &db, "PRAGMA quick_check");
     let mut registry = Registry::open(&db).expect("opening the registry");
     let keys: Vec<(&str, &str)> = tree.run_ids.iter().map(|r| (PROJECT, r.as_str())).collect();
-    let (queried, found) = timed(|| {
+    let queried = in_process(SMALL_ROUNDS, || {
         let a = registry.artifacts_of_runs(&keys).expect("artifacts");
         let e = registry.stale_edges_of_runs(&keys, &a).expect("edges");
         let s = registry.run_summaries_of(&keys).expect("summaries");
         assert_eq!((e.len(), s.len()), (SMALL_RUNS, SMALL_RUNS));
-        a
     });
-    let results: Vec<_> = found
+    let results: Vec<_> = registry
+        .artifacts_of_runs(&keys)
+        .expect("artifacts")
         .iter()
         .flatten()
         .map(|a| orchestrator::registry::Verification {
@@ -167,11 +165,17 @@ fn small(table: &mut Table) {
             problems: "[]".to_string(),
         })
         .collect();
-    let (recorded, ()) = timed(|| {
+    let recorded = in_process(SMALL_ROUNDS, || {
         registry
             .record_verifications(&results)
             .expect("recording verifications")
     });
+    let mut row = Row::new(
+        "sqlite3 CLI: PRAGMA quick_check (verify runs it first)",
+        quick_check,
+    );
+    row.peak_rss_kib = None;
+    table.push(row);
     for (case, wall) in [
         (
             format!("in verify: 3 batched queries for {SMALL_RUNS} runs"),
@@ -194,11 +198,17 @@ fn small(table: &mut Table) {
     }
 }
 
-/// Time `f` once in this process.
-fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
-    let started = Instant::now();
-    let out = f();
-    (started.elapsed(), out)
+/// Median wall time of `f` run `rounds` times in this process.
+fn in_process(rounds: usize, mut f: impl FnMut()) -> Duration {
+    let mut walls: Vec<Duration> = (0..rounds)
+        .map(|_| {
+            let started = Instant::now();
+            f();
+            started.elapsed()
+        })
+        .collect();
+    walls.sort();
+    walls[rounds / 2]
 }
 
 /// Run each command once unmeasured (warming the page cache and the
