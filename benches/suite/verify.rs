@@ -27,7 +27,7 @@ use crate::measure::{Row, Sample, Table, Workspace, median, orchestrator, sample
 /// The large tree: 4 runs × 5 artifacts × 64 MiB = 1.25 GiB.
 const LARGE_RUNS: usize = 4;
 const LARGE_FILE_BYTES: u64 = 64 << 20;
-const LARGE_ROUNDS: usize = 5;
+const LARGE_ROUNDS: usize = 7;
 
 /// The small tree: 20,000 runs × 5 artifacts of the example's sizes.
 const SMALL_RUNS: usize = 20_000;

@@ -235,7 +235,11 @@ pub fn verify(
                 artifact_id: a.artifact_id,
                 verified_at: verified_at.clone(),
                 ok: artifact_ok,
-                problems: serde_json::to_string(&found).unwrap_or_else(|_| "[]".to_string()),
+                problems: if found.is_empty() {
+                    "[]".to_string()
+                } else {
+                    serde_json::to_string(&found).unwrap_or_else(|_| "[]".to_string())
+                },
             });
             run_problems.extend(found);
         }

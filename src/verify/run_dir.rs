@@ -2,10 +2,8 @@
 //! artifacts directory, its run summary is as registered, nothing in it is
 //! unregistered, and no parent edge went stale.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::artifact::meta_path_of;
 use super::file::{Scratch, contained, describe_non_regular, hash_file, lstat_regular};
 use super::{Problem, ProblemKind};
 use crate::artifact::RUN_SUMMARY_FILE;
@@ -149,24 +147,26 @@ pub(super) fn unregistered(
     artifacts: &[ArtifactRecord],
     summary: Option<&(String, String)>,
 ) -> Vec<Problem> {
-    let mut known: BTreeSet<String> = BTreeSet::new();
-    for a in artifacts {
-        known.insert(a.path.clone());
-        known.insert(meta_path_of(&a.path));
-    }
-    known.insert(match summary {
-        Some((path, _)) => path.clone(),
-        None => format!("{}/{RUN_SUMMARY_FILE}", run.run_dir),
-    });
-    let mut extra: Vec<String> = names
-        .iter()
-        .map(|name| format!("{}/{name}", run.run_dir))
-        .filter(|rel| !known.contains(rel))
-        .collect();
+    // Compared as names within the run directory, without building a set
+    // of paths for every run: there are at most eleven known names.
+    let prefix = &format!("{}/", run.run_dir);
+    let known = |name: &str| {
+        let artifact_or_meta = artifacts
+            .iter()
+            .filter_map(|a| a.path.strip_prefix(prefix))
+            .any(|file| file == name || is_meta_of(name, file));
+        artifact_or_meta
+            || match summary {
+                Some((path, _)) => path.strip_prefix(prefix) == Some(name),
+                None => name == RUN_SUMMARY_FILE,
+            }
+    };
+    let mut extra: Vec<&String> = names.iter().filter(|n| !known(n)).collect();
     extra.sort();
     extra
         .into_iter()
-        .map(|rel| {
+        .map(|name| {
+            let rel = format!("{prefix}{name}");
             let full = artifacts_dir.join(&rel);
             let found = match std::fs::symlink_metadata(&full) {
                 Ok(m) if m.file_type().is_file() => format!("a file of {} bytes", m.len()),
@@ -182,4 +182,25 @@ pub(super) fn unregistered(
             )
         })
         .collect()
+}
+
+/// Whether `name` is the meta file of artifact file `file`, as
+/// [`meta_path_of`] names it: `X.json` → `X.meta.json`, `odd` → `odd.meta.json`.
+fn is_meta_of(name: &str, file: &str) -> bool {
+    name.strip_suffix(".meta.json") == Some(file.strip_suffix(".json").unwrap_or(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::artifact::meta_path_of;
+    use super::*;
+
+    #[test]
+    fn meta_names_match_meta_path_of() {
+        for file in ["ShotList.json", "odd", "a.json.json", ".json"] {
+            assert!(is_meta_of(&meta_path_of(file), file), "{file}");
+        }
+        assert!(!is_meta_of("ShotList.meta.json", "Script.json"));
+        assert!(!is_meta_of("ShotList.json", "ShotList.json"));
+    }
 }
