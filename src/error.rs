@@ -114,6 +114,28 @@ pub enum Error {
         runs: usize,
     },
 
+    /// `package` (or another command that needs a finished run) was given
+    /// a run whose stages are not all complete.
+    #[error(
+        "run {project_id}/{run_id} is {status}, not complete{}",
+        if missing.is_empty() { String::new() } else { format!(": {} not done", missing.join(", ")) }
+    )]
+    IncompleteRun {
+        project_id: String,
+        run_id: String,
+        status: String,
+        /// Stage names, in pipeline order.
+        missing: Vec<String>,
+    },
+
+    /// A registered artifact's file no longer has the registered hash.
+    #[error("`{}` changed since it was registered: expected sha256 {expected}, found {found}", path.display())]
+    ArtifactChanged {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+
     #[error("registry query failed")]
     Sql(#[from] rusqlite::Error),
 
@@ -158,9 +180,11 @@ impl Error {
             Error::Config { .. } | Error::ConfigUnreadable { .. } | Error::Usage { .. } => {
                 exit::USAGE
             }
-            Error::InvalidArtifact { .. } | Error::BadInput { .. } | Error::Inconsistent(_) => {
-                exit::PROBLEM
-            }
+            Error::InvalidArtifact { .. }
+            | Error::BadInput { .. }
+            | Error::Inconsistent(_)
+            | Error::IncompleteRun { .. }
+            | Error::ArtifactChanged { .. } => exit::PROBLEM,
             Error::StageFailed { source, .. } => source.exit_code(),
             Error::RegistryUnusable { .. }
             | Error::RegistryIncompatible { .. }
@@ -191,6 +215,12 @@ impl Error {
                     .into(),
             ),
             Error::StageFailed { source, .. } => source.hint(),
+            Error::IncompleteRun { .. } => Some(
+                "finish it with `orchestrator run --project <its config>`, then package it".into(),
+            ),
+            Error::ArtifactChanged { .. } => Some(
+                "`orchestrator verify` shows what changed; `orchestrator run` restores the artifact".into(),
+            ),
             _ => None,
         }
     }

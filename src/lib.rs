@@ -8,10 +8,14 @@
 pub mod artifact;
 pub mod clock;
 pub mod config;
+pub mod diff;
 pub mod error;
+pub mod export;
 pub mod failpoint;
+pub mod gc;
 pub mod lineage;
 pub mod lock;
+pub mod package;
 pub mod pipeline;
 pub mod registry;
 pub mod reindex;

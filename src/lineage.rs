@@ -4,8 +4,17 @@
 //!
 //! A target is tried, in this order, as an artifact type name (resolved in
 //! `--run`, else in the newest run of `--project`, else in the newest run),
-//! as a sha256 or hex prefix of at least [`MIN_PREFIX`] characters, and as a path to an artifact file (or its meta
-//! file). Anything else is a usage error that says what was tried.
+//! as a sha256 or hex prefix of at least [`MIN_PREFIX`] characters, and as a
+//! path to an artifact file (or its meta file). Anything else is a usage
+//! error that says what was tried.
+//!
+//! The graph is one of contents: its nodes are sha256 hashes. A type name or
+//! a path names one run's file, and the walk starts from that file. A hash
+//! names bytes wherever they are registered, so the walk starts from every
+//! registered copy of them (within `--run`/`--project` when given):
+//! `lineage <Script hash> --descendants` shows what every run that used
+//! that Script made from it, not only the newest run's. Each node is shown
+//! by the copy in the root's run when there is one.
 //!
 //! The graph comes from one bounded, cycle-safe recursive query (see
 //! `registry/lineage.rs`); this module turns its rows into a [`Lineage`]
@@ -18,7 +27,7 @@ use std::str::FromStr;
 
 use crate::artifact::{ArtifactType, short_sha};
 use crate::error::{Error, Result};
-use crate::registry::{ArtifactRecord, LiveCheck, Registry, RunFilter};
+use crate::registry::{ArtifactRecord, LiveCheck, Registry};
 
 /// How far a walk may go when the caller sets no bound. The pipeline's
 /// longest chain is four edges; the bound exists so that edges inserted by
@@ -47,6 +56,30 @@ pub struct Scope<'a> {
     /// A run id or unique prefix.
     pub run: Option<&'a str>,
     pub project: Option<&'a str>,
+}
+
+/// What a target names: the artifact shown as the root, and where the walk
+/// starts: every registered artifact with the root's bytes in `project` and
+/// `run` (`None`: any).
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub root: ArtifactRecord,
+    /// The root's own project for a type name or a path; `--project` (or
+    /// the `--run`'s project) for a hash.
+    pub project: Option<String>,
+    /// The root's own run for a type name or a path; `--run` for a hash.
+    pub run: Option<String>,
+}
+
+impl Resolved {
+    /// That one file: a type name's or a path's target.
+    fn file(root: ArtifactRecord) -> Self {
+        Resolved {
+            project: Some(root.project_id.clone()),
+            run: Some(root.run_id.clone()),
+            root,
+        }
+    }
 }
 
 /// One artifact of a lineage graph.
@@ -124,16 +157,23 @@ impl Lineage {
     }
 }
 
-/// The lineage of `root` in `direction`, at most `depth` edges deep
+/// The lineage of `target` in `direction`, at most `depth` edges deep
 /// (unbounded, up to [`MAX_DEPTH`], when `None`).
 pub fn lineage(
     registry: &Registry,
-    root: &ArtifactRecord,
+    target: &Resolved,
     direction: Direction,
     depth: Option<u32>,
 ) -> Result<Lineage> {
     let max_depth = depth.unwrap_or(MAX_DEPTH).min(MAX_DEPTH);
-    let rows = registry.lineage_walk(root.artifact_id, direction, max_depth)?;
+    let root = &target.root;
+    let rows = registry.lineage_walk(
+        &root.sha256,
+        (target.project.as_deref(), target.run.as_deref()),
+        (&root.project_id, &root.run_id),
+        direction,
+        max_depth,
+    )?;
     Ok(build(root, direction, rows))
 }
 
@@ -203,7 +243,8 @@ fn build(root: &ArtifactRecord, direction: Direction, rows: Vec<WalkRow>) -> Lin
     }
 }
 
-/// The one registered artifact `target` names within `scope`.
+/// The artifact `target` names within `scope`, and where its walk starts
+/// (see [`Resolved`]).
 ///
 /// `artifacts_dir` is the `--artifacts-dir` the registry's paths are
 /// relative to; `live` tells running runs from interrupted ones when `--run`
@@ -214,7 +255,7 @@ pub fn resolve_target(
     scope: Scope<'_>,
     artifacts_dir: &Path,
     live: LiveCheck<'_>,
-) -> Result<ArtifactRecord> {
+) -> Result<Resolved> {
     // `--run` is resolved first, so a bad run id is reported as such rather
     // than as "nothing matches".
     let run = match scope.run {
@@ -240,12 +281,7 @@ pub fn resolve_target(
         let run = match run {
             Some(run) => run,
             None => {
-                let filter = RunFilter {
-                    project: project.map(str::to_string),
-                    limit: 1,
-                    ..RunFilter::default()
-                };
-                let newest = registry.list_runs(&filter, live)?.0.into_iter().next();
+                let newest = registry.newest_run(project, live)?;
                 newest.ok_or_else(|| {
                     Error::usage_with_hint(
                         format!("no runs are recorded{in_scope}"),
@@ -255,7 +291,7 @@ pub fn resolve_target(
             }
         };
         let found = registry.artifact_in_run(&run.project_id, &run.run_id, ty.name())?;
-        return found.ok_or_else(|| {
+        return found.map(Resolved::file).ok_or_else(|| {
             Error::usage_with_hint(
                 format!(
                     "{}run {}/{} ({}) has no {ty} artifact",
@@ -274,9 +310,13 @@ pub fn resolve_target(
 
     let hex_tried = match hex_prefix(target) {
         Ok(prefix) => {
-            let found = registry.artifacts_with_sha_prefix(&prefix, project, run_id)?;
-            if !found.is_empty() {
-                return one_hash(target, &found);
+            let shas = registry.shas_with_prefix(&prefix, project, run_id)?;
+            if let Some(root) = one_hash(registry, target, &shas, (project, run_id))? {
+                return Ok(Resolved {
+                    root,
+                    project: project.map(str::to_string),
+                    run: run_id.map(str::to_string),
+                });
             }
             format!("no artifact hash starts with `{prefix}`{in_scope}")
         }
@@ -291,7 +331,7 @@ pub fn resolve_target(
                 None => rel,
             };
             if let Some(found) = registry.artifact_at_path(&rel, project, run_id)? {
-                return Ok(found);
+                return Ok(Resolved::file(found));
             }
             format!("`{rel}` in the artifacts directory is not a registered artifact{in_scope}")
         }
@@ -327,36 +367,36 @@ fn hex_prefix(target: &str) -> std::result::Result<String, String> {
     Ok(target.to_ascii_lowercase())
 }
 
-/// The single artifact among `found` (all matching one prefix, newest run
-/// first), or an ambiguity error naming the distinct hashes. Copies of the
-/// same bytes in several runs are one hash: the newest run's is taken.
-fn one_hash(target: &str, found: &[ArtifactRecord]) -> Result<ArtifactRecord> {
-    let mut seen = BTreeSet::new();
-    let distinct: Vec<&ArtifactRecord> = found
-        .iter()
-        .filter(|a| seen.insert(a.sha256.as_str()))
-        .collect();
-    if let [only] = distinct[..] {
-        return Ok(only.clone());
+/// The newest copy of the one hash in `shas` (all matching one prefix,
+/// within `scope`), `None` when there is none, or an ambiguity error naming
+/// the hashes.
+fn one_hash(
+    registry: &Registry,
+    target: &str,
+    shas: &[String],
+    (project, run): (Option<&str>, Option<&str>),
+) -> Result<Option<ArtifactRecord>> {
+    if let [only] = shas {
+        return registry.newest_copy(only, project, run);
     }
-    let mut names: Vec<String> = distinct
-        .iter()
-        .take(MAX_CANDIDATES_SHOWN)
-        .map(|a| {
-            format!(
+    if shas.is_empty() {
+        return Ok(None);
+    }
+    let mut names = Vec::new();
+    for sha in shas.iter().take(MAX_CANDIDATES_SHOWN) {
+        // A copy deleted since the hashes were read is simply not named.
+        if let Some(a) = registry.newest_copy(sha, project, run)? {
+            names.push(format!(
                 "{} {} (run {}/{})",
                 a.artifact_type,
                 short_sha(&a.sha256),
                 a.project_id,
                 a.run_id
-            )
-        })
-        .collect();
-    if distinct.len() > MAX_CANDIDATES_SHOWN {
-        names.push(format!(
-            "and {} more",
-            distinct.len() - MAX_CANDIDATES_SHOWN
-        ));
+            ));
+        }
+    }
+    if shas.len() > MAX_CANDIDATES_SHOWN {
+        names.push(format!("and {} more", shas.len() - MAX_CANDIDATES_SHOWN));
     }
     Err(Error::usage_with_hint(
         format!(

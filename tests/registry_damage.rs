@@ -279,7 +279,7 @@ fn a_registry_with_the_runs_table_overwritten_is_refused_by_every_command() {
 fn verify_runs_quick_check_and_catches_damage_the_listing_never_reads() {
     let (ws, summary) = example_run();
     // An index no listing query uses: `runs list` does not notice.
-    let page = root_page(&ws, "artifacts_by_sha256");
+    let page = root_page(&ws, "artifacts_by_sha256_run");
     clobber_page(&ws, page);
     let tree = artifact_tree(&ws);
     let rows = ws.runs_list(&[]);

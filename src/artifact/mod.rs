@@ -21,7 +21,8 @@ pub use write::{TEMP_PREFIX, write_atomic};
 /// Every schema's version; bumped per type when a schema changes shape.
 pub const SCHEMA_VERSION: &str = "1.0.0";
 
-/// The five pipeline artifact types, in pipeline order.
+/// The artifact types: the five the pipeline's stages write, in pipeline
+/// order, then the package `orchestrator package` makes of a finished run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ArtifactType {
     Script,
@@ -29,9 +30,11 @@ pub enum ArtifactType {
     AssetManifest,
     RenderPlan,
     RenderOutput,
+    RenderPackage,
 }
 
 impl ArtifactType {
+    /// The five stage outputs, in pipeline order.
     pub const ALL: [ArtifactType; 5] = [
         ArtifactType::Script,
         ArtifactType::ShotList,
@@ -40,6 +43,29 @@ impl ArtifactType {
         ArtifactType::RenderOutput,
     ];
 
+    /// Every type a run directory can hold, in the order they are made: the
+    /// five stage outputs, then the package.
+    pub const EVERY: [ArtifactType; 6] = [
+        ArtifactType::Script,
+        ArtifactType::ShotList,
+        ArtifactType::AssetManifest,
+        ArtifactType::RenderPlan,
+        ArtifactType::RenderOutput,
+        ArtifactType::RenderPackage,
+    ];
+
+    /// The step that makes it: stages 1–5, and 6 for the package.
+    pub fn stage(self) -> u8 {
+        match self {
+            ArtifactType::Script => 1,
+            ArtifactType::ShotList => 2,
+            ArtifactType::AssetManifest => 3,
+            ArtifactType::RenderPlan => 4,
+            ArtifactType::RenderOutput => 5,
+            ArtifactType::RenderPackage => 6,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ArtifactType::Script => "Script",
@@ -47,6 +73,7 @@ impl ArtifactType {
             ArtifactType::AssetManifest => "AssetManifest",
             ArtifactType::RenderPlan => "RenderPlan",
             ArtifactType::RenderOutput => "RenderOutput",
+            ArtifactType::RenderPackage => "RenderPackage",
         }
     }
 
@@ -73,7 +100,7 @@ impl FromStr for ArtifactType {
     /// Exact type names only: `RenderOutput`, not `renderoutput`, so a
     /// hex prefix like `add` is never mistaken for a type.
     fn from_str(s: &str) -> Result<Self, ()> {
-        ArtifactType::ALL
+        ArtifactType::EVERY
             .into_iter()
             .find(|t| t.name() == s)
             .ok_or(())

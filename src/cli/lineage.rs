@@ -68,14 +68,14 @@ pub fn run(global: &GlobalArgs, args: &LineageArgs) -> anyhow::Result<()> {
         run: args.run.as_deref(),
         project: args.project.as_deref(),
     };
-    let root =
+    let target =
         lineage::resolve_target(&registry, &args.target, scope, &global.artifacts_dir, &live)?;
     let direction = if args.descendants {
         Direction::Descendants
     } else {
         Direction::Ancestors
     };
-    let graph = lineage::lineage(&registry, &root, direction, args.depth)?;
+    let graph = lineage::lineage(&registry, &target, direction, args.depth)?;
     let text = match args.format {
         Format::Tree => tree(&graph),
         Format::Json => json(&graph)?,

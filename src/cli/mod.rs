@@ -2,12 +2,17 @@
 //! rendering (tables, trees, text). Commands call the core and decide how its
 //! values look; only `main` exits.
 
+pub mod diff;
+pub mod export;
+pub mod gc;
 pub mod lineage;
+pub mod package;
 pub mod reindex;
 pub mod run;
 pub mod runs;
 pub mod table;
 pub mod verify;
+pub mod when;
 
 use std::path::PathBuf;
 
@@ -64,8 +69,16 @@ pub enum Command {
     Lineage(lineage::LineageArgs),
     /// Re-check the registry's promises against the files on disk.
     Verify(verify::VerifyArgs),
+    /// Write and register a finished run's RenderPackage.json (and, with --archive, a tar of it).
+    Package(package::PackageArgs),
+    /// Remove runs no longer wanted (dry run unless --yes).
+    Gc(gc::GcArgs),
     /// Rebuild the registry from the artifact tree (when it is lost, corrupt or stale).
     Reindex(reindex::ReindexArgs),
+    /// Write one run's provenance as W3C PROV-JSON or OpenLineage events.
+    Export(export::ExportArgs),
+    /// Compare two runs stage by stage: outputs, artifact contents, config (exit 1 if they differ).
+    Diff(diff::DiffArgs),
 }
 
 /// Run the parsed command; the `Ok` value is the exit code (commands that
@@ -77,7 +90,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs(cmd) => runs::run(&cli.global, &cmd).map(|()| SUCCESS),
         Command::Lineage(args) => lineage::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Verify(args) => verify::run(&cli.global, &args),
+        Command::Package(args) => package::run(&cli.global, &args).map(|()| SUCCESS),
+        Command::Gc(args) => gc::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Reindex(args) => reindex::run(&cli.global, &args),
+        Command::Export(args) => export::run(&cli.global, &args).map(|()| SUCCESS),
+        Command::Diff(args) => diff::run(&cli.global, &args),
     };
     result.map_err(|e| name_damaged_registry(e, &cli.global.db_path()))
 }

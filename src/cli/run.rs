@@ -12,7 +12,8 @@ use orchestrator::clock::SystemClock;
 use orchestrator::config;
 use orchestrator::lock;
 use orchestrator::pipeline::{
-    RunOptions, RunOutcome, StageReport, StageStatus, default_stages, run_pipeline,
+    Action, RunOptions, RunOutcome, StageReport, StageStatus, default_stages, plan_run,
+    run_pipeline,
 };
 use orchestrator::registry::{self, BUSY_TIMEOUT, Registry};
 
@@ -42,6 +43,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = BUSY_TIMEOUT.as_secs())]
     pub lock_timeout: u64,
 
+    /// Print what the run would do (execute or skip each stage, and why)
+    /// without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Exit 4 at once if another process is running the same run.
     #[arg(long, conflicts_with = "lock_timeout")]
     pub no_wait: bool,
@@ -54,6 +60,9 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
         config::check_run_id(id)?;
     }
     let db = global.db_path();
+    if args.dry_run {
+        return dry_run(global, args, loaded, &db);
+    }
     // A fresh registry beside older runs would list none of them; say so
     // (the scan is two directory levels, and only when the file is missing).
     if !db.exists() {
@@ -153,6 +162,73 @@ fn say_waiting(holder: &lock::Holder) {
         holder.run,
         holder.describe()
     );
+}
+
+/// `run --dry-run`: the plan, from the registry as it is (a missing one is
+/// an empty one, made in a temp directory so nothing is created here).
+fn dry_run(
+    global: &GlobalArgs,
+    args: &RunArgs,
+    loaded: config::LoadedConfig,
+    db: &std::path::Path,
+) -> anyhow::Result<()> {
+    let scratch;
+    let registry = if db.exists() {
+        Registry::open_existing(db, &global.artifacts_dir)?
+    } else {
+        scratch = tempfile::tempdir().context("creating a scratch directory")?;
+        Registry::open(&scratch.path().join("registry.db"))?
+    };
+    let opts = RunOptions {
+        config: loaded,
+        run_id: args.run_id.clone(),
+        artifacts_dir: global.artifacts_dir.clone(),
+        from_stage: args.from_stage,
+        force: args.force,
+        lock_wait: Duration::ZERO,
+        on_lock_wait: None,
+    };
+    let plan = plan_run(&opts, &registry, &default_stages())?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &plan)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "dry run {} · project {} · {}",
+        plan.run_id,
+        plan.project_id,
+        plan.run_dir.display()
+    )?;
+    for s in &plan.stages {
+        let sha = s
+            .sha256
+            .as_deref()
+            .map_or_else(|| "-".to_string(), short_sha);
+        writeln!(
+            out,
+            "  {} {:<34} {:<14} {:<12}  would {}: {}",
+            s.stage,
+            s.name,
+            s.artifact_type,
+            sha,
+            s.action.as_str().replace('_', " "),
+            s.reason
+        )?;
+    }
+    let executes = plan
+        .stages
+        .iter()
+        .filter(|s| s.action == Action::Execute)
+        .count();
+    writeln!(
+        out,
+        "{executes} of {} stages would execute; nothing was written",
+        plan.stages.len()
+    )?;
+    Ok(())
 }
 
 /// `  ✓ 2 stage2_script_to_shotlist  ShotList  3f9a2c1b7d0e  executed (not run before)  4 ms`

@@ -2,12 +2,14 @@
 //! that decides, from the registry, which stages to execute.
 
 mod decide;
+pub mod plan;
 pub mod rng;
 pub mod runner;
 pub mod stage;
 pub mod stages;
 pub mod summary;
 
+pub use plan::{Action, PlannedStage, RunPlan, plan_run};
 pub use runner::{RunOptions, RunOutcome, run_pipeline};
 pub use stage::{Stage, StageContext};
 pub use stages::default_stages;

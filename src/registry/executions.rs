@@ -153,44 +153,7 @@ impl Registry {
         execution: &ExecutionRecord,
     ) -> Result<()> {
         self.write(|tx| {
-            let artifact_id: i64 = tx.query_row(
-                UPSERT_ARTIFACT,
-                params![
-                    meta.project_id,
-                    meta.run_id,
-                    meta.artifact_type,
-                    meta.sha256,
-                    meta.schema_id,
-                    meta.schema_version,
-                    path,
-                    meta.size_bytes as i64,
-                    meta.creation_params.stage,
-                    meta.creation_params.stage_name,
-                    meta.creation_params.stage_version,
-                    meta.created_at,
-                    meta_json
-                ],
-                |r| r.get(0),
-            )?;
-            tx.execute(DELETE_EDGES_OF_CHILD, params![artifact_id])?;
-            for parent in &meta.parents {
-                let inserted = tx.execute(
-                    INSERT_EDGE,
-                    params![
-                        artifact_id,
-                        meta.project_id,
-                        meta.run_id,
-                        parent.artifact_type,
-                        parent.sha256
-                    ],
-                )?;
-                if inserted != 1 {
-                    return Err(Error::Inconsistent(format!(
-                        "{} names parent {} which is not registered for run {}",
-                        meta.artifact_type, parent.artifact_type, meta.run_id
-                    )));
-                }
-            }
+            upsert_artifact(tx, meta, path, meta_json)?;
             crate::failpoint::hit("stage.in_commit")
                 .map_err(|e| Error::io("committing the stage to", self_path(tx), e))?;
             write_execution(tx, execution).map(|_| ())
@@ -256,6 +219,55 @@ impl Registry {
             })
             .collect()
     }
+}
+
+/// Insert or replace the artifact row of (run, type) and its parent edges:
+/// the registration every artifact gets, whatever made it. Returns its id.
+pub(super) fn upsert_artifact(
+    tx: &rusqlite::Transaction<'_>,
+    meta: &MetaRecord,
+    path: &str,
+    meta_json: &str,
+) -> Result<i64> {
+    let artifact_id: i64 = tx.query_row(
+        UPSERT_ARTIFACT,
+        params![
+            meta.project_id,
+            meta.run_id,
+            meta.artifact_type,
+            meta.sha256,
+            meta.schema_id,
+            meta.schema_version,
+            path,
+            meta.size_bytes as i64,
+            meta.creation_params.stage,
+            meta.creation_params.stage_name,
+            meta.creation_params.stage_version,
+            meta.created_at,
+            meta_json
+        ],
+        |r| r.get(0),
+    )?;
+    tx.execute(DELETE_EDGES_OF_CHILD, params![artifact_id])?;
+    for parent in &meta.parents {
+        let inserted = tx.execute(
+            INSERT_EDGE,
+            params![
+                artifact_id,
+                meta.project_id,
+                meta.run_id,
+                parent.artifact_type,
+                parent.sha256
+            ],
+        )?;
+        if inserted != 1 {
+            return Err(Error::Inconsistent(format!(
+                "{} names parent {} which is not registered for run {}",
+                meta.artifact_type, parent.artifact_type, meta.run_id
+            )));
+        }
+    }
+    Ok(artifact_id)
 }
 
 /// The database file a transaction writes, for error messages.

@@ -1,7 +1,8 @@
 //! Reads behind `orchestrator lineage`: finding the artifact a target names
 //! (by type, hash prefix or path) and walking `artifact_edges` from it.
 //!
-//! The walk is one recursive CTE per direction. It is bounded twice over, so
+//! The walk is one recursive CTE per direction, every step of it an index
+//! lookup (the unit test in `query_plans.rs` checks). It is bounded twice over, so
 //! that edges inserted by hand (a cycle, a self-loop) can never make it run
 //! forever: every row carries its depth and the recursion stops at the
 //! caller's bound, and `UNION` (not `UNION ALL`) drops a (node, depth) pair
@@ -22,13 +23,22 @@ const BY_NEWEST_RUN: &str = "
                WHERE r.project_id = a.project_id AND r.run_id = a.run_id) DESC,
              a.project_id, a.run_id";
 
-/// `?1` GLOB pattern `<prefix>*`, `?2` project or NULL, `?3` run or NULL.
-/// The pattern is bound whole (not `?1 || '*'`) because SQLite only turns a
-/// GLOB into an index range when the right-hand side is a literal or a
-/// bound parameter.
-const WITH_SHA_PREFIX: &str = "
+/// The distinct hashes starting with GLOB pattern `?1` (`<prefix>*`), in
+/// project `?2` and run `?3` (NULL: any). The pattern is bound whole (not
+/// `?1 || '*'`) because SQLite only turns a GLOB into an index range when
+/// the right-hand side is a literal or a bound parameter; the scope columns
+/// are in the same index, so no row is read.
+const SHAS_WITH_PREFIX: &str = "
+    SELECT DISTINCT sha256 FROM artifacts
+    WHERE sha256 GLOB ?1
+      AND (?2 IS NULL OR project_id = ?2)
+      AND (?3 IS NULL OR run_id = ?3)
+    ORDER BY sha256";
+
+/// `?1` sha256, `?2` project or NULL, `?3` run or NULL.
+const WITH_SHA: &str = "
     FROM artifacts a
-    WHERE a.sha256 GLOB ?1
+    WHERE a.sha256 = ?1
       AND (?2 IS NULL OR a.project_id = ?2)
       AND (?3 IS NULL OR a.run_id = ?3)";
 
@@ -40,13 +50,24 @@ const AT_PATH: &str = "
       AND (?2 IS NULL OR a.project_id = ?2)
       AND (?3 IS NULL OR a.run_id = ?3)";
 
-/// Ancestors of artifact `?1` up to depth `?2`: one row per reached artifact
-/// and walked edge (`next_id` is a parent), or one row with `next_id` NULL
-/// for an artifact whose parents were not walked (none, or at the bound).
-/// `depth` is the shortest distance from the root.
+// The walks. They start from every artifact with the bytes `?1` in project
+// `?3` and run `?4` (NULL: any) and go at most `?2` edges. A reached artifact
+// yields one row per walked edge (`next_id` is a parent for ancestors, a
+// child for descendants), or one row with `next_id` NULL when its edges were
+// not walked (none, or at the bound); `depth` is its shortest distance from
+// a start. Rows come ordered by stage, type and sha256, and within the
+// copies of the same bytes the one in run (`?5`, `?6`) first, then the
+// oldest row, so the first row of each hash is the one shown.
+//
+// Every step is an index lookup: the starts come from
+// `artifacts_by_sha256_run`, parents from the edge table's primary key,
+// children from `artifact_edges_by_parent`, rows by `artifact_id`.
+
+/// What the start was made from.
 const ANCESTORS: &str = "
     WITH RECURSIVE walk (node_id, depth) AS (
-        SELECT ?1, 0
+        SELECT artifact_id, 0 FROM artifacts
+        WHERE sha256 = ?1 AND (?3 IS NULL OR project_id = ?3) AND (?4 IS NULL OR run_id = ?4)
         UNION
         SELECT e.parent_id, w.depth + 1
         FROM walk w JOIN artifact_edges e ON e.child_id = w.node_id
@@ -58,15 +79,17 @@ const ANCESTORS: &str = "
     SELECT a.artifact_id, a.sha256, a.artifact_type, a.project_id, a.run_id,
            a.stage, a.stage_name, a.path, r.depth, e.parent_id
     FROM reached r
-    JOIN artifacts a ON a.artifact_id = r.node_id
+    CROSS JOIN artifacts a ON a.artifact_id = r.node_id
     LEFT JOIN artifact_edges e ON e.child_id = r.node_id AND r.depth < ?2
-    ORDER BY a.stage, a.artifact_type, a.sha256, a.artifact_id, e.parent_id";
+    ORDER BY a.stage, a.artifact_type, a.sha256, (a.project_id = ?5 AND a.run_id = ?6) DESC,
+             a.artifact_id, e.parent_id";
 
-/// Descendants of artifact `?1` up to depth `?2`: as [`ANCESTORS`] with the
-/// edges followed the other way (`next_id` is a child).
+/// What was made from the start: as [`ANCESTORS`], the edges followed the
+/// other way.
 const DESCENDANTS: &str = "
     WITH RECURSIVE walk (node_id, depth) AS (
-        SELECT ?1, 0
+        SELECT artifact_id, 0 FROM artifacts
+        WHERE sha256 = ?1 AND (?3 IS NULL OR project_id = ?3) AND (?4 IS NULL OR run_id = ?4)
         UNION
         SELECT e.child_id, w.depth + 1
         FROM walk w JOIN artifact_edges e ON e.parent_id = w.node_id
@@ -78,9 +101,10 @@ const DESCENDANTS: &str = "
     SELECT a.artifact_id, a.sha256, a.artifact_type, a.project_id, a.run_id,
            a.stage, a.stage_name, a.path, r.depth, e.child_id
     FROM reached r
-    JOIN artifacts a ON a.artifact_id = r.node_id
+    CROSS JOIN artifacts a ON a.artifact_id = r.node_id
     LEFT JOIN artifact_edges e ON e.parent_id = r.node_id AND r.depth < ?2
-    ORDER BY a.stage, a.artifact_type, a.sha256, a.artifact_id, e.child_id";
+    ORDER BY a.stage, a.artifact_type, a.sha256, (a.project_id = ?5 AND a.run_id = ?6) DESC,
+             a.artifact_id, e.child_id";
 
 fn walk_row(r: &Row<'_>) -> rusqlite::Result<WalkRow> {
     Ok(WalkRow {
@@ -100,16 +124,16 @@ fn walk_row(r: &Row<'_>) -> rusqlite::Result<WalkRow> {
 }
 
 impl Registry {
-    /// Artifacts whose sha256 starts with `prefix`, newest run first,
-    /// optionally only in `project` and/or `run`. A prefix that is not
-    /// lowercase hex matches nothing (hashes are stored lowercase, and this
-    /// keeps GLOB wildcards out of the pattern).
-    pub fn artifacts_with_sha_prefix(
+    /// The distinct hashes that start with `prefix`, optionally only in
+    /// `project` and/or `run`, in order. A prefix that is not lowercase hex
+    /// matches nothing (hashes are stored lowercase, and this keeps GLOB
+    /// wildcards out of the pattern).
+    pub fn shas_with_prefix(
         &self,
         prefix: &str,
         project: Option<&str>,
         run: Option<&str>,
-    ) -> Result<Vec<ArtifactRecord>> {
+    ) -> Result<Vec<String>> {
         if prefix.is_empty()
             || !prefix
                 .bytes()
@@ -117,13 +141,30 @@ impl Registry {
         {
             return Ok(Vec::new());
         }
-        let pattern = format!("{prefix}*");
-        let sql = format!("SELECT {ARTIFACT_COLUMNS} {WITH_SHA_PREFIX} {BY_NEWEST_RUN}");
-        let mut stmt = self.conn().prepare(&sql)?;
+        let mut stmt = self.conn().prepare(SHAS_WITH_PREFIX)?;
         let rows = stmt
-            .query_map(params![pattern, project, run], ArtifactRecord::from_row)?
+            .query_map(params![format!("{prefix}*"), project, run], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    /// The artifact with bytes `sha256` in the newest run, optionally only
+    /// in `project` and/or `run`.
+    pub fn newest_copy(
+        &self,
+        sha256: &str,
+        project: Option<&str>,
+        run: Option<&str>,
+    ) -> Result<Option<ArtifactRecord>> {
+        let sql = format!("SELECT {ARTIFACT_COLUMNS} {WITH_SHA} {BY_NEWEST_RUN} LIMIT 1");
+        Ok(self
+            .conn()
+            .query_row(
+                &sql,
+                params![sha256, project, run],
+                ArtifactRecord::from_row,
+            )
+            .optional()?)
     }
 
     /// The artifact registered at `path` (relative to the artifacts
@@ -141,11 +182,16 @@ impl Registry {
             .optional()?)
     }
 
-    /// Every artifact within `max_depth` edges of `root_id` in `direction`,
-    /// with the edges walked to reach them (see [`ANCESTORS`]).
+    /// Every artifact within `max_depth` edges, in `direction`, of the
+    /// artifacts with bytes `sha256` in `project` and `run` (`None`: any),
+    /// with the edges walked to reach them (see [`ANCESTORS`]). Of several
+    /// copies of the same bytes, the one in run `prefer` (project, run)
+    /// comes first.
     pub fn lineage_walk(
         &self,
-        root_id: i64,
+        sha256: &str,
+        (project, run): (Option<&str>, Option<&str>),
+        prefer: (&str, &str),
         direction: Direction,
         max_depth: u32,
     ) -> Result<Vec<WalkRow>> {
@@ -155,7 +201,10 @@ impl Registry {
         };
         let mut stmt = self.conn().prepare(sql)?;
         let rows = stmt
-            .query_map(params![root_id, max_depth], walk_row)?
+            .query_map(
+                params![sha256, max_depth, project, run, prefer.0, prefer.1],
+                walk_row,
+            )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }

@@ -8,8 +8,13 @@
 
 mod artifacts;
 mod executions;
+pub mod export;
+mod gc;
 mod lineage;
 mod open;
+mod package;
+#[cfg(test)]
+mod query_plans;
 mod reindex;
 mod runs;
 mod verification;

@@ -18,7 +18,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, ErrorCode, MAIN_DB, OpenFlags};
+use rusqlite::{Connection, ErrorCode, MAIN_DB, OpenFlags, OptionalExtension};
 
 use super::{BUSY_TIMEOUT, Registry, migrations};
 use crate::artifact::RUN_SUMMARY_FILE;
@@ -170,12 +170,32 @@ fn migrate_locked(path: &Path, access: Access) -> Result<Connection> {
     let schema = check_schema(&conn, path)?;
     use_wal(&conn, path)?;
     if schema == Schema::Behind {
+        // Foreign keys off while migrating, as SQLite's documented table
+        // rebuild requires (a DROP TABLE would otherwise cascade), and every
+        // key checked before they go back on. The pragma cannot change
+        // inside the migrations' transaction, hence here.
+        conn.execute_batch("PRAGMA foreign_keys = OFF;")
+            .map_err(|e| unusable(path, e))?;
         // Grouped: every pending migration and its history row commit in
         // one transaction, so a crash cannot leave a table without its row.
-        migrations::runner()
+        let migrated = migrations::runner()
             .set_grouped(true)
             .run(&mut conn)
-            .map_err(|e| migration_error(path, e))?;
+            .map_err(|e| migration_error(path, e));
+        conn.execute_batch("PRAGMA foreign_keys = ON;")
+            .map_err(|e| unusable(path, e))?;
+        migrated?;
+        let broken: Option<String> = conn
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| unusable(path, e))?;
+        if let Some(table) = broken {
+            return Err(Error::RegistryUnusable {
+                path: path.to_path_buf(),
+                message: format!("after migrating, table `{table}` has a broken foreign key"),
+                source: None,
+            });
+        }
     }
     Ok(conn)
 }
@@ -529,5 +549,69 @@ mod tests {
             migration_lock_path(Path::new("artifacts/registry.db")),
             Path::new("artifacts/registry.db.lock")
         );
+    }
+}
+
+#[cfg(test)]
+mod rebuild_tests {
+    use super::*;
+
+    /// A registry migrated up to (not including) the package migration,
+    /// with one run's artifacts, edges, executions and verifications, must
+    /// come through the rebuild of `artifacts` whole: with foreign keys on,
+    /// dropping the old table would have cascaded into edges.
+    #[test]
+    fn rebuilding_a_table_in_a_migration_loses_no_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.db");
+        let before_v5 = migrations::runner()
+            .get_migrations()
+            .iter()
+            .map(|m| m.version())
+            .filter(|v| *v < 5)
+            .max()
+            .unwrap();
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+            migrations::runner()
+                .set_target(refinery::Target::Version(before_v5))
+                .run(&mut conn)
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO projects VALUES ('p', 't', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+                 INSERT INTO runs (project_id, run_id, config_hash, config_json, run_dir, status,
+                                   started_at, orchestrator_version, host)
+                 VALUES ('p', 'r', printf('%064d', 0), '{}', 'p/r', 'complete',
+                         '2026-01-01T00:00:00.000Z', '0.1.0', 'h');
+                 INSERT INTO artifacts (artifact_id, project_id, run_id, artifact_type, sha256,
+                                        schema_id, schema_version, path, size_bytes, stage,
+                                        stage_name, stage_version, created_at, meta_json)
+                 VALUES (1, 'p', 'r', 'Script', printf('%064d', 1), 's', '1.0.0', 'p/r/Script.json',
+                         1, 1, 's1', '1', '2026-01-01T00:00:00.000Z', '{}'),
+                        (2, 'p', 'r', 'ShotList', printf('%064d', 2), 's', '1.0.0', 'p/r/ShotList.json',
+                         1, 2, 's2', '1', '2026-01-01T00:00:00.000Z', '{}');
+                 INSERT INTO artifact_edges VALUES (2, 1, printf('%064d', 1));
+                 INSERT INTO stage_executions (project_id, run_id, attempt, stage, stage_name,
+                     stage_version, status, reason, started_at, input_hashes, output_sha256, artifact_id)
+                 VALUES ('p', 'r', 1, 2, 's2', '1', 'executed', 'x', '2026-01-01T00:00:00.000Z',
+                         '{}', printf('%064d', 2), 2);
+                 INSERT INTO artifact_verifications VALUES (2, '2026-01-01T00:00:00.000Z', 'ok', '[]');",
+            )
+            .unwrap();
+        }
+        let registry = Registry::open(&path).unwrap();
+        let count =
+            |sql: &str| -> i64 { registry.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("SELECT count(*) FROM artifacts"), 2);
+        assert_eq!(count("SELECT count(*) FROM artifact_edges"), 1);
+        assert_eq!(count("SELECT count(*) FROM artifact_verifications"), 1);
+        assert_eq!(
+            count("SELECT count(*) FROM stage_executions WHERE artifact_id = 2"),
+            1
+        );
+        assert_eq!(count("SELECT count(*) FROM lineage_edges"), 1);
+        // Enforcement is back on after migrating.
+        assert_eq!(count("PRAGMA foreign_keys"), 1);
     }
 }

@@ -163,76 +163,67 @@ fn error_text(e: &Error) -> String {
 
 fn insert_run(tx: &rusqlite::Transaction<'_>, b: &RebuiltRun) -> Result<Inserted> {
     let r = &b.run;
-    tx.execute(
-        MERGE_PROJECT,
-        params![r.project_id, r.project_title, r.started_at],
-    )?;
-    tx.execute(
-        INSERT_RUN,
-        params![
-            r.project_id,
-            r.run_id,
-            r.config_hash,
-            b.config_json,
-            r.run_dir,
-            r.status,
-            r.attempts,
-            r.started_at,
-            r.finished_at,
-            r.duration_ms.map(|ms| ms as i64),
-            r.stages_executed,
-            r.stages_skipped,
-            r.error,
-            r.orchestrator_version,
-            r.host
-        ],
-    )?;
+    // Cached statements: a bulk insert runs these six statements for every
+    // run, and preparing each anew would cost more than executing it.
+    tx.prepare_cached(MERGE_PROJECT)?.execute(params![
+        r.project_id,
+        r.project_title,
+        r.started_at
+    ])?;
+    tx.prepare_cached(INSERT_RUN)?.execute(params![
+        r.project_id,
+        r.run_id,
+        r.config_hash,
+        b.config_json,
+        r.run_dir,
+        r.status,
+        r.attempts,
+        r.started_at,
+        r.finished_at,
+        r.duration_ms.map(|ms| ms as i64),
+        r.stages_executed,
+        r.stages_skipped,
+        r.error,
+        r.orchestrator_version,
+        r.host
+    ])?;
     let s = &b.summary;
-    tx.execute(
-        INSERT_SUMMARY,
-        params![
-            r.project_id,
-            r.run_id,
-            s.sha256,
-            s.path,
-            s.json,
-            s.written_at
-        ],
-    )?;
+    tx.prepare_cached(INSERT_SUMMARY)?.execute(params![
+        r.project_id,
+        r.run_id,
+        s.sha256,
+        s.path,
+        s.json,
+        s.written_at
+    ])?;
     let mut inserted = Inserted::default();
     for a in &b.artifacts {
         let m = &a.meta;
-        tx.execute(
-            INSERT_ARTIFACT,
-            params![
-                m.project_id,
-                m.run_id,
-                m.artifact_type,
-                m.sha256,
-                m.schema_id,
-                m.schema_version,
-                a.path,
-                m.size_bytes as i64,
-                m.creation_params.stage,
-                m.creation_params.stage_name,
-                m.creation_params.stage_version,
-                m.created_at,
-                a.meta_json
-            ],
-        )?;
+        tx.prepare_cached(INSERT_ARTIFACT)?.execute(params![
+            m.project_id,
+            m.run_id,
+            m.artifact_type,
+            m.sha256,
+            m.schema_id,
+            m.schema_version,
+            a.path,
+            m.size_bytes as i64,
+            m.creation_params.stage,
+            m.creation_params.stage_name,
+            m.creation_params.stage_version,
+            m.created_at,
+            a.meta_json
+        ])?;
         let child_id = tx.last_insert_rowid();
         inserted.artifacts += 1;
         for parent in &m.parents {
-            let n = tx.execute(
-                INSERT_EDGE,
-                params![
-                    child_id,
-                    m.project_id,
-                    m.run_id,
-                    parent.artifact_type,
-                    parent.sha256
-                ],
-            )?;
+            let n = tx.prepare_cached(INSERT_EDGE)?.execute(params![
+                child_id,
+                m.project_id,
+                m.run_id,
+                parent.artifact_type,
+                parent.sha256
+            ])?;
             if n != 1 {
                 return Err(Error::Inconsistent(format!(
                     "{} names parent {}, which is not indexed in run {}",
@@ -245,25 +236,22 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, b: &RebuiltRun) -> Result<Inserted
     for e in &b.executions {
         let inputs = serde_json::to_string(&e.input_hashes)
             .map_err(|err| Error::Inconsistent(format!("encoding input hashes: {err}")))?;
-        tx.execute(
-            INSERT_EXECUTION,
-            params![
-                e.project_id,
-                e.run_id,
-                e.attempt,
-                e.stage,
-                e.stage_name,
-                e.stage_version,
-                e.status,
-                e.reason,
-                e.started_at,
-                e.finished_at,
-                e.duration_ms.map(|d| d as i64),
-                inputs,
-                e.output_sha256,
-                e.error
-            ],
-        )?;
+        tx.prepare_cached(INSERT_EXECUTION)?.execute(params![
+            e.project_id,
+            e.run_id,
+            e.attempt,
+            e.stage,
+            e.stage_name,
+            e.stage_version,
+            e.status,
+            e.reason,
+            e.started_at,
+            e.finished_at,
+            e.duration_ms.map(|d| d as i64),
+            inputs,
+            e.output_sha256,
+            e.error
+        ])?;
         inserted.executions += 1;
     }
     Ok(inserted)

@@ -208,23 +208,77 @@ const RUN_COLUMNS: &str = "r.run_id, r.project_id, p.title, r.status, r.started_
     r.duration_ms, r.stages_executed, r.stages_skipped, r.attempts, r.config_hash, r.run_dir,
     r.error, r.orchestrator_version, r.host";
 
-/// `?1` project, `?2` recorded status, `?3` since; NULL means no filter.
-const LIST_RUNS: &str = "
-    FROM runs r JOIN projects p ON p.project_id = r.project_id
-    WHERE (?1 IS NULL OR r.project_id = ?1)
-      AND (?2 IS NULL OR r.status = ?2)
-      AND (?3 IS NULL OR r.started_at >= ?3)
-    ORDER BY r.started_at DESC, r.project_id, r.run_id";
+// The listings. Each filter that can lead has its own query, because a
+// catch-all `(?1 IS NULL OR r.project_id = ?1)` cannot use an index: SQLite
+// plans a statement once, whatever is bound later. The runs come out of an
+// index in order and the LIMIT ends the walk. `CROSS JOIN` keeps `runs` the
+// outer loop: with a plain join SQLite may start from `projects` and then
+// have to sort every run. Where the filter has an equality, `?1` is the
+// lower bound on started_at, `''` when there is none (every time is above),
+// `?2` the LIMIT (-1: none).
 
-/// Exact id `?1`, or ids matching the GLOB pattern `?3` (`<prefix>*`).
+/// The newest `?1` runs, across projects: a walk down `runs_by_started_at`
+/// from its newest end that stops after `?1` rows. The one listing that
+/// reads an index from its end (`query_plans.rs` names it). The index is
+/// named because, with no WHERE to go on, SQLite would rather walk
+/// `runs_by_project_started` for the join and then sort every run.
+const LIST_RUNS: &str = "
+    FROM runs r INDEXED BY runs_by_started_at
+    CROSS JOIN projects p ON p.project_id = r.project_id
+    ORDER BY r.started_at DESC, r.project_id, r.run_id
+    LIMIT ?1";
+
+/// Newest first since `?1` (a range of `runs_by_started_at`).
+const LIST_RUNS_SINCE: &str = "
+    FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
+    WHERE r.started_at >= ?1
+    ORDER BY r.started_at DESC, r.project_id, r.run_id
+    LIMIT ?2";
+
+/// Newest first in project `?3`, recorded status `?4` or NULL for any
+/// (`runs_by_project_started`).
+const LIST_RUNS_OF_PROJECT: &str = "
+    FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
+    WHERE r.project_id = ?3 AND r.started_at >= ?1 AND (?4 IS NULL OR r.status = ?4)
+    ORDER BY r.started_at DESC, r.run_id
+    LIMIT ?2";
+
+/// Newest first with recorded status `?3` (`runs_by_status`).
+const LIST_RUNS_WITH_STATUS: &str = "
+    FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
+    WHERE r.status = ?3 AND r.started_at >= ?1
+    ORDER BY r.started_at DESC, r.project_id, r.run_id
+    LIMIT ?2";
+
+/// How many runs there are in project `?1` (NULL: all) with recorded status
+/// `?2` (NULL: any), from the per-project counts (a row per project and
+/// status, not per run).
+const COUNT_RUNS: &str = "
+    SELECT coalesce(sum(runs), 0) FROM run_counts
+    WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR status = ?2)";
+
+/// With `--since`, the count walks the same index range the listing does.
+const COUNT_RUNS_SINCE: &str = "SELECT count(*) FROM runs WHERE started_at >= ?1";
+
+const COUNT_RUNS_OF_PROJECT_SINCE: &str = "
+    SELECT count(*) FROM runs
+    WHERE project_id = ?2 AND started_at >= ?1 AND (?3 IS NULL OR status = ?3)";
+
+const COUNT_RUNS_WITH_STATUS_SINCE: &str =
+    "SELECT count(*) FROM runs WHERE status = ?2 AND started_at >= ?1";
+
+/// Ids matching the GLOB pattern `?1` (`<prefix>*`, which an exact id also
+/// matches), in project `?2` or NULL for any, the exact id `?3` first.
 /// GLOB is case-sensitive and, with the pattern bound whole rather than
-/// built in SQL, can use `runs_by_run_id`; callers only pass `[a-z0-9_-]`
-/// prefixes, so the pattern holds no other wildcard.
+/// built in SQL, becomes a range of `runs_by_run_id`; callers only pass
+/// `[a-z0-9_-]` prefixes, so the pattern holds no other wildcard.
 const FIND_RUNS: &str = "
-    FROM runs r JOIN projects p ON p.project_id = r.project_id
-    WHERE (r.run_id = ?1 OR r.run_id GLOB ?3)
-      AND (?2 IS NULL OR r.project_id = ?2)
-    ORDER BY (r.run_id = ?1) DESC, r.started_at DESC";
+    FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
+    WHERE r.run_id GLOB ?1 AND (?2 IS NULL OR r.project_id = ?2)
+    ORDER BY r.run_id = ?3 DESC, r.started_at DESC, r.project_id";
+
+/// At most this many candidates are named in an "ambiguous" error.
+const MAX_CANDIDATES_SHOWN: usize = 10;
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -246,32 +300,132 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
+/// A LIMIT for SQL: -1 is none.
+fn sql_limit(limit: Option<usize>) -> i64 {
+    limit.and_then(|n| i64::try_from(n).ok()).unwrap_or(-1)
+}
+
 impl Registry {
     /// Runs matching `filter`, newest first, at most `filter.limit`, and how
     /// many matched in all.
+    ///
+    /// Only the page shown is read. The lock is checked only for runs whose
+    /// recorded status is `running` (the rest cannot be live), and the total
+    /// comes from the per-project counts, so neither grows with the
+    /// registry. Asking for `running` or `interrupted` is the exception: the
+    /// two differ only by the lock, so every recorded `running` run (a
+    /// handful: the live ones and those a crash left) is read and checked.
     pub fn list_runs(
         &self,
         filter: &RunFilter,
         live: LiveCheck<'_>,
     ) -> Result<(Vec<RunRow>, usize)> {
-        // `interrupted` is `running` in the table; the lock tells them apart.
-        let recorded = filter.status.as_deref().map(|s| match s {
-            "interrupted" => "running",
-            other => other,
-        });
-        let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS}");
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt
-            .query_map(params![filter.project, recorded, filter.since], run_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut matching: Vec<RunRow> = rows
+        let project = filter.project.as_deref();
+        let since = filter.since.as_deref();
+        if let Some(wanted @ ("running" | "interrupted")) = filter.status.as_deref() {
+            let mut matching: Vec<RunRow> = self
+                .select_runs(project, Some("running"), since, None)?
+                .into_iter()
+                .map(|row| with_live_status(row, live))
+                .filter(|row| row.status == wanted)
+                .collect();
+            let total = matching.len();
+            matching.truncate(filter.limit);
+            return Ok((matching, total));
+        }
+        let recorded = filter.status.as_deref();
+        let page: Vec<RunRow> = self
+            .select_runs(project, recorded, since, Some(filter.limit))?
             .into_iter()
             .map(|row| with_live_status(row, live))
-            .filter(|row| filter.status.as_deref().is_none_or(|s| row.status == s))
             .collect();
-        let total = matching.len();
-        matching.truncate(filter.limit);
-        Ok((matching, total))
+        let total = if page.len() < filter.limit {
+            page.len()
+        } else {
+            // Read after the page: runs added in between only raise it.
+            self.count_runs(project, recorded, since)?.max(page.len())
+        };
+        Ok((page, total))
+    }
+
+    /// The newest run (of `project`), as `lineage <Type>` resolves it.
+    pub fn newest_run(&self, project: Option<&str>, live: LiveCheck<'_>) -> Result<Option<RunRow>> {
+        Ok(self
+            .select_runs(project, None, None, Some(1))?
+            .into_iter()
+            .next()
+            .map(|row| with_live_status(row, live)))
+    }
+
+    /// Runs by recorded status, newest first, through the query whose index
+    /// fits the filter.
+    fn select_runs(
+        &self,
+        project: Option<&str>,
+        recorded: Option<&str>,
+        since: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<RunRow>> {
+        let since = since.unwrap_or("");
+        let limit = sql_limit(limit);
+        let rows = match (project, recorded) {
+            (Some(project), status) => {
+                let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS_OF_PROJECT}");
+                let mut stmt = self.conn.prepare(&sql)?;
+                stmt.query_map(params![since, limit, project, status], run_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            }
+            (None, Some(status)) => {
+                let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS_WITH_STATUS}");
+                let mut stmt = self.conn.prepare(&sql)?;
+                stmt.query_map(params![since, limit, status], run_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            }
+            (None, None) if since.is_empty() => {
+                let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS}");
+                let mut stmt = self.conn.prepare(&sql)?;
+                stmt.query_map(params![limit], run_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            }
+            (None, None) => {
+                let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS_SINCE}");
+                let mut stmt = self.conn.prepare(&sql)?;
+                stmt.query_map(params![since, limit], run_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// How many runs match, by recorded status.
+    fn count_runs(
+        &self,
+        project: Option<&str>,
+        recorded: Option<&str>,
+        since: Option<&str>,
+    ) -> Result<usize> {
+        let count: i64 = match (since, project, recorded) {
+            (None, project, status) => {
+                self.conn
+                    .query_row(COUNT_RUNS, params![project, status], |r| r.get(0))?
+            }
+            (Some(since), Some(project), status) => self.conn.query_row(
+                COUNT_RUNS_OF_PROJECT_SINCE,
+                params![since, project, status],
+                |r| r.get(0),
+            )?,
+            (Some(since), None, Some(status)) => {
+                self.conn
+                    .query_row(COUNT_RUNS_WITH_STATUS_SINCE, params![since, status], |r| {
+                        r.get(0)
+                    })?
+            }
+            (Some(since), None, None) => {
+                self.conn
+                    .query_row(COUNT_RUNS_SINCE, params![since], |r| r.get(0))?
+            }
+        };
+        Ok(usize::try_from(count).unwrap_or(0))
     }
 
     /// Runs whose id is `id` or starts with it, exact match first. Private:
@@ -285,7 +439,7 @@ impl Registry {
         let sql = format!("SELECT {RUN_COLUMNS} {FIND_RUNS}");
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt
-            .query_map(params![id, project, format!("{id}*")], run_row)?
+            .query_map(params![format!("{id}*"), project, id], run_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows
             .into_iter()
@@ -318,11 +472,15 @@ impl Registry {
                 "`orchestrator runs list` shows the recorded runs",
             )),
             (1, _) | (_, 1) => Ok(runs.swap_remove(0)),
-            _ => {
-                let candidates: Vec<String> = runs
+            (n, _) => {
+                let mut candidates: Vec<String> = runs
                     .iter()
+                    .take(MAX_CANDIDATES_SHOWN)
                     .map(|r| format!("{} ({})", r.run_id, r.project_id))
                     .collect();
+                if n > MAX_CANDIDATES_SHOWN {
+                    candidates.push(format!("and {} more", n - MAX_CANDIDATES_SHOWN));
+                }
                 Err(Error::usage_with_hint(
                     format!(
                         "run `{id}` is ambiguous: it matches {}",

@@ -45,7 +45,7 @@ pub fn index_run(run: &RunDir) -> Result<RunResult> {
             return Ok(out);
         }
     };
-    let present = ArtifactType::ALL
+    let present = ArtifactType::EVERY
         .iter()
         .filter(|t| files.contains_key(&t.file_name()) || files.contains_key(&t.meta_file_name()))
         .count();
@@ -55,7 +55,7 @@ pub fn index_run(run: &RunDir) -> Result<RunResult> {
 
     let mut accepted: BTreeMap<ArtifactType, String> = BTreeMap::new();
     let mut artifacts = Vec::new();
-    for ty in ArtifactType::ALL {
+    for ty in ArtifactType::EVERY {
         if let Some(a) = check_artifact(run, &files, ty, &accepted, &mut out)? {
             accepted.insert(ty, a.meta.sha256.clone());
             artifacts.push(a);
@@ -277,10 +277,7 @@ fn check_artifact(
 
 /// The meta record must describe the file beside it, in the run it lies in.
 fn check_placement(meta: &MetaRecord, run: &RunDir, ty: ArtifactType) -> Result<(), String> {
-    let stage = ArtifactType::ALL
-        .iter()
-        .position(|t| *t == ty)
-        .map_or(0, |i| i as u8 + 1);
+    let stage = ty.stage();
     let checks = [
         (
             "artifact_type",

@@ -1,0 +1,102 @@
+//! `orchestrator export`: one run's provenance as W3C PROV-JSON or as
+//! OpenLineage run events, to stdout or (atomically) to a file.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::GlobalArgs;
+use orchestrator::export::{RunHistory, openlineage, prov};
+use orchestrator::registry::Registry;
+use orchestrator::{Error, artifact, lock};
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Run id or a unique prefix of one.
+    pub run: String,
+
+    /// What to write: a PROV-JSON document, or OpenLineage events as JSON
+    /// lines.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+
+    /// Look only in this project (when the same run id exists in several).
+    #[arg(long, value_name = "P")]
+    pub project: Option<String>,
+
+    /// Write to FILE (atomically: a reader sees the old file or the whole
+    /// new one) instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// OpenLineage job and dataset namespace [default: orchestrator].
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+}
+
+/// Formats of `orchestrator export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// W3C PROV-JSON: artifacts as entities, stage executions as activities.
+    Prov,
+    /// OpenLineage run events (START and COMPLETE/FAIL/ABORT), one per line.
+    Openlineage,
+}
+
+pub fn run(global: &GlobalArgs, args: &ExportArgs) -> anyhow::Result<()> {
+    let namespace = match (&args.namespace, args.format) {
+        (Some(_), ExportFormat::Prov) => {
+            return Err(
+                Error::usage("`--namespace` applies only to `--format openlineage`").into(),
+            );
+        }
+        (Some(ns), _) if ns.trim().is_empty() || ns.chars().any(char::is_control) => {
+            return Err(Error::usage(
+                "`--namespace` must be non-empty text without control characters",
+            )
+            .into());
+        }
+        (Some(ns), _) => ns.clone(),
+        (None, _) => openlineage::DEFAULT_NAMESPACE.to_string(),
+    };
+    let registry = Registry::open_existing(&global.db_path(), &global.artifacts_dir)?;
+    let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
+    let run = registry.resolve_run(&args.run, args.project.as_deref(), &live)?;
+    if run.status == "running" {
+        eprintln!(
+            "note: run {} is in progress; the export holds what was recorded so far",
+            run.run_id
+        );
+    }
+    let history = RunHistory::load(&registry, run)?;
+    let bytes = match args.format {
+        ExportFormat::Prov => {
+            let mut text = serde_json::to_vec_pretty(&prov::document(&history))
+                .context("encoding the PROV document")?;
+            text.push(b'\n');
+            text
+        }
+        ExportFormat::Openlineage => {
+            let mut text = Vec::new();
+            for event in openlineage::events(&history, &namespace) {
+                serde_json::to_writer(&mut text, &event).context("encoding an event")?;
+                text.push(b'\n');
+            }
+            text
+        }
+    };
+    match &args.output {
+        Some(path) => {
+            artifact::write_atomic(path, &bytes)?;
+            eprintln!("wrote {} ({} bytes)", path.display(), bytes.len());
+            Ok(())
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|()| out.flush())
+                .context("writing to stdout")
+        }
+    }
+}

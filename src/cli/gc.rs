@@ -1,0 +1,141 @@
+//! `orchestrator gc`: show (by default) or remove (`--yes`) runs that are
+//! no longer wanted.
+
+use std::io::Write;
+
+use chrono::Utc;
+
+use super::GlobalArgs;
+use super::table::new_table;
+use super::when::parse_when;
+use orchestrator::clock::rfc3339;
+use orchestrator::gc::{Doomed, Kept, Selection, apply, plan};
+use orchestrator::lock;
+use orchestrator::registry::Registry;
+
+#[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("selector")
+        .required(true)
+        .multiple(true)
+        .args(["run", "keep_last", "older_than"])
+))]
+pub struct GcArgs {
+    /// Remove this run (id or unique prefix).
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
+
+    /// Keep the newest N runs of each project; select the rest.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+
+    /// Select runs started before DATE (2026-11-24, RFC 3339, or an age: 90m, 12h, 7d, 2w).
+    #[arg(long, value_name = "DATE")]
+    pub older_than: Option<String>,
+
+    /// Only consider runs of this project.
+    #[arg(long, value_name = "P")]
+    pub project: Option<String>,
+
+    /// Delete. Without it, gc only shows what it would remove.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Print the plan (or what was removed) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: &GcArgs) -> anyhow::Result<()> {
+    let mut registry = Registry::open_existing(&global.db_path(), &global.artifacts_dir)?;
+    let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
+    let now = Utc::now();
+    let selection = Selection {
+        run: args
+            .run
+            .as_deref()
+            .map(|id| registry.resolve_run(id, args.project.as_deref(), &live))
+            .transpose()?,
+        keep_last: args.keep_last,
+        older_than: args
+            .older_than
+            .as_deref()
+            .map(|s| parse_when("--older-than", s, now))
+            .transpose()?,
+        project: args.project.clone(),
+    };
+    let plan = plan(&registry, &global.artifacts_dir, &selection, &live)?;
+    let mut out = std::io::stdout().lock();
+    if !args.yes {
+        if args.json {
+            let value = serde_json::json!({
+                "dry_run": true,
+                "remove": plan.remove,
+                "kept": plan.kept,
+                "bytes": plan.bytes,
+            });
+            serde_json::to_writer_pretty(&mut out, &value)?;
+            writeln!(out)?;
+        } else {
+            print_runs(&mut out, &plan.remove, &plan.kept)?;
+            writeln!(
+                out,
+                "would remove {} ({} bytes); nothing was deleted: pass --yes to delete",
+                plural(plan.remove.len()),
+                plan.bytes
+            )?;
+        }
+        return Ok(());
+    }
+    let outcome = apply(&mut registry, &global.artifacts_dir, &plan, &rfc3339(now))?;
+    let mut kept = plan.kept.clone();
+    kept.extend(outcome.skipped.iter().cloned());
+    if args.json {
+        let value = serde_json::json!({
+            "dry_run": false,
+            "removed": outcome.removed,
+            "kept": kept,
+            "bytes_freed": outcome.bytes_freed,
+        });
+        serde_json::to_writer_pretty(&mut out, &value)?;
+        writeln!(out)?;
+    } else {
+        print_runs(&mut out, &outcome.removed, &kept)?;
+        writeln!(
+            out,
+            "removed {}, freed {} bytes",
+            plural(outcome.removed.len()),
+            outcome.bytes_freed
+        )?;
+    }
+    Ok(())
+}
+
+fn print_runs(out: &mut impl Write, remove: &[Doomed], kept: &[Kept]) -> std::io::Result<()> {
+    if !remove.is_empty() {
+        let mut table = new_table(&["RUN ID", "PROJECT", "STATUS", "STARTED", "FILES", "BYTES"]);
+        for d in remove {
+            table.add_row(vec![
+                d.run_id.clone(),
+                d.project_id.clone(),
+                d.status.clone(),
+                d.started_at.clone(),
+                d.files.to_string(),
+                d.bytes.to_string(),
+            ]);
+        }
+        writeln!(out, "{table}")?;
+    }
+    for k in kept {
+        writeln!(out, "kept {}/{}: {}", k.project_id, k.run_id, k.reason)?;
+    }
+    Ok(())
+}
+
+fn plural(n: usize) -> String {
+    if n == 1 {
+        "1 run".to_string()
+    } else {
+        format!("{n} runs")
+    }
+}

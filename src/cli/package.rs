@@ -1,0 +1,92 @@
+//! `orchestrator package RUN`: write and register the run's
+//! `RenderPackage.json`, and with `--archive` a deterministic tar of it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::GlobalArgs;
+use super::table::new_table;
+use orchestrator::artifact::short_sha;
+use orchestrator::clock::SystemClock;
+use orchestrator::lock;
+use orchestrator::package::{PackageReport, package};
+use orchestrator::registry::{BUSY_TIMEOUT, Registry};
+
+#[derive(Debug, clap::Args)]
+pub struct PackageArgs {
+    /// The run to package: its id or a unique prefix.
+    #[arg(value_name = "RUN")]
+    pub run: String,
+
+    /// Only look for RUN in this project.
+    #[arg(long, value_name = "P")]
+    pub project: Option<String>,
+
+    /// Also write a tar of the run directory here (deterministic bytes).
+    #[arg(long, value_name = "FILE")]
+    pub archive: Option<PathBuf>,
+
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds to wait for an `orchestrator run` of the same run to finish.
+    #[arg(long, value_name = "SECS", default_value_t = BUSY_TIMEOUT.as_secs())]
+    pub lock_timeout: u64,
+}
+
+pub fn run(global: &GlobalArgs, args: &PackageArgs) -> anyhow::Result<()> {
+    let mut registry = Registry::open_existing(&global.db_path(), &global.artifacts_dir)?;
+    let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
+    let run = registry.resolve_run(&args.run, args.project.as_deref(), &live)?;
+    let report = package(
+        &mut registry,
+        &global.artifacts_dir,
+        &run,
+        args.archive.as_deref(),
+        &SystemClock,
+        Duration::from_secs(args.lock_timeout),
+    )?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        print_text(&mut out, &report)?;
+    }
+    Ok(())
+}
+
+fn print_text(out: &mut impl Write, r: &PackageReport) -> std::io::Result<()> {
+    let mut table = new_table(&["TYPE", "PATH", "SHA256", "BYTES", "SCHEMA"]);
+    for a in &r.artifacts {
+        table.add_row(vec![
+            a.artifact_type.clone(),
+            a.path.clone(),
+            short_sha(&a.sha256),
+            a.size_bytes.to_string(),
+            a.schema_version.clone(),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    writeln!(
+        out,
+        "{}: {} ({} bytes, sha256 {})",
+        if r.written { "written" } else { "up to date" },
+        r.path,
+        r.size_bytes,
+        short_sha(&r.sha256)
+    )?;
+    if let Some(a) = &r.archive {
+        writeln!(
+            out,
+            "archive: {} ({} files, {} bytes, sha256 {})",
+            a.path.display(),
+            a.members.len(),
+            a.size_bytes,
+            short_sha(&a.sha256)
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Exports of one recorded run to lineage standards other tools read:
+//! W3C PROV-JSON ([`prov`]) and OpenLineage run events ([`openlineage`]).
+//!
+//! Both are built from the registry alone (never from the artifact files):
+//! the run row, its artifacts, every stage execution of every attempt and
+//! the parent edges, gathered once into a [`RunHistory`]. Both builders are
+//! pure functions of that history, so exporting the same registry twice
+//! gives the same bytes.
+
+pub mod openlineage;
+pub mod prov;
+
+use crate::error::Result;
+use crate::registry::export::RunEdge;
+use crate::registry::{ArtifactRecord, ExecutionRecord, Registry, RunRow};
+
+/// Where the orchestrator names the things it defines: the PROV `orch:`
+/// namespace, producer URIs and custom facet schemas live under it.
+pub const NAMESPACE_BASE: &str = "https://orchestrator.local/";
+
+/// The URI naming this build as the producer of exported metadata.
+pub fn producer_uri() -> String {
+    format!("{NAMESPACE_BASE}orchestrator/{}", crate::VERSION)
+}
+
+/// Everything the registry knows about one run, as the exporters need it.
+#[derive(Debug, Clone)]
+pub struct RunHistory {
+    pub run: RunRow,
+    /// The artifacts currently registered for the run, in stage order.
+    pub artifacts: Vec<ArtifactRecord>,
+    /// Every stage execution of every attempt, attempt by attempt, each in
+    /// stage order. A `running` row of a run no process holds any more is
+    /// reported as `interrupted`, as `runs show` does.
+    pub executions: Vec<ExecutionRecord>,
+    /// The run's parent edges (child stage order).
+    pub edges: Vec<RunEdge>,
+}
+
+impl RunHistory {
+    /// Read the history of `run` (as resolved by [`Registry::resolve_run`]).
+    pub fn load(registry: &Registry, run: RunRow) -> Result<RunHistory> {
+        let artifacts = registry.artifacts_of_run(&run.project_id, &run.run_id)?;
+        let mut executions = Vec::new();
+        for attempt in 1..=run.attempts {
+            executions.extend(registry.executions_of_attempt(
+                &run.project_id,
+                &run.run_id,
+                attempt,
+            )?);
+        }
+        // Only a live process can still be running a stage; without one the
+        // row is what a killed run left behind.
+        if run.status != "running" {
+            for e in executions.iter_mut().filter(|e| e.status == "running") {
+                e.status = "interrupted".to_string();
+            }
+        }
+        let edges = registry.edges_of_run(&run.project_id, &run.run_id)?;
+        Ok(RunHistory {
+            run,
+            artifacts,
+            executions,
+            edges,
+        })
+    }
+
+    /// The registered artifact of `artifact_type`, if any.
+    pub fn artifact(&self, artifact_type: &str) -> Option<&ArtifactRecord> {
+        self.artifacts
+            .iter()
+            .find(|a| a.artifact_type == artifact_type)
+    }
+
+    /// The artifact type stage `stage` produces, from the registry's rows (a
+    /// run whose stage never committed has no row; the pipeline's fixed
+    /// order answers then).
+    pub fn type_of_stage(&self, stage: u8) -> Option<String> {
+        self.artifacts
+            .iter()
+            .find(|a| a.stage == stage)
+            .map(|a| a.artifact_type.clone())
+            .or_else(|| {
+                crate::artifact::ArtifactType::ALL
+                    .get(usize::from(stage).checked_sub(1)?)
+                    .map(|t| t.name().to_string())
+            })
+    }
+
+    /// A stable key for each execution, unique within the run:
+    /// `attempt-<n>/stage-<k>`, with `-<i>` appended for the i-th (i ≥ 2) row
+    /// of the same stage in one attempt. Same order as `executions`.
+    pub fn execution_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::with_capacity(self.executions.len());
+        for (i, e) in self.executions.iter().enumerate() {
+            let earlier = self.executions[..i]
+                .iter()
+                .filter(|x| x.attempt == e.attempt && x.stage == e.stage)
+                .count();
+            let mut key = format!("attempt-{}/stage-{}", e.attempt, e.stage);
+            if earlier > 0 {
+                key.push_str(&format!("-{}", earlier + 1));
+            }
+            keys.push(key);
+        }
+        keys
+    }
+
+    /// Index of the execution that generated the bytes `sha256` of stage
+    /// `stage`: the newest that executed and output them, else the newest
+    /// that recorded them at all (a skip that adopted a killed run's file).
+    pub fn generating_execution(&self, stage: u8, sha256: &str) -> Option<usize> {
+        let outputs = |i: &usize| {
+            let e = &self.executions[*i];
+            e.stage == stage && e.output_sha256.as_deref() == Some(sha256)
+        };
+        let all = 0..self.executions.len();
+        all.clone()
+            .rev()
+            .filter(outputs)
+            .find(|i| self.executions[*i].status == "executed")
+            .or_else(|| all.rev().find(outputs))
+    }
+}

@@ -1,0 +1,404 @@
+//! `orchestrator package`: the self-contained manifest of a finished run
+//! (`RenderPackage.json`), registered like any artifact with the five stage
+//! outputs as its parents, and an optional deterministic tar of the run.
+//!
+//! Packaging is idempotent: a run whose package is already written and
+//! registered with the same bytes is left untouched, so two packagings of
+//! one run give byte-identical archives. Nothing in the package depends on
+//! when it was made: its `created_at` is its artifacts' time, and archive
+//! members carry that time, uid/gid 0 and fixed modes, in name order.
+//! (The package's time is when its newest artifact was made, so a no-op
+//! resume of the run does not change the package.)
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::artifact::{
+    ArtifactType, ComputeOrigin, CreationParams, MetaRecord, ParentRef, SCHEMA_VERSION,
+    TEMP_PREFIX, canonical_bytes, sha256_hex, write_atomic,
+};
+use crate::clock::{Clock, rfc3339};
+use crate::error::{Error, Result};
+use crate::registry::{Registry, RunRow};
+use crate::{lock, schema};
+
+/// The packaging step's version, recorded as the package's stage version.
+pub const PACKAGE_VERSION: &str = "1.0.0";
+/// The name the package's meta record gives the step that made it.
+pub const PACKAGE_STEP: &str = "package";
+
+/// One artifact listed in the package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackagedArtifact {
+    pub artifact_type: String,
+    pub path: String,
+    pub schema_version: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+}
+
+/// What `package` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackageReport {
+    pub project_id: String,
+    pub run_id: String,
+    /// `RenderPackage.json`, relative to the artifacts directory.
+    pub path: String,
+    pub sha256: String,
+    pub size_bytes: u64,
+    /// False when an identical package was already written and registered.
+    pub written: bool,
+    pub artifacts: Vec<PackagedArtifact>,
+    pub archive: Option<ArchiveReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchiveReport {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size_bytes: u64,
+    /// Member names, in archive order.
+    pub members: Vec<String>,
+}
+
+/// Package `run` (which must be complete), optionally writing a tar of its
+/// directory to `archive`. Holds the run's lock throughout, so no `run` of
+/// it changes the files being packaged.
+pub fn package(
+    registry: &mut Registry,
+    artifacts_dir: &Path,
+    run: &RunRow,
+    archive: Option<&Path>,
+    clock: &dyn Clock,
+    lock_wait: Duration,
+) -> Result<PackageReport> {
+    let _lock = lock::acquire(
+        artifacts_dir,
+        &run.project_id,
+        &run.run_id,
+        &rfc3339(clock.now()),
+        lock::Wait {
+            timeout: lock_wait,
+            on_wait: None,
+        },
+    )?;
+    let run_dir = artifacts_dir.join(&run.project_id).join(&run.run_id);
+    let (listed, created_at) = checked_artifacts(registry, artifacts_dir, run)?;
+    let value = json!({
+        "artifact_type": ArtifactType::RenderPackage.name(),
+        "schema_version": SCHEMA_VERSION,
+        "project_id": run.project_id,
+        "run_id": run.run_id,
+        "config_hash": run.config_hash,
+        "created_at": created_at,
+        "artifacts": listed,
+    });
+    let ty = ArtifactType::RenderPackage;
+    if let Some(v) = schema::validate(ty.name(), &value)?.into_iter().next() {
+        return Err(Error::Inconsistent(format!(
+            "the package of {}/{} fails its schema at `{}`: {}",
+            run.project_id, run.run_id, v.pointer, v.message
+        )));
+    }
+    let bytes = canonical_bytes(&value)
+        .map_err(|e| Error::Inconsistent(format!("encoding the package: {e}")))?;
+    let sha256 = sha256_hex(&bytes);
+    let rel = format!("{}/{}/{}", run.project_id, run.run_id, ty.file_name());
+    let written = if is_current(registry, &run_dir, run, &sha256)? {
+        false
+    } else {
+        let meta = MetaRecord {
+            artifact_type: ty.name().to_string(),
+            path: ty.file_name(),
+            sha256: sha256.clone(),
+            size_bytes: bytes.len() as u64,
+            schema_id: schema::schema_id(ty.name())?.to_string(),
+            schema_version: SCHEMA_VERSION.to_string(),
+            project_id: run.project_id.clone(),
+            run_id: run.run_id.clone(),
+            parents: listed
+                .iter()
+                .map(|a| ParentRef {
+                    artifact_type: a.artifact_type.clone(),
+                    sha256: a.sha256.clone(),
+                    path: a.path.clone(),
+                })
+                .collect(),
+            creation_params: CreationParams {
+                stage: ty.stage(),
+                stage_name: PACKAGE_STEP.to_string(),
+                stage_version: PACKAGE_VERSION.to_string(),
+                config_hash: run.config_hash.clone(),
+            },
+            compute_origin: ComputeOrigin::local(),
+            created_at: rfc3339(clock.now()),
+        };
+        let meta_bytes = canonical_bytes(&meta)
+            .map_err(|e| Error::Inconsistent(format!("encoding the package's meta record: {e}")))?;
+        write_atomic(&run_dir.join(ty.file_name()), &bytes)?;
+        write_atomic(&run_dir.join(ty.meta_file_name()), &meta_bytes)?;
+        registry.record_package(&meta, &rel, &String::from_utf8_lossy(&meta_bytes))?;
+        true
+    };
+    let archive = archive
+        .map(|dest| write_archive(&run_dir, run, &created_at, dest))
+        .transpose()?;
+    Ok(PackageReport {
+        project_id: run.project_id.clone(),
+        run_id: run.run_id.clone(),
+        path: rel,
+        sha256,
+        size_bytes: bytes.len() as u64,
+        written,
+        artifacts: listed,
+        archive,
+    })
+}
+
+/// The five stage outputs of a complete run, each checked on disk against
+/// the registry, and when the newest of them was made. A missing or
+/// unfinished stage is [`Error::IncompleteRun`]; a file that changed is
+/// [`Error::ArtifactChanged`].
+fn checked_artifacts(
+    registry: &Registry,
+    artifacts_dir: &Path,
+    run: &RunRow,
+) -> Result<(Vec<PackagedArtifact>, String)> {
+    let registered = registry.artifacts_of_run(&run.project_id, &run.run_id)?;
+    let latest = registry.latest_stages(&run.project_id, &run.run_id)?;
+    let mut missing = Vec::new();
+    let mut out = Vec::new();
+    for ty in ArtifactType::ALL {
+        let done = latest
+            .iter()
+            .any(|s| s.stage == ty.stage() && matches!(s.status.as_str(), "executed" | "skipped"));
+        let artifact = registered.iter().find(|a| a.artifact_type == ty.name());
+        match artifact.filter(|_| done) {
+            Some(a) => out.push(a),
+            None => missing.push(format!("stage {} ({ty})", ty.stage())),
+        }
+    }
+    if !missing.is_empty() || run.status != "complete" {
+        return Err(Error::IncompleteRun {
+            project_id: run.project_id.clone(),
+            run_id: run.run_id.clone(),
+            status: run.status.clone(),
+            missing,
+        });
+    }
+    // RFC 3339 UTC with fixed precision: text order is time order.
+    let newest = out
+        .iter()
+        .map(|a| a.created_at.clone())
+        .max()
+        .unwrap_or_else(|| run.started_at.clone());
+    let listed = out
+        .into_iter()
+        .map(|a| {
+            let path = artifacts_dir.join(&a.path);
+            let found = hash_regular_file(&path)?;
+            if found != a.sha256 {
+                return Err(Error::ArtifactChanged {
+                    path,
+                    expected: a.sha256.clone(),
+                    found,
+                });
+            }
+            Ok(PackagedArtifact {
+                artifact_type: a.artifact_type.clone(),
+                // Relative to the run directory, i.e. to the package.
+                path: ArtifactType::ALL
+                    .iter()
+                    .find(|t| t.name() == a.artifact_type)
+                    .map_or_else(|| a.path.clone(), |t| t.file_name()),
+                schema_version: a.schema_version.clone(),
+                size_bytes: a.size_bytes,
+                sha256: a.sha256.clone(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok((listed, newest))
+}
+
+/// Whether the package with hash `sha256` is already registered and on
+/// disk, with the meta record the registry holds.
+fn is_current(registry: &Registry, run_dir: &Path, run: &RunRow, sha256: &str) -> Result<bool> {
+    let ty = ArtifactType::RenderPackage;
+    let Some(registered) = registry.artifact_in_run(&run.project_id, &run.run_id, ty.name())?
+    else {
+        return Ok(false);
+    };
+    if registered.sha256 != sha256
+        || hash_regular_file(&run_dir.join(ty.file_name()))
+            .ok()
+            .as_deref()
+            != Some(sha256)
+    {
+        return Ok(false);
+    }
+    let meta = std::fs::symlink_metadata(run_dir.join(ty.meta_file_name()))
+        .ok()
+        .filter(|m| m.file_type().is_file())
+        .and_then(|_| std::fs::read(run_dir.join(ty.meta_file_name())).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let recorded = serde_json::from_str::<serde_json::Value>(&registered.meta_json).ok();
+    Ok(meta.is_some() && meta == recorded)
+}
+
+/// sha256 of a regular file, streamed; never follows a symlink or opens a
+/// FIFO.
+fn hash_regular_file(path: &Path) -> Result<String> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io("reading", path, e))?;
+    if !meta.file_type().is_file() {
+        return Err(Error::io(
+            "reading",
+            path,
+            std::io::Error::other("not a regular file"),
+        ));
+    }
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("reading", path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io("reading", path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Write a tar of the run directory to `dest` (atomically): every regular
+/// file, in name order, as `<project>/<run>/<name>`, with mode 0644,
+/// uid/gid 0, no owner names and the run's finish time as mtime. The same
+/// directory gives the same bytes.
+fn write_archive(
+    run_dir: &Path,
+    run: &RunRow,
+    finished_at: &str,
+    dest: &Path,
+) -> Result<ArchiveReport> {
+    let mtime = chrono::DateTime::parse_from_rfc3339(finished_at)
+        .map(|t| t.timestamp().max(0) as u64)
+        .unwrap_or(0);
+    let mut names = Vec::new();
+    let entries = std::fs::read_dir(run_dir).map_err(|e| Error::io("listing", run_dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing", run_dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(TEMP_PREFIX) {
+            continue;
+        }
+        let kind = entry
+            .file_type()
+            .map_err(|e| Error::io("inspecting", entry.path(), e))?;
+        if !kind.is_file() {
+            return Err(Error::usage_with_hint(
+                format!(
+                    "`{}` is not a regular file; a run directory holds only artifact files",
+                    entry.path().display()
+                ),
+                "`orchestrator verify` reports it; move it out of the run directory, then package again",
+            ));
+        }
+        names.push(name);
+    }
+    names.sort();
+
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("creating a temporary file in", dir, e))?;
+    let handle = tmp
+        .reopen()
+        .map_err(|e| Error::io("opening", tmp.path().to_path_buf(), e))?;
+    let mut out = HashingWriter {
+        inner: std::io::BufWriter::new(handle),
+        hasher: Sha256::new(),
+        len: 0,
+    };
+    let mut members = Vec::with_capacity(names.len());
+    {
+        let mut tar = tar::Builder::new(&mut out);
+        for name in &names {
+            let path = run_dir.join(name);
+            let file = std::fs::File::open(&path).map_err(|e| Error::io("reading", &path, e))?;
+            let len = file
+                .metadata()
+                .map_err(|e| Error::io("reading", &path, e))?
+                .len();
+            let member = format!("{}/{}/{name}", run.project_id, run.run_id);
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(len);
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(mtime);
+            // `take` keeps the member exactly `len` long even if the file
+            // grew; the run lock means it cannot change under us.
+            tar.append_data(&mut header, &member, file.take(len))
+                .map_err(|e| Error::io("archiving", &path, e))?;
+            members.push(member);
+        }
+        tar.finish().map_err(|e| Error::io("writing", dest, e))?;
+    }
+    let HashingWriter { inner, hasher, len } = out;
+    inner
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io("writing", dest, e))?;
+    let sha256 = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let size_bytes = len;
+    tmp.persist(dest)
+        .map_err(|e| Error::io("replacing", dest, e.error))?;
+    crate::artifact::write::sync_dir(dir)?;
+    Ok(ArchiveReport {
+        path: dest.to_path_buf(),
+        sha256,
+        size_bytes,
+        members,
+    })
+}
+
+/// Hashes and counts what passes through, so the archive is hashed as it
+/// is written rather than read back.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,47 @@
+//! What `orchestrator gc` asks of the registry: which runs use a run's
+//! artifacts as parents, and removing a run's rows in one transaction.
+
+use rusqlite::params;
+
+use super::Registry;
+use crate::error::Result;
+
+/// Runs other than (`?1`, `?2`) with an artifact made from one of its
+/// artifacts.
+const RUNS_USING: &str = "
+    SELECT DISTINCT c.project_id, c.run_id
+    FROM artifacts p
+    JOIN artifact_edges e ON e.parent_id = p.artifact_id
+    JOIN artifacts c ON c.artifact_id = e.child_id
+    WHERE p.project_id = ?1 AND p.run_id = ?2
+      AND NOT (c.project_id = ?1 AND c.run_id = ?2)
+    ORDER BY 1, 2";
+
+/// Artifacts, their edges and verifications, executions and the summary
+/// row all go with the run (ON DELETE CASCADE).
+const DELETE_RUN: &str = "DELETE FROM runs WHERE project_id = ?1 AND run_id = ?2";
+
+const DELETE_PROJECT_IF_EMPTY: &str = "
+    DELETE FROM projects WHERE project_id = ?1
+      AND NOT EXISTS (SELECT 1 FROM runs WHERE project_id = ?1)";
+
+impl Registry {
+    /// The runs (other than this one) that use this run's artifacts.
+    pub fn runs_using(&self, project_id: &str, run_id: &str) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare_cached(RUNS_USING)?;
+        let rows = stmt
+            .query_map(params![project_id, run_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Remove a run and everything registered for it, and its project when
+    /// no run is left, in one transaction.
+    pub fn delete_run(&mut self, project_id: &str, run_id: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(DELETE_RUN, params![project_id, run_id])?;
+            tx.execute(DELETE_PROJECT_IF_EMPTY, params![project_id])?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,218 @@
+//! `orchestrator package`: the RenderPackage manifest of a finished run,
+//! registered with its five parents, and a deterministic archive.
+
+mod common;
+
+use std::path::Path;
+
+use common::{TYPES, Workspace, example_run, sha256_file, summary_of};
+use serde_json::Value;
+
+fn package(ws: &Workspace, args: &[&str]) -> std::process::Output {
+    ws.cmd().arg("package").args(args).output().unwrap()
+}
+
+fn package_ok(ws: &Workspace, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    summary_of(&package(ws, &all))
+}
+
+#[test]
+fn a_finished_run_is_packaged_registered_and_verified() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let report = package_ok(&ws, &[&run_id[..6]]);
+    assert_eq!(report["written"], true);
+    let dir = ws.run_dir("lighthouse", run_id);
+    let path = dir.join("RenderPackage.json");
+    let pkg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(pkg["artifact_type"], "RenderPackage");
+    assert_eq!(pkg["run_id"], run_id);
+    assert_eq!(pkg["project_id"], "lighthouse");
+    assert_eq!(pkg["config_hash"], summary["config_hash"]);
+    // Every stage output, with its path, size and the hash sha256sum gives.
+    let listed = pkg["artifacts"].as_array().unwrap();
+    assert_eq!(listed.len(), 5);
+    for (entry, ty) in listed.iter().zip(TYPES) {
+        assert_eq!(entry["artifact_type"], ty);
+        assert_eq!(entry["path"], format!("{ty}.json"));
+        assert_eq!(entry["schema_version"], "1.0.0");
+        let file = dir.join(format!("{ty}.json"));
+        assert_eq!(entry["sha256"], sha256_file(&file));
+        assert_eq!(entry["size_bytes"], std::fs::metadata(&file).unwrap().len());
+    }
+    // Its meta record vouches for it, and the registry holds the same.
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("RenderPackage.meta.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["sha256"], sha256_file(&path));
+    assert_eq!(report["sha256"], meta["sha256"]);
+    assert_eq!(meta["parents"].as_array().unwrap().len(), 5);
+    let (sha, parents): (String, i64) = ws
+        .sqlite()
+        .query_row(
+            "SELECT a.sha256, (SELECT count(*) FROM artifact_edges e WHERE e.child_id = a.artifact_id)
+             FROM artifacts a WHERE a.artifact_type = 'RenderPackage'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(sha, sha256_file(&path));
+    assert_eq!(parents, 5);
+
+    // lineage and verify cover it.
+    let lineage = summary_of(
+        &ws.cmd()
+            .args(["lineage", "RenderPackage", "--format", "json"])
+            .output()
+            .unwrap(),
+    );
+    let text = lineage.to_string();
+    for ty in TYPES {
+        assert!(text.contains(ty), "{ty} missing from {text}");
+    }
+    let verify = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    let verify_report: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{verify_report}");
+    assert_eq!(verify_report["artifacts_checked"], 6);
+}
+
+/// (name, mode, uid, gid, mtime) of each member, in archive order.
+fn members(path: &Path) -> Vec<(String, u32, u64, u64, u64)> {
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                h.mtime().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_packagings_of_one_run_give_byte_identical_archives() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let first = package_ok(&ws, &[run_id, "--archive", "a.tar"]);
+    let second = package_ok(&ws, &[run_id, "--archive", "b.tar"]);
+    assert_eq!(first["written"], true);
+    assert_eq!(
+        second["written"], false,
+        "an identical package is not rewritten"
+    );
+    let a = std::fs::read(ws.path().join("a.tar")).unwrap();
+    let b = std::fs::read(ws.path().join("b.tar")).unwrap();
+    assert!(a == b, "archives differ");
+    assert_eq!(
+        first["archive"]["sha256"],
+        sha256_file(&ws.path().join("a.tar"))
+    );
+
+    let listed = members(&ws.path().join("a.tar"));
+    let names: Vec<&str> = listed.iter().map(|m| m.0.as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "members in name order");
+    assert_eq!(names.len(), 13, "{names:?}");
+    assert!(names.contains(&format!("lighthouse/{run_id}/RenderPackage.json").as_str()));
+    let mtime = listed[0].4;
+    for (name, mode, uid, gid, t) in &listed {
+        assert_eq!((*mode, *uid, *gid, *t), (0o644, 0, 0, mtime), "{name}");
+    }
+    // A no-op resume leaves the package as it was.
+    ws.run_ok(&ws.path().join("project.json"), &[]);
+    assert_eq!(package_ok(&ws, &[run_id])["written"], false);
+}
+
+// Interrupts a run with a failpoint, so it needs the test build's feature.
+#[cfg(feature = "failpoints")]
+#[test]
+fn an_incomplete_run_is_refused_naming_the_missing_stages() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    let killed = ws
+        .cmd()
+        .env("ORCHESTRATOR_FAILPOINTS", "stage.before_data_write=kill@4")
+        .args(["run", "--project"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!killed.status.success());
+    let run_id = ws.runs_list(&[])[0]["run_id"].as_str().unwrap().to_string();
+    let out = package(&ws, &[&run_id]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        stderr.contains("stage 4 (RenderPlan), stage 5 (RenderOutput) not done"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(stderr.contains("hint: "), "{stderr}");
+    assert!(
+        !ws.run_dir("lighthouse", &run_id)
+            .join("RenderPackage.json")
+            .exists()
+    );
+}
+
+#[test]
+fn a_changed_artifact_is_refused_and_nothing_is_packaged() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let dir = ws.run_dir("lighthouse", run_id);
+    std::fs::write(dir.join("ShotList.json"), b"{}\n").unwrap();
+    let out = package(&ws, &[run_id, "--archive", "x.tar"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("ShotList.json"), "{stderr}");
+    assert!(
+        stderr.contains("changed since it was registered"),
+        "{stderr}"
+    );
+    assert!(!dir.join("RenderPackage.json").exists());
+    assert!(!ws.path().join("x.tar").exists());
+}
+
+#[test]
+fn an_unknown_run_is_a_usage_error() {
+    let (ws, _) = example_run();
+    let out = package(&ws, &["ffff"]);
+    common::assert_usage_error(&out);
+}
+
+#[test]
+fn reindex_brings_the_package_back_with_its_edges() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    package_ok(&ws, &[run_id]);
+    let lineage = |ws: &Workspace| {
+        ws.cmd()
+            .args(["lineage", "RenderPackage", "--format", "json"])
+            .output()
+            .unwrap()
+            .stdout
+    };
+    let before = lineage(&ws);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", ws.db().display()));
+    }
+    let out = ws.cmd().args(["reindex", "--json"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(lineage(&ws), before);
+    assert_eq!(package_ok(&ws, &[run_id])["written"], false);
+}
