@@ -452,3 +452,142 @@ fn a_run_being_written_is_reported_in_progress_not_as_drift() {
     assert!(kinds.contains(&"hash_mismatch".to_string()), "{kinds:?}");
     assert!(kinds.contains(&"unregistered".to_string()), "{kinds:?}");
 }
+
+/// Replace an artifact of the example run with `bytes` and make
+/// the registry and the meta file vouch for them, as if a writer had
+/// validated and recorded them: only the schema check can then object.
+fn register_as_written(ws: &Workspace, summary: &Value, artifact_type: &str, bytes: &[u8]) {
+    let dir = run_dir(ws, summary);
+    let path = dir.join(format!("{artifact_type}.json"));
+    std::fs::write(&path, bytes).unwrap();
+    let sha = common::sha256_file(&path);
+    let meta_path = dir.join(format!("{artifact_type}.meta.json"));
+    let mut meta: Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta["sha256"] = sha.clone().into();
+    meta["size_bytes"] = bytes.len().into();
+    let meta_text = serde_json::to_string_pretty(&meta).unwrap() + "\n";
+    std::fs::write(&meta_path, &meta_text).unwrap();
+    ws.sqlite()
+        .execute(
+            "UPDATE artifacts SET sha256 = ?1, size_bytes = ?2, meta_json = ?3
+             WHERE artifact_type = ?4",
+            rusqlite::params![sha, bytes.len() as i64, meta_text, artifact_type],
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_recorded_hash_under_the_current_schema_is_trusted_and_an_older_schema_is_rechecked() {
+    let (ws, summary) = example_run();
+    let mut output: Value = serde_json::from_slice(
+        &std::fs::read(run_dir(&ws, &summary).join("RenderOutput.json")).unwrap(),
+    )
+    .unwrap();
+    output["fps"] = "fast".into();
+    register_as_written(
+        &ws,
+        &summary,
+        "RenderOutput",
+        &serde_json::to_vec_pretty(&output).unwrap(),
+    );
+
+    // (The last stage: no child goes stale.) The registry says these
+    // bytes were validated under this schema, and
+    // they are those bytes: not parsed again.
+    let v = verify_json(&ws, &[]);
+    assert_eq!((v.code, problems(&v)), (0, vec![]), "{}", v.report);
+
+    // Validated under another schema version: checked against this one.
+    ws.sqlite()
+        .execute(
+            "UPDATE artifacts SET schema_version = '0.9.0' WHERE artifact_type = 'RenderOutput'",
+            [],
+        )
+        .unwrap();
+    let v = verify_json(&ws, &[]);
+    assert_eq!(v.code, 1);
+    assert_eq!(
+        problems(&v),
+        vec![(
+            "schema_invalid".to_string(),
+            rel(&summary, "RenderOutput.json")
+        )]
+    );
+    let found = v.report["problems"][0]["found"].as_str().unwrap();
+    assert!(found.contains("/fps"), "{found}");
+
+    // And under another schema id likewise.
+    ws.sqlite()
+        .execute(
+            "UPDATE artifacts SET schema_version = '1.0.0', schema_id = 'urn:old'
+             WHERE artifact_type = 'RenderOutput'",
+            [],
+        )
+        .unwrap();
+    let v = verify_json(&ws, &[]);
+    assert_eq!(
+        problems(&v),
+        vec![(
+            "schema_invalid".to_string(),
+            rel(&summary, "RenderOutput.json")
+        )]
+    );
+}
+
+#[test]
+fn a_reformatted_but_equal_meta_file_still_matches() {
+    let (ws, summary) = example_run();
+    let path = run_dir(&ws, &summary).join("Script.meta.json");
+    let meta: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    // Compact instead of pretty: different bytes, the same record.
+    std::fs::write(&path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let v = verify_json(&ws, &[]);
+    assert_eq!((v.code, problems(&v)), (0, vec![]), "{}", v.report);
+}
+
+#[test]
+fn a_huge_file_in_an_artifacts_place_is_hashed_not_parsed() {
+    let (ws, summary) = example_run();
+    let path = run_dir(&ws, &summary).join("RenderOutput.json");
+    // Past the 64 MiB parse limit, and not JSON: parsing it would fail
+    // with "not JSON" after holding it all in memory. (Hashing it is slow
+    // in a debug build, so it is hashed as few times as the test allows.)
+    let size = (64 << 20) + 1;
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(size).unwrap();
+    let v = verify_json(&ws, &[]);
+    assert_eq!(v.code, 1);
+    assert_eq!(
+        problems(&v),
+        vec![(
+            "hash_mismatch".to_string(),
+            rel(&summary, "RenderOutput.json")
+        )]
+    );
+    let found = v.report["problems"][0]["found"].as_str().unwrap();
+    assert!(
+        found.contains(&format!("{size} bytes"))
+            && found.contains("too large to check against its schema"),
+        "{found}"
+    );
+
+    // Recorded under an older schema, the same file would need parsing:
+    // that is refused too, and said.
+    register_as_written(&ws, &summary, "RenderOutput", &vec![0; size as usize]);
+    ws.sqlite()
+        .execute(
+            "UPDATE artifacts SET schema_version = '0.9.0' WHERE artifact_type = 'RenderOutput'",
+            [],
+        )
+        .unwrap();
+    let v = verify_json(&ws, &[]);
+    assert_eq!(
+        problems(&v),
+        vec![(
+            "schema_invalid".to_string(),
+            rel(&summary, "RenderOutput.json")
+        )]
+    );
+    let found = v.report["problems"][0]["found"].as_str().unwrap();
+    assert!(found.contains("not parsed"), "{found}");
+}

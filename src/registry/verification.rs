@@ -1,9 +1,16 @@
 //! Queries `verify` needs: the file's own integrity, recording results,
 //! stale edges, run summaries.
+//!
+//! `verify` asks about many runs at once. Each question is one query over
+//! all of them, not one per run: the runs go in as a single bound
+//! parameter, a JSON array of `[project_id, run_id]` pairs, which
+//! `json_each` turns into rows joined to each table by its primary key or
+//! unique index. Results come back grouped by the pair's position.
 
 use rusqlite::{OptionalExtension, params};
 
 use super::Registry;
+use super::artifacts::ArtifactRecord;
 use super::open::unusable;
 use crate::error::{Error, Result};
 
@@ -50,6 +57,46 @@ const STALE_EDGES: &str = "
 const RUN_SUMMARY: &str = "
     SELECT path, sha256 FROM run_summaries WHERE project_id = ?1 AND run_id = ?2";
 
+/// `ArtifactRecord::from_row`'s columns, then the run's position in ?1.
+/// Qualified: `json_each` has columns of its own (`path`, `key`, …).
+const ARTIFACTS_OF_RUNS: &str = "
+    SELECT a.artifact_id, a.project_id, a.run_id, a.artifact_type, a.sha256, a.schema_id,
+        a.schema_version, a.path, a.size_bytes, a.stage, a.stage_name, a.stage_version,
+        a.created_at, a.meta_json, j.key
+    FROM json_each(?1) j
+    JOIN artifacts a ON a.project_id = j.value ->> 0 AND a.run_id = j.value ->> 1";
+
+/// Only ids and the recorded hash: the child comes from the artifacts
+/// index alone, and the parent's current hash from the artifacts already
+/// read (a row lookup per edge was half this query's cost).
+const EDGES_OF_RUNS: &str = "
+    SELECT j.key, e.child_id, e.parent_id, e.parent_sha256
+    FROM json_each(?1) j
+    JOIN artifacts c ON c.project_id = j.value ->> 0 AND c.run_id = j.value ->> 1
+    JOIN artifact_edges e ON e.child_id = c.artifact_id";
+
+const PARENT: &str = "SELECT artifact_type, sha256, stage FROM artifacts WHERE artifact_id = ?1";
+
+const RUN_SUMMARIES_OF_RUNS: &str = "
+    SELECT s.path, s.sha256, j.key
+    FROM json_each(?1) j
+    JOIN run_summaries s ON s.project_id = j.value ->> 0 AND s.run_id = j.value ->> 1";
+
+/// `runs` as the JSON array the batched queries bind.
+fn runs_param(runs: &[(&str, &str)]) -> String {
+    // Strings only: serializing them cannot fail.
+    serde_json::to_string(runs).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// The run's position in the array, as `json_each` numbers it.
+fn position(r: &rusqlite::Row<'_>, idx: usize, runs: usize) -> rusqlite::Result<usize> {
+    let key: i64 = r.get(idx)?;
+    usize::try_from(key)
+        .ok()
+        .filter(|k| *k < runs)
+        .ok_or_else(|| rusqlite::Error::IntegralValueOutOfRange(idx, key))
+}
+
 impl Registry {
     /// Run `PRAGMA quick_check`. A damaged file is an error naming it (exit
     /// 3), not a verification finding: nothing it says can be trusted.
@@ -90,18 +137,102 @@ impl Registry {
         })
     }
 
+    /// Every artifact registered for each of `runs`, in stage order: one
+    /// query for all of them.
+    pub fn artifacts_of_runs(&self, runs: &[(&str, &str)]) -> Result<Vec<Vec<ArtifactRecord>>> {
+        let mut out: Vec<Vec<ArtifactRecord>> = vec![Vec::new(); runs.len()];
+        let mut stmt = self.conn.prepare(ARTIFACTS_OF_RUNS)?;
+        let mut rows = stmt.query(params![runs_param(runs)])?;
+        while let Some(r) = rows.next()? {
+            out[position(r, 14, runs.len())?].push(ArtifactRecord::from_row(r)?);
+        }
+        // Sorted here rather than by SQL, which would sort all rows at once.
+        for artifacts in &mut out {
+            artifacts.sort_by_key(|a| a.stage);
+        }
+        Ok(out)
+    }
+
+    /// The stale edges of each of `runs` (see [`Registry::stale_edges`]),
+    /// by child stage then parent stage: one query for all of them.
+    /// `artifacts` is what [`Registry::artifacts_of_runs`] returned for
+    /// `runs`; parents' current hashes are taken from it rather than read
+    /// again (a parent outside its child's run is looked up).
+    pub fn stale_edges_of_runs(
+        &self,
+        runs: &[(&str, &str)],
+        artifacts: &[Vec<ArtifactRecord>],
+    ) -> Result<Vec<Vec<StaleEdge>>> {
+        let mut out: Vec<Vec<(u8, u8, StaleEdge)>> = vec![Vec::new(); runs.len()];
+        let mut stmt = self.conn.prepare(EDGES_OF_RUNS)?;
+        let mut rows = stmt.query(params![runs_param(runs)])?;
+        let mut parent_stmt = None;
+        while let Some(r) = rows.next()? {
+            let i = position(r, 0, runs.len())?;
+            let (child_id, parent_id): (i64, i64) = (r.get(1)?, r.get(2)?);
+            let recorded: String = r.get(3)?;
+            let in_run = |id| artifacts[i].iter().find(|a| a.artifact_id == id);
+            let Some(child) = in_run(child_id) else {
+                continue; // Inserted since `artifacts` was read.
+            };
+            let (parent_type, parent_sha256, parent_stage) = match in_run(parent_id) {
+                Some(p) => (p.artifact_type.clone(), p.sha256.clone(), p.stage),
+                None => {
+                    let stmt = match &mut parent_stmt {
+                        Some(stmt) => stmt,
+                        None => parent_stmt.insert(self.conn.prepare(PARENT)?),
+                    };
+                    match stmt
+                        .query_row(params![parent_id], |p| {
+                            Ok((p.get(0)?, p.get(1)?, p.get(2)?))
+                        })
+                        .optional()?
+                    {
+                        Some(parent) => parent,
+                        None => continue,
+                    }
+                }
+            };
+            if parent_sha256 != recorded {
+                out[i].push((
+                    child.stage,
+                    parent_stage,
+                    StaleEdge {
+                        child_type: child.artifact_type.clone(),
+                        child_path: child.path.clone(),
+                        parent_type,
+                        recorded_parent_sha256: recorded,
+                        parent_sha256,
+                    },
+                ));
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|mut edges| {
+                edges.sort_by_key(|(child, parent, _)| (*child, *parent));
+                edges.into_iter().map(|(_, _, e)| e).collect()
+            })
+            .collect())
+    }
+
+    /// Each of `runs`' registered run summary (see
+    /// [`Registry::run_summary_of`]): one query for all of them.
+    pub fn run_summaries_of(&self, runs: &[(&str, &str)]) -> Result<Vec<Option<(String, String)>>> {
+        let mut out = vec![None; runs.len()];
+        let mut stmt = self.conn.prepare(RUN_SUMMARIES_OF_RUNS)?;
+        let mut rows = stmt.query(params![runs_param(runs)])?;
+        while let Some(r) = rows.next()? {
+            out[position(r, 2, runs.len())?] = Some((r.get(0)?, r.get(1)?));
+        }
+        Ok(out)
+    }
+
+    /// Edges of one run whose parent changed after the child was made.
     pub fn stale_edges(&self, project_id: &str, run_id: &str) -> Result<Vec<StaleEdge>> {
         let mut stmt = self.conn.prepare(STALE_EDGES)?;
         let rows = stmt
-            .query_map(params![project_id, run_id], |r| {
-                Ok(StaleEdge {
-                    child_type: r.get(0)?,
-                    child_path: r.get(1)?,
-                    parent_type: r.get(2)?,
-                    recorded_parent_sha256: r.get(3)?,
-                    parent_sha256: r.get(4)?,
-                })
-            })?
+            .query_map(params![project_id, run_id], stale_edge)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -119,5 +250,212 @@ impl Registry {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?)
+    }
+}
+
+fn stale_edge(r: &rusqlite::Row<'_>) -> rusqlite::Result<StaleEdge> {
+    Ok(StaleEdge {
+        child_type: r.get(0)?,
+        child_path: r.get(1)?,
+        parent_type: r.get(2)?,
+        recorded_parent_sha256: r.get(3)?,
+        parent_sha256: r.get(4)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::{ComputeOrigin, CreationParams, MetaRecord, ParentRef};
+    use crate::registry::{RebuiltArtifact, RebuiltRun, RebuiltSummary, RunRow};
+
+    const AT: &str = "2025-01-01T00:00:00Z";
+
+    fn sha(c: char) -> String {
+        c.to_string().repeat(64)
+    }
+
+    /// A run with a Script and a ShotList made from it.
+    fn rebuilt(project: &str, run: &str) -> RebuiltRun {
+        let dir = format!("{project}/{run}");
+        let meta = |ty: &str, stage: u8, sha256: String, parents: Vec<ParentRef>| MetaRecord {
+            artifact_type: ty.to_string(),
+            path: format!("{ty}.json"),
+            sha256,
+            size_bytes: 10,
+            schema_id: format!("urn:{ty}"),
+            schema_version: "1.0.0".to_string(),
+            project_id: project.to_string(),
+            run_id: run.to_string(),
+            parents,
+            creation_params: CreationParams {
+                stage,
+                stage_name: ty.to_lowercase(),
+                stage_version: "1".to_string(),
+                config_hash: sha('c'),
+            },
+            compute_origin: ComputeOrigin {
+                engine: "test".to_string(),
+                orchestrator_version: "0".to_string(),
+                host: "h".to_string(),
+            },
+            created_at: AT.to_string(),
+        };
+        let script = meta("Script", 1, sha('1'), vec![]);
+        let shots = meta(
+            "ShotList",
+            2,
+            sha('2'),
+            vec![ParentRef {
+                artifact_type: "Script".to_string(),
+                sha256: sha('1'),
+                path: "Script.json".to_string(),
+            }],
+        );
+        RebuiltRun {
+            run: RunRow {
+                run_id: run.to_string(),
+                project_id: project.to_string(),
+                project_title: project.to_string(),
+                status: "complete".to_string(),
+                started_at: AT.to_string(),
+                finished_at: Some(AT.to_string()),
+                duration_ms: Some(1),
+                stages_executed: 2,
+                stages_skipped: 0,
+                attempts: 1,
+                config_hash: sha('c'),
+                run_dir: dir.clone(),
+                error: None,
+                orchestrator_version: "0".to_string(),
+                host: "h".to_string(),
+            },
+            config_json: "{}".to_string(),
+            summary: RebuiltSummary {
+                path: format!("{dir}/run_summary.json"),
+                sha256: sha('s'),
+                json: "{}".to_string(),
+                written_at: AT.to_string(),
+            },
+            artifacts: [script, shots]
+                .into_iter()
+                .map(|m| RebuiltArtifact {
+                    path: format!("{dir}/{}", m.path),
+                    meta_json: serde_json::to_string(&m).unwrap(),
+                    meta: m,
+                })
+                .collect(),
+            executions: vec![],
+        }
+    }
+
+    fn registry() -> (tempfile::TempDir, Registry) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut registry = Registry::open(&dir.path().join("registry.db")).unwrap();
+        let runs = [rebuilt("p", "a"), rebuilt("p", "b"), rebuilt("q", "c")];
+        for outcome in registry.insert_rebuilt(&runs).unwrap() {
+            outcome.unwrap();
+        }
+        (dir, registry)
+    }
+
+    #[test]
+    fn batched_queries_answer_per_run_in_the_order_asked() {
+        let (_dir, registry) = registry();
+        // Make the Script of q/c stale for its ShotList.
+        registry
+            .conn
+            .execute(
+                "UPDATE artifact_edges SET parent_sha256 = ?1 WHERE child_id =
+                 (SELECT artifact_id FROM artifacts WHERE project_id = 'q' AND artifact_type = 'ShotList')",
+                [sha('f')],
+            )
+            .unwrap();
+        let asked = [("q", "c"), ("p", "nosuch"), ("p", "a")];
+
+        let artifacts = registry.artifacts_of_runs(&asked).unwrap();
+        let names: Vec<Vec<String>> = artifacts
+            .iter()
+            .map(|run| {
+                run.iter()
+                    .map(|a| format!("{}/{}:{}", a.project_id, a.run_id, a.artifact_type))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                vec!["q/c:Script", "q/c:ShotList"],
+                vec![],
+                vec!["p/a:Script", "p/a:ShotList"]
+            ]
+        );
+        for (key, run) in asked.iter().zip(&artifacts) {
+            for a in run {
+                assert_eq!(
+                    Some(a),
+                    registry
+                        .artifact_in_run(key.0, key.1, &a.artifact_type)
+                        .unwrap()
+                        .as_ref()
+                );
+            }
+        }
+
+        // An edge to a parent in another run: looked up, not in `artifacts`.
+        registry
+            .conn
+            .execute(
+                "INSERT INTO artifact_edges (child_id, parent_id, parent_sha256)
+                 SELECT c.artifact_id, p.artifact_id, ?1 FROM artifacts c, artifacts p
+                 WHERE c.project_id = 'q' AND c.artifact_type = 'ShotList'
+                   AND p.project_id = 'p' AND p.run_id = 'b' AND p.artifact_type = 'Script'",
+                [sha('e')],
+            )
+            .unwrap();
+        let stale = registry.stale_edges_of_runs(&asked, &artifacts).unwrap();
+        let by_parent_hash = |mut edges: Vec<StaleEdge>| {
+            edges.sort_by(|a, b| a.recorded_parent_sha256.cmp(&b.recorded_parent_sha256));
+            edges
+        };
+        assert_eq!(
+            by_parent_hash(stale[0].clone()),
+            by_parent_hash(registry.stale_edges("q", "c").unwrap())
+        );
+        assert_eq!(stale[0].len(), 2);
+        assert!(stale[1].is_empty() && stale[2].is_empty());
+
+        let summaries = registry.run_summaries_of(&asked).unwrap();
+        assert_eq!(
+            summaries,
+            [
+                Some(("q/c/run_summary.json".to_string(), sha('s'))),
+                None,
+                Some(("p/a/run_summary.json".to_string(), sha('s'))),
+            ]
+        );
+        assert!(registry.artifacts_of_runs(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn batched_queries_search_by_index_never_scanning_a_table() {
+        let (_dir, registry) = registry();
+        for sql in [ARTIFACTS_OF_RUNS, EDGES_OF_RUNS, RUN_SUMMARIES_OF_RUNS] {
+            let mut stmt = registry
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let plan: Vec<String> = stmt
+                .query_map([r#"[["p","a"]]"#], |r| r.get(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let scans: Vec<&String> = plan
+                .iter()
+                .filter(|d| d.starts_with("SCAN") && !d.contains("VIRTUAL TABLE"))
+                .collect();
+            assert!(scans.is_empty(), "{sql}\n{plan:#?}");
+            assert!(plan.iter().any(|d| d.starts_with("SEARCH")), "{plan:#?}");
+        }
     }
 }

@@ -1,0 +1,408 @@
+//! Verification: re-check what the registry promises against the disk.
+//!
+//! For every registered artifact in scope: the file exists, is a regular
+//! file (a symlink is reported, never followed), hashes to the recorded
+//! sha256, still passes its schema, and its meta file agrees with the
+//! registry's copy of the meta record. Each run directory is also checked
+//! for its run summary and for files the registry never recorded.
+//!
+//! Finding problems is a result, not an error: `verify` returns a report
+//! and the CLI turns "any problem" into exit code 1.
+//!
+//! Cost: the registry is asked three questions for all runs at once
+//! (artifacts, stale edges, run summaries; `registry/verification.rs`) and
+//! the results are recorded in one transaction, so SQL does not grow with
+//! round trips. The files are checked by workers pulling from a shared
+//! queue (at least one per core, and enough to keep reads in flight on a
+//! cold cache; largest files first, so one big file does not finish last
+//! alone), each streaming through its own fixed buffer. The schema
+//! is re-validated only where the bytes are not known valid (see
+//! `artifact.rs`).
+
+mod artifact;
+mod file;
+mod run_dir;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use serde::Serialize;
+
+use self::file::Scratch;
+use crate::clock::{Clock, rfc3339};
+use crate::error::Result;
+use crate::registry::{ArtifactRecord, LiveCheck, Registry, RunRow, Verification};
+
+/// What kind of promise was broken. Serialized in snake_case for `--json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// A registered file is not on disk.
+    Missing,
+    /// A registered path is a symlink, directory or other non-regular file.
+    NotRegularFile,
+    /// The file could not be read.
+    Unreadable,
+    /// The file's sha256 differs from the registry's.
+    HashMismatch,
+    /// The file no longer passes its schema (or is not JSON).
+    SchemaInvalid,
+    /// The `.meta.json` is missing, unreadable or not a meta record.
+    MetaMissing,
+    /// The `.meta.json` and the registry's meta record disagree.
+    MetaMismatch,
+    /// A parent was re-made after this artifact was made from it.
+    StaleParent,
+    /// A file in a run directory that the registry does not know.
+    Unregistered,
+    /// A registered path that would leave the artifacts directory (absolute,
+    /// or with `..`): never opened.
+    UnsafePath,
+}
+
+impl ProblemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Missing => "missing",
+            ProblemKind::NotRegularFile => "not a regular file",
+            ProblemKind::Unreadable => "unreadable",
+            ProblemKind::HashMismatch => "hash mismatch",
+            ProblemKind::SchemaInvalid => "schema invalid",
+            ProblemKind::MetaMissing => "meta missing",
+            ProblemKind::MetaMismatch => "meta/registry mismatch",
+            ProblemKind::StaleParent => "stale parent",
+            ProblemKind::Unregistered => "unregistered file",
+            ProblemKind::UnsafePath => "unsafe path",
+        }
+    }
+}
+
+/// One broken promise, naming the file, what was expected and what was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// Relative to the artifacts directory.
+    pub path: String,
+    pub project_id: String,
+    pub run_id: String,
+    pub artifact_type: Option<String>,
+    pub expected: String,
+    pub found: String,
+}
+
+/// Per-run tally for the summary table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunTally {
+    pub project_id: String,
+    pub run_id: String,
+    pub artifacts: usize,
+    pub artifacts_ok: usize,
+    pub problems: usize,
+}
+
+/// A run a live `orchestrator run` held while verify looked at it: its
+/// in-flight files would read as drift, so it is left out, not judged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunInProgress {
+    pub project_id: String,
+    pub run_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub verified_at: String,
+    pub runs_checked: usize,
+    /// Runs being written while verify ran; not checked.
+    pub runs_in_progress: Vec<RunInProgress>,
+    pub artifacts_checked: usize,
+    pub problems: Vec<Problem>,
+    pub runs: Vec<RunTally>,
+}
+
+/// Verify every artifact of `runs`, record each artifact's result in the
+/// registry (unless it was opened read-only), and return the report.
+/// `progress(done, total)` is called as artifacts are read, in bytes of
+/// registered artifact files. A run that `live` says a process holds,
+/// before or after it is checked, is reported as in progress instead.
+pub fn verify(
+    registry: &mut Registry,
+    artifacts_dir: &Path,
+    runs: &[RunRow],
+    live: LiveCheck<'_>,
+    clock: &dyn Clock,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport> {
+    let verified_at = rfc3339(clock.now());
+    let mut in_progress = Vec::new();
+    let mut selected: Vec<&RunRow> = Vec::with_capacity(runs.len());
+    for run in runs {
+        if live(&run.project_id, &run.run_id) {
+            in_progress.push(RunInProgress {
+                project_id: run.project_id.clone(),
+                run_id: run.run_id.clone(),
+            });
+        } else {
+            selected.push(run);
+        }
+    }
+    let keys: Vec<(&str, &str)> = selected
+        .iter()
+        .map(|r| (r.project_id.as_str(), r.run_id.as_str()))
+        .collect();
+    let summaries = registry.run_summaries_of(&keys)?;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .max(MIN_WORKERS);
+
+    // First each run's own checks: whether its directory may be entered
+    // decides whether its artifacts are read at all. They need only the
+    // run summaries, so the workers do them while this thread asks the
+    // registry for the artifacts, which costs about as long.
+    let order: Vec<usize> = (0..selected.len()).collect();
+    let (dirs, queried) = parallel(
+        &order,
+        threads,
+        || {
+            let artifacts = registry.artifacts_of_runs(&keys)?;
+            let stale = registry.stale_edges_of_runs(&keys, &artifacts)?;
+            Ok::<_, crate::error::Error>((artifacts, stale))
+        },
+        &mut |_| {},
+        &|i, scratch, _| {
+            let run = selected[i];
+            if let Some(p) = run_dir::check_run_dir_itself(artifacts_dir, run) {
+                return Ok(RunDir::Refused(p));
+            }
+            Ok(RunDir::Entered {
+                summary: run_dir::check_summary(artifacts_dir, run, summaries[i].as_ref(), scratch),
+                names: run_dir::list_run_dir(artifacts_dir, run)?,
+            })
+        },
+    );
+    let (artifacts, mut stale) = queried?;
+    let dirs = dirs.into_iter().collect::<Result<Vec<RunDir>>>()?;
+    let total_bytes: u64 = artifacts.iter().flatten().map(|a| a.size_bytes).sum();
+
+    // Then every artifact in an enterable directory.
+    let jobs: Vec<(usize, &ArtifactRecord)> = artifacts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| matches!(dirs[*i], RunDir::Entered { .. }))
+        .flat_map(|(i, list)| list.iter().map(move |a| (i, a)))
+        .collect();
+    let mut done = 0;
+    let (found, ()) = parallel(
+        &schedule(&jobs),
+        threads,
+        || (),
+        &mut |n| {
+            done += n;
+            progress(done, total_bytes);
+        },
+        &|j, scratch, on_read| {
+            let a = jobs[j].1;
+            // Progress is in registered bytes, whatever the file holds.
+            let mut left = a.size_bytes;
+            let found = artifact::check_artifact(artifacts_dir, a, scratch, &mut |n| {
+                let n = n.min(left);
+                left -= n;
+                on_read(n);
+            });
+            on_read(left);
+            found
+        },
+    );
+
+    // Put it together in run order, artifacts in stage order.
+    let mut problems = Vec::new();
+    let mut tallies = Vec::new();
+    let mut verifications = Vec::with_capacity(jobs.len());
+    let mut found = found.into_iter();
+    for (i, (run, dir)) in selected.iter().zip(dirs).enumerate() {
+        let mut run_problems = Vec::new();
+        let mut ok = 0;
+        let mut results = Vec::with_capacity(artifacts[i].len());
+        for a in &artifacts[i] {
+            let entered = matches!(dir, RunDir::Entered { .. });
+            let found = if entered {
+                // `found` holds one entry per job, jobs in this order.
+                found.next().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let artifact_ok = entered && found.is_empty();
+            ok += usize::from(artifact_ok);
+            results.push(Verification {
+                artifact_id: a.artifact_id,
+                verified_at: verified_at.clone(),
+                ok: artifact_ok,
+                problems: if found.is_empty() {
+                    "[]".to_string()
+                } else {
+                    serde_json::to_string(&found).unwrap_or_else(|_| "[]".to_string())
+                },
+            });
+            run_problems.extend(found);
+        }
+        run_problems.extend(run_dir::stale_parent_problems(
+            run,
+            std::mem::take(&mut stale[i]),
+        ));
+        match dir {
+            RunDir::Refused(p) => run_problems.push(p),
+            RunDir::Entered { summary, names } => {
+                run_problems.extend(summary);
+                if let Some(names) = names {
+                    run_problems.extend(run_dir::unregistered(
+                        artifacts_dir,
+                        run,
+                        &names,
+                        &artifacts[i],
+                        summaries[i].as_ref(),
+                    ));
+                }
+            }
+        }
+        // A run that started while it was being checked may have been seen
+        // half-written: its findings mean nothing, and none are recorded.
+        if live(&run.project_id, &run.run_id) {
+            in_progress.push(RunInProgress {
+                project_id: run.project_id.clone(),
+                run_id: run.run_id.clone(),
+            });
+            continue;
+        }
+        verifications.extend(results);
+        tallies.push(RunTally {
+            project_id: run.project_id.clone(),
+            run_id: run.run_id.clone(),
+            artifacts: artifacts[i].len(),
+            artifacts_ok: ok,
+            problems: run_problems.len(),
+        });
+        problems.extend(run_problems);
+    }
+    // A read-only registry still gets a full report; only the record of it
+    // is skipped (the CLI says so).
+    if !registry.is_read_only() {
+        registry.record_verifications(&verifications)?;
+    }
+
+    Ok(VerifyReport {
+        ok: problems.is_empty(),
+        verified_at,
+        runs_checked: tallies.len(),
+        runs_in_progress: in_progress,
+        artifacts_checked: tallies.iter().map(|t| t.artifacts).sum(),
+        problems,
+        runs: tallies,
+    })
+}
+
+/// A run directory's own verdict.
+enum RunDir {
+    /// Not a real directory inside the artifacts directory: this problem,
+    /// and nothing inside it is read.
+    Refused(Problem),
+    /// Entered: the run summary's problem if any, and the names in the
+    /// directory (`None`: it does not exist).
+    Entered {
+        summary: Option<Problem>,
+        names: Option<Vec<String>>,
+    },
+}
+
+/// Workers: one per core keeps every core hashing, but on a cold page
+/// cache each worker mostly waits for the disk, and only more reads in
+/// flight help. On this project's 2-core benchmark machine, 100,000 small
+/// artifacts not in the page cache took 18 s with 2 workers, 9 s with 4
+/// and 7 s with 8; 20 files of 64 MiB 2.3 s with 2 and 1.2 s with 8. With
+/// the files cached, 2, 8 and 16 workers were equally fast.
+const MIN_WORKERS: usize = 8;
+
+/// Files from this size up are hashed first, largest first: on two cores a
+/// 1 GiB file picked up last would leave the other core idle while it is
+/// hashed. Smaller files keep run order, which keeps each run's files
+/// together on disk and in the directory cache.
+const BIG_FILE_BYTES: u64 = 1 << 20;
+
+/// The order jobs are taken from the queue.
+fn schedule(jobs: &[(usize, &ArtifactRecord)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&j| {
+        let size = jobs[j].1.size_bytes;
+        std::cmp::Reverse(if size >= BIG_FILE_BYTES { size } else { 0 })
+    });
+    order
+}
+
+/// Progress is passed to the caller in steps of at least this many bytes
+/// (and at the end), not once per read.
+const PROGRESS_STEP_BYTES: u64 = 1 << 20;
+
+/// Run `job(i, scratch, on_read)` for every `i` in `order` on up to
+/// `threads` workers that take the next index from one shared counter,
+/// while the calling thread runs `meanwhile` and then passes the bytes the
+/// jobs report through `on_read` to `progress`. Returns the results
+/// indexed by `i` (so `order` is a permutation of `0..n`) and what
+/// `meanwhile` returned.
+fn parallel<R, F, M>(
+    order: &[usize],
+    threads: usize,
+    meanwhile: impl FnOnce() -> M,
+    progress: &mut dyn FnMut(u64),
+    job: &F,
+) -> (Vec<R>, M)
+where
+    R: Send,
+    F: Fn(usize, &mut Scratch, &mut dyn FnMut(u64)) -> R + Sync,
+{
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<u64>();
+    let workers = threads.clamp(1, order.len().max(1));
+    let (parts, m): (Vec<Vec<(usize, R)>>, M) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let tx = tx.clone();
+                let next = &next;
+                s.spawn(move || {
+                    let mut scratch = Scratch::new();
+                    let mut out = Vec::new();
+                    let mut pending = 0;
+                    let mut on_read = |n: u64| {
+                        pending += n;
+                        if pending >= PROGRESS_STEP_BYTES {
+                            // The receiver outlives every worker.
+                            let _ = tx.send(std::mem::take(&mut pending));
+                        }
+                    };
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        out.push((i, job(i, &mut scratch, &mut on_read)));
+                    }
+                    if pending > 0 {
+                        let _ = tx.send(pending);
+                    }
+                    out
+                })
+            })
+            .collect();
+        drop(tx);
+        let m = meanwhile();
+        for n in rx {
+            progress(n);
+        }
+        let parts = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect();
+        (parts, m)
+    });
+    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(order.len()).collect();
+    for (i, r) in parts.into_iter().flatten() {
+        slots[i] = Some(r);
+    }
+    // Every index in `order` was taken exactly once.
+    (slots.into_iter().flatten().collect(), m)
+}
