@@ -5,7 +5,7 @@
 //! process, each on first use. Validation returns every violation with its
 //! JSON pointer; the caller decides how many to show.
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use serde_json::Value;
 
@@ -63,8 +63,13 @@ fn compile(name: &str, source: &str) -> std::result::Result<Compiled, String> {
     // Every pattern in `schemas/` is a plain regular expression (no
     // look-around or back-references), which the `regex` engine compiles
     // faster than `fancy-regex` and matches in linear time.
+    // One pattern cache for every schema: the id pattern most of them share
+    // is compiled once per process, not once per schema.
+    static PATTERNS: LazyLock<jsonschema::PatternCache> =
+        LazyLock::new(jsonschema::PatternCache::new);
     let validator = jsonschema::draft7::options()
         .with_pattern_options(jsonschema::PatternOptions::regex())
+        .with_pattern_cache(PATTERNS.clone())
         .build(&doc)
         .map_err(|e| format!("schemas/{name}.v1.json does not compile: {e}"))?;
     Ok(Compiled { validator })

@@ -25,7 +25,7 @@ use crate::artifact::{
     ComputeOrigin, MetaRecord, SCHEMA_VERSION, canonical_value_bytes, sha256_hex,
 };
 use crate::error::Result;
-use crate::registry::Registry;
+use crate::registry::{ArtifactRecord, Registry};
 use crate::schema;
 
 /// Meta records are a few hundred bytes; anything much larger is not one.
@@ -64,6 +64,9 @@ pub(crate) struct Inputs<'a> {
     pub origin: &'a ComputeOrigin,
     /// `--force` or `--from-stage` applies to this stage: the reason.
     pub forced: Option<String>,
+    /// The artifact the registry has for this stage's output, as read when
+    /// the run began (only this stage's own commit changes it).
+    pub registered: Option<&'a ArtifactRecord>,
 }
 
 pub(crate) fn decide(registry: &Registry, i: &Inputs<'_>) -> Result<Decision> {
@@ -73,9 +76,7 @@ pub(crate) fn decide(registry: &Registry, i: &Inputs<'_>) -> Result<Decision> {
         });
     }
     match from_registry(registry, i)? {
-        Decision::Execute { reason } => {
-            Ok(adopt(registry, i)?.unwrap_or(Decision::Execute { reason }))
-        }
+        Decision::Execute { reason } => Ok(adopt(i)?.unwrap_or(Decision::Execute { reason })),
         other => Ok(other),
     }
 }
@@ -110,8 +111,7 @@ fn from_registry(registry: &Registry, i: &Inputs<'_>) -> Result<Decision> {
     if !changed.is_empty() {
         return execute(format!("input changed ({})", changed.join(", ")));
     }
-    let ty = stage.output();
-    let registered = match registry.artifact_in_run(i.project_id, i.run_id, ty.name())? {
+    let registered = match i.registered {
         None => return execute("artifact not registered".to_string()),
         Some(a) if a.sha256 != prev.output_sha256 => {
             return execute("registry disagrees with its last execution".to_string());
@@ -157,8 +157,7 @@ fn from_registry(registry: &Registry, i: &Inputs<'_>) -> Result<Decision> {
 /// Adopt the files on disk if they were never committed and are exactly
 /// what executing the stage now would register, up to the meta record's
 /// timestamp. `Ok(None)` means execute.
-fn adopt(registry: &Registry, i: &Inputs<'_>) -> Result<Option<Decision>> {
-    let ty = i.stage.output();
+fn adopt(i: &Inputs<'_>) -> Result<Option<Decision>> {
     let Some(meta_json) = read_regular(i.meta_path, Some(MAX_META_BYTES))
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
@@ -167,7 +166,7 @@ fn adopt(registry: &Registry, i: &Inputs<'_>) -> Result<Option<Decision>> {
     };
     // Files the registry already vouched for are not an interrupted run's
     // leftovers: whatever made the registry say "execute" still holds.
-    if let Some(registered) = registry.artifact_in_run(i.project_id, i.run_id, ty.name())? {
+    if let Some(registered) = i.registered {
         let on_disk = serde_json::from_str::<serde_json::Value>(&meta_json).ok();
         let recorded = serde_json::from_str::<serde_json::Value>(&registered.meta_json).ok();
         if on_disk.is_some() && on_disk == recorded {

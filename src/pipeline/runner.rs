@@ -37,7 +37,7 @@ use crate::artifact::{ArtifactType, ComputeOrigin};
 use crate::clock::{Clock, rfc3339};
 use crate::config::{LoadedConfig, check_run_id};
 use crate::error::{Error, Result};
-use crate::registry::{ExecutionRecord, Registry, RunFinish, Tx};
+use crate::registry::{ArtifactRecord, ExecutionRecord, Registry, RunFinish, Tx};
 use crate::{failpoint, lock, schema};
 
 /// What the user asked `run` to do.
@@ -121,6 +121,13 @@ pub fn run_pipeline(
     // The lock keeps every other invocation of this run out until then.
     let attempt = registry.next_attempt(&cfg.project_id, &run_id)?;
     let executions_after = registry.last_execution_id()?;
+    // One query for every stage's decision: under the lock only each
+    // stage's own commit changes its row, after its decision.
+    let registered = registry
+        .artifacts_of_run(&cfg.project_id, &run_id)?
+        .into_iter()
+        .map(|a| (a.artifact_type.clone(), a))
+        .collect();
     let begin = Begin {
         run_dir: run_rel.clone(),
         started_at,
@@ -141,6 +148,7 @@ pub fn run_pipeline(
         origin,
         attempt,
         current: BTreeMap::new(),
+        registered,
         parsed: RefCell::default(),
         in_flight: None,
         ahead: None,
@@ -257,6 +265,9 @@ struct RunContext<'a> {
     origin: ComputeOrigin,
     attempt: u32,
     current: BTreeMap<ArtifactType, Current>,
+    /// What the registry had for each artifact type of the run when it
+    /// began, by type name.
+    registered: BTreeMap<String, ArtifactRecord>,
     /// Upstream artifacts as stages parsed them.
     parsed: RefCell<Parsed>,
     /// The execution recorded `running` and not yet completed, if any.
@@ -392,6 +403,7 @@ impl RunContext<'_> {
                 meta_path: &meta_path,
                 origin: &self.origin,
                 forced,
+                registered: self.registered.get(ty.name()),
             },
         )?;
         let mut execution = self.execution(stage, started_at, input_hashes);

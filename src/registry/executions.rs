@@ -380,3 +380,80 @@ impl Registry {
         Ok(rows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{NewRun, RunFinish};
+
+    fn execution(attempt: u32, stage: u8) -> ExecutionRecord {
+        ExecutionRecord {
+            execution_id: None,
+            project_id: "p".to_string(),
+            run_id: "r".to_string(),
+            attempt,
+            stage,
+            stage_name: format!("stage{stage}"),
+            stage_version: "1.0.0".to_string(),
+            status: "skipped".to_string(),
+            reason: "up to date".to_string(),
+            started_at: "2026-01-01T00:00:00Z".to_string(),
+            finished_at: Some("2026-01-01T00:00:01Z".to_string()),
+            duration_ms: Some(1),
+            input_hashes: BTreeMap::from([("config".to_string(), "0".repeat(64))]),
+            output_sha256: Some("1".repeat(64)),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn an_attempt_reads_and_counts_only_its_own_rows_however_many_came_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut registry = Registry::open(&dir.path().join("registry.db")).unwrap();
+        let new_run = NewRun {
+            project_id: "p",
+            title: "t",
+            run_id: "r",
+            config_hash: &"0".repeat(64),
+            config_json: "{}",
+            run_dir: "p/r",
+            started_at: "2026-01-01T00:00:00Z",
+            orchestrator_version: "0",
+            host: "h",
+        };
+        let mut after = 0;
+        for attempt in 1..=3 {
+            assert_eq!(registry.next_attempt("p", "r").unwrap(), attempt);
+            after = registry.last_execution_id().unwrap();
+            registry
+                .transaction(|tx| {
+                    assert_eq!(tx.begin_run(&new_run)?, attempt);
+                    // The last attempt executes nothing but stage 1 twice.
+                    let stages: &[u8] = if attempt == 3 {
+                        &[1, 1]
+                    } else {
+                        &[1, 2, 3, 4, 5]
+                    };
+                    for &stage in stages {
+                        tx.record_execution(&execution(attempt, stage))?;
+                    }
+                    tx.finish_run(&RunFinish {
+                        project_id: "p",
+                        run_id: "r",
+                        attempt,
+                        executions_after: after,
+                        status: "complete",
+                        finished_at: "2026-01-01T00:00:02Z",
+                        duration_ms: 2,
+                        error: None,
+                    })
+                })
+                .unwrap();
+        }
+        let rows = registry.executions_of_attempt("p", "r", 3, after).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|e| e.attempt == 3 && e.stage == 1));
+        let (run, _) = registry.run_record("p", "r").unwrap();
+        assert_eq!((run.attempts, run.stages_skipped), (3, 2));
+    }
+}
