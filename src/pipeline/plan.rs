@@ -95,6 +95,11 @@ pub fn plan_run(
     // re-make it first, if any.
     let mut current: BTreeMap<ArtifactType, String> = BTreeMap::new();
     let mut remade: BTreeMap<ArtifactType, u8> = BTreeMap::new();
+    let registered: BTreeMap<String, crate::registry::ArtifactRecord> = registry
+        .artifacts_of_run(&cfg.project_id, &run_id)?
+        .into_iter()
+        .map(|a| (a.artifact_type.clone(), a))
+        .collect();
     let mut planned = Vec::with_capacity(stages.len());
     for stage in stages {
         let ty = stage.output();
@@ -141,6 +146,7 @@ pub fn plan_run(
                     out_path: &run_dir.join(ty.file_name()),
                     meta_path: &run_dir.join(ty.meta_file_name()),
                     origin: &origin,
+                    registered: registered.get(ty.name()),
                     forced,
                 },
             )?;
@@ -162,9 +168,7 @@ pub fn plan_run(
                     Some(sha256),
                 ),
                 (Decision::Execute { reason }, _) => {
-                    let now = registry
-                        .artifact_in_run(&cfg.project_id, &run_id, ty.name())?
-                        .map(|a| a.sha256);
+                    let now = registered.get(ty.name()).map(|a| a.sha256.clone());
                     (Action::Execute, reason, now)
                 }
             }
