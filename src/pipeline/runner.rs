@@ -118,7 +118,8 @@ pub fn run_pipeline(
     let origin = ComputeOrigin::local();
     let t_run = Instant::now();
     let started_at = rfc3339(clock.now());
-    // The lock keeps every other invocation of this run out until then.
+    // Read before anything is written: the lock keeps every other
+    // invocation of this run out, so they hold until the run's first commit.
     let attempt = registry.next_attempt(&cfg.project_id, &run_id)?;
     let executions_after = registry.last_execution_id()?;
     // One query for every stage's decision: under the lock only each
