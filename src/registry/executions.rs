@@ -309,28 +309,34 @@ impl Tx<'_> {
             }
             return Ok(id);
         }
-        let inputs = serde_json::to_string(&e.input_hashes)
-            .map_err(|err| Error::Inconsistent(format!("encoding input hashes: {err}")))?;
-        Ok(conn.prepare_cached(INSERT_EXECUTION)?.query_row(
-            params![
-                e.project_id,
-                e.run_id,
-                e.attempt,
-                e.stage,
-                e.stage_name,
-                e.stage_version,
-                e.status,
-                e.reason,
-                e.started_at,
-                e.finished_at,
-                e.duration_ms.map(|d| d as i64),
-                inputs,
-                e.output_sha256,
-                e.error
-            ],
-            |r| r.get(0),
-        )?)
+        insert_execution(conn, e)
     }
+}
+
+/// Insert one execution row (its artifact linked by output hash); returns
+/// its id. Shared by the runner and `reindex`'s bulk path.
+pub(super) fn insert_execution(conn: &rusqlite::Connection, e: &ExecutionRecord) -> Result<i64> {
+    let inputs = serde_json::to_string(&e.input_hashes)
+        .map_err(|err| Error::Inconsistent(format!("encoding input hashes: {err}")))?;
+    Ok(conn.prepare_cached(INSERT_EXECUTION)?.query_row(
+        params![
+            e.project_id,
+            e.run_id,
+            e.attempt,
+            e.stage,
+            e.stage_name,
+            e.stage_version,
+            e.status,
+            e.reason,
+            e.started_at,
+            e.finished_at,
+            e.duration_ms.map(|d| d as i64),
+            inputs,
+            e.output_sha256,
+            e.error
+        ],
+        |r| r.get(0),
+    )?)
 }
 
 /// The newest decision for one stage of a run, as `runs show` displays it.

@@ -90,15 +90,6 @@ const INSERT_EDGE: &str = "
 
 /// As `run` records an execution: linked to the run's artifact of that
 /// stage with that hash, if it is registered.
-const INSERT_EXECUTION: &str = "
-    INSERT INTO stage_executions (project_id, run_id, attempt, stage, stage_name, stage_version,
-        status, reason, started_at, finished_at, duration_ms, input_hashes, output_sha256,
-        artifact_id, error)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
-        (SELECT artifact_id FROM artifacts
-         WHERE project_id = ?1 AND run_id = ?2 AND sha256 = ?13 AND stage = ?4),
-        ?14)";
-
 impl Registry {
     /// Insert `runs` in one transaction, each under its own savepoint.
     /// Returns, per run, what it added, or why the registry refused it
@@ -234,24 +225,7 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, b: &RebuiltRun) -> Result<Inserted
         }
     }
     for e in &b.executions {
-        let inputs = serde_json::to_string(&e.input_hashes)
-            .map_err(|err| Error::Inconsistent(format!("encoding input hashes: {err}")))?;
-        tx.prepare_cached(INSERT_EXECUTION)?.execute(params![
-            e.project_id,
-            e.run_id,
-            e.attempt,
-            e.stage,
-            e.stage_name,
-            e.stage_version,
-            e.status,
-            e.reason,
-            e.started_at,
-            e.finished_at,
-            e.duration_ms.map(|d| d as i64),
-            inputs,
-            e.output_sha256,
-            e.error
-        ])?;
+        super::executions::insert_execution(tx, e)?;
         inserted.executions += 1;
     }
     Ok(inserted)
