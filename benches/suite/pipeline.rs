@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::measure::{Row, Sample, Table, Workspace, median, orchestrator, sample, sqlite3_floor};
 
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 11;
 
 /// The floor every example case is compared with: the sqlite3 CLI
 /// starting, opening the registry and answering one count.
@@ -24,60 +24,94 @@ pub fn run(table: &mut Table) {
 }
 
 /// Full run and no-op resume at 1,000 and 10,000 scenes; the 10,000 full
-/// run is compared with the 1,000 one (no quadratic step: within 12x).
+/// run is compared with the 1,000 one (no quadratic step: within 12x). The
+/// two sizes alternate round by round, so a change in the machine's load
+/// weighs on both sides of the ratio alike.
 fn large(table: &mut Table) {
-    let mut full_1k = None;
-    for scenes in [1_000u32, 10_000] {
-        let rounds = if scenes >= 10_000 { 3 } else { 5 };
-        let ws = Workspace::new();
-        let config = ws.config("project.json", "large", scenes);
-        let config = config.to_str().expect("UTF-8 path");
-        let full = median(rounds, || {
-            sample(&mut orchestrator(
+    const SIZES: [u32; 2] = [1_000, 10_000];
+    let rounds = 5;
+    let workspaces: Vec<(Workspace, String)> = SIZES
+        .iter()
+        .map(|&scenes| {
+            let ws = Workspace::new();
+            let config = ws.config("project.json", "large", scenes);
+            let config = config.to_str().expect("UTF-8 path").to_string();
+            (ws, config)
+        })
+        .collect();
+    let mut full = vec![Vec::new(); SIZES.len()];
+    let mut noop = vec![Vec::new(); SIZES.len()];
+    for _ in 0..rounds {
+        for (i, (ws, config)) in workspaces.iter().enumerate() {
+            full[i].push(sample(&mut orchestrator(
                 ws.path(),
                 &["run", "--project", config, "--force"],
-            ))
-        });
-        let noop = median(rounds, || {
-            sample(&mut orchestrator(ws.path(), &["run", "--project", config]))
-        });
-        let mut row = Row::new(format!("{scenes} scenes: full run (--force)"), full);
-        if let Some(base) = full_1k {
-            row = row.against("1000 scenes: full run", base, 12.0);
+            )));
+            noop[i].push(sample(&mut orchestrator(
+                ws.path(),
+                &["run", "--project", config],
+            )));
+        }
+    }
+    let full: Vec<Sample> = full.into_iter().map(median_of).collect();
+    for (i, scenes) in SIZES.iter().enumerate() {
+        let mut row = Row::new(format!("{scenes} scenes: full run (--force)"), full[i]);
+        if i > 0 {
+            row = row.against("1000 scenes: full run", full[0].wall, 12.0);
         }
         table.push(row);
-        table.push(Row::new(format!("{scenes} scenes: no-op resume"), noop));
-        full_1k.get_or_insert(full.wall);
+        table.push(Row::new(
+            format!("{scenes} scenes: no-op resume"),
+            median_of(std::mem::take(&mut noop[i])),
+        ));
     }
 }
 
+/// The example's cases, round by round: a first run in a fresh workspace,
+/// then on one workspace the floor, a forced run and a no-op resume, so
+/// that each ratio compares figures taken moments apart.
 fn example(table: &mut Table) {
     let example = std::fs::canonicalize("examples/phase0/project.json")
         .expect("run the suite from the repository root");
     let example = example.to_str().expect("UTF-8 path");
 
-    // First run: a fresh workspace each round.
-    let first = median(ROUNDS, || {
-        let ws = Workspace::new();
-        sample(&mut orchestrator(ws.path(), &["run", "--project", example]))
-    });
     let ws = Workspace::new();
     sample(&mut orchestrator(ws.path(), &["run", "--project", example]));
-    let floor = sqlite3_floor(ROUNDS, &ws.db(), FLOOR_SQL).wall;
-    let forced = median(ROUNDS, || {
-        sample(&mut orchestrator(
+    let (mut first, mut floor, mut forced, mut noop) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..ROUNDS {
+        let fresh = Workspace::new();
+        first.push(sample(&mut orchestrator(
+            fresh.path(),
+            &["run", "--project", example],
+        )));
+        floor.push(sqlite3_floor(1, &ws.db(), FLOOR_SQL));
+        forced.push(sample(&mut orchestrator(
             ws.path(),
             &["run", "--project", example, "--force"],
-        ))
-    });
-    let noop = median(ROUNDS, || {
-        sample(&mut orchestrator(ws.path(), &["run", "--project", example]))
-    });
+        )));
+        noop.push(sample(&mut orchestrator(
+            ws.path(),
+            &["run", "--project", example],
+        )));
+    }
+    let floor = median_of(floor).wall;
     let floor_name = "sqlite3 count(*)";
-    table
-        .push(Row::new("example: first run (new registry)", first).against(floor_name, floor, 5.0));
-    table.push(Row::new("example: forced run (--force)", forced).against(floor_name, floor, 5.0));
-    table.push(Row::new("example: no-op resume", noop).against(floor_name, floor, 3.0));
+    table.push(
+        Row::new("example: first run (new registry)", median_of(first))
+            .against(floor_name, floor, 5.0),
+    );
+    table.push(
+        Row::new("example: forced run (--force)", median_of(forced))
+            .against(floor_name, floor, 5.0),
+    );
+    table.push(Row::new("example: no-op resume", median_of(noop)).against(floor_name, floor, 3.0));
+}
+
+/// The median (and largest peak RSS) of samples already taken.
+fn median_of(samples: Vec<Sample>) -> Sample {
+    let n = samples.len();
+    let mut it = samples.into_iter();
+    median(n, || it.next().expect("one sample per round"))
 }
 
 /// Eight first runs of different 2,000-scene projects against one
@@ -87,7 +121,9 @@ fn example(table: &mut Table) {
 /// on stderr about a busy or locked registry.
 fn concurrent(table: &mut Table) {
     let rounds = 3;
-    let one_by_one = median(rounds, || {
+    let (mut one_by_one, mut together) = (vec![], vec![]);
+    // Alternating, so that a change in load weighs on both alike.
+    for _ in 0..rounds {
         let (ws, configs) = concurrent_workspace();
         let started = Instant::now();
         let mut peak = 0;
@@ -95,16 +131,15 @@ fn concurrent(table: &mut Table) {
             let s = sample(&mut run_cmd(&ws, config));
             peak = peak.max(s.peak_rss_kib);
         }
-        Sample {
+        one_by_one.push(Sample {
             wall: started.elapsed(),
             peak_rss_kib: peak,
-        }
-    });
-    let together = median(rounds, || {
+        });
         let (ws, configs) = concurrent_workspace();
         let mut cmds: Vec<Command> = configs.iter().map(|c| run_cmd(&ws, c)).collect();
-        sample_all(&mut cmds)
-    });
+        together.push(sample_all(&mut cmds));
+    }
+    let one_by_one = median_of(one_by_one);
     let n = CONCURRENT_RUNS;
     let scenes = CONCURRENT_SCENES;
     table.push(Row::new(
@@ -112,11 +147,11 @@ fn concurrent(table: &mut Table) {
         one_by_one,
     ));
     table.push(
-        Row::new(format!("{n} x {scenes} scenes, concurrently"), together).against(
-            "the same, one after another",
-            one_by_one.wall,
-            0.75,
-        ),
+        Row::new(
+            format!("{n} x {scenes} scenes, concurrently"),
+            median_of(together),
+        )
+        .against("the same, one after another", one_by_one.wall, 0.75),
     );
 }
 

@@ -54,11 +54,6 @@ pub struct RunArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
-    // Work that touches nothing, done on another core meanwhile; if the
-    // thread cannot start, the registry does it when opened.
-    let _ = std::thread::Builder::new()
-        .name("prepare-migrations".to_string())
-        .spawn(registry::prepare_migrations);
     // Everything about the input is checked before anything is created.
     let loaded = config::load(&args.project)?;
     if let Some(id) = &args.run_id {

@@ -35,15 +35,6 @@ pub use verification::{StaleEdge, Verification};
 
 refinery::embed_migrations!("migrations");
 
-/// Build this binary's list of migrations once, so that opening the
-/// registry later finds refinery's migration-name pattern compiled (about a
-/// millisecond, the largest part of opening a registry that is up to date).
-/// Touches no file: `run` calls it on a second thread while it reads and
-/// validates the config.
-pub fn prepare_migrations() {
-    let _ = migrations::runner();
-}
-
 /// How long a command waits for another process's write lock before it
 /// gives up with exit code 4.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
