@@ -346,14 +346,17 @@ mod tests {
         }
     }
 
+    /// Write `text` as `name` in `dir` and load it as a config.
+    fn load_text(dir: &Path, name: &str, text: &str) -> LoadedConfig {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        load(&path).unwrap()
+    }
+
     #[test]
     fn integral_float_reads_as_the_integer_with_the_same_hash() {
         let dir = tempfile::tempdir().unwrap();
-        let load_text = |name: &str, text: &str| {
-            let path = dir.path().join(name);
-            std::fs::write(&path, text).unwrap();
-            load(&path).unwrap()
-        };
+        let load_text = |name: &str, text: &str| load_text(dir.path(), name, text);
         let a = load_text(
             "a.json",
             r#"{"project_id": "p", "title": "t", "seed": 7, "scene_count": 2}"#,
@@ -379,11 +382,7 @@ mod tests {
     #[test]
     fn negative_zero_reads_as_zero_with_the_same_hash() {
         let dir = tempfile::tempdir().unwrap();
-        let load_text = |name: &str, text: &str| {
-            let path = dir.path().join(name);
-            std::fs::write(&path, text).unwrap();
-            load(&path).unwrap()
-        };
+        let load_text = |name: &str, text: &str| load_text(dir.path(), name, text);
         let a = load_text(
             "a.json",
             r#"{"project_id": "p", "title": "t", "seed": 0, "scene_count": 2}"#,

@@ -10,48 +10,11 @@ mod common;
 
 use std::time::Duration;
 
-use orchestrator::artifact::ArtifactType;
 use orchestrator::clock::SystemClock;
-use orchestrator::pipeline::{RunOptions, Stage, StageContext, default_stages, run_pipeline};
+use orchestrator::pipeline::{RunOptions, default_stages, run_pipeline};
 use orchestrator::registry::Registry;
 use orchestrator::{Error, config};
-use serde_json::{Value, json};
-
-struct BrokenShotList;
-
-impl Stage for BrokenShotList {
-    fn number(&self) -> u8 {
-        2
-    }
-    fn name(&self) -> &'static str {
-        "stage2_script_to_shotlist"
-    }
-    fn version(&self) -> &'static str {
-        "9.9.9-broken"
-    }
-    fn inputs(&self) -> &'static [ArtifactType] {
-        &[ArtifactType::Script]
-    }
-    fn output(&self) -> ArtifactType {
-        ArtifactType::ShotList
-    }
-    fn run(&self, ctx: &StageContext<'_>) -> orchestrator::Result<Value> {
-        Ok(json!({
-            "artifact_type": "ShotList",
-            "schema_version": "1.0.0",
-            "project_id": ctx.config.project_id,
-            "scene_count": 1,
-            "shot_count": 1,
-            "total_duration_ms": 1000,
-            "shots": [{
-                "shot_id": "sc0001_sh01", "scene_id": "sc0001", "number": 1,
-                "size": "gigantic", "angle": "eye level", "camera_move": "static",
-                "lens_mm": 35, "duration_ms": 1000, "location_id": "loc_x",
-                "characters_in_frame": [], "props_in_frame": [], "description": "x"
-            }]
-        }))
-    }
-}
+use serde_json::Value;
 
 #[test]
 fn an_invalid_artifact_is_never_written_or_registered() {
@@ -69,7 +32,7 @@ fn an_invalid_artifact_is_never_written_or_registered() {
         on_lock_wait: None,
     };
     let mut stages = default_stages();
-    stages[1] = Box::new(BrokenShotList);
+    stages[1] = Box::new(common::BrokenShotList);
 
     let mut seen = Vec::new();
     let err = run_pipeline(&opts, &mut registry, &SystemClock, &stages, &mut |r| {

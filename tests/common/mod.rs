@@ -276,3 +276,42 @@ impl Workspace {
         (lock, live)
     }
 }
+
+/// Stage 2 replaced by one whose output breaks the ShotList schema (a shot
+/// size no schema allows), so a run that uses it fails at stage 2 with
+/// nothing written for it.
+pub struct BrokenShotList;
+
+impl orchestrator::pipeline::Stage for BrokenShotList {
+    fn number(&self) -> u8 {
+        2
+    }
+    fn name(&self) -> &'static str {
+        "stage2_script_to_shotlist"
+    }
+    fn version(&self) -> &'static str {
+        "9.9.9-broken"
+    }
+    fn inputs(&self) -> &'static [orchestrator::artifact::ArtifactType] {
+        &[orchestrator::artifact::ArtifactType::Script]
+    }
+    fn output(&self) -> orchestrator::artifact::ArtifactType {
+        orchestrator::artifact::ArtifactType::ShotList
+    }
+    fn run(&self, ctx: &orchestrator::pipeline::StageContext<'_>) -> orchestrator::Result<Value> {
+        Ok(serde_json::json!({
+            "artifact_type": "ShotList",
+            "schema_version": "1.0.0",
+            "project_id": ctx.config.project_id,
+            "scene_count": 1,
+            "shot_count": 1,
+            "total_duration_ms": 1000,
+            "shots": [{
+                "shot_id": "sc0001_sh01", "scene_id": "sc0001", "number": 1,
+                "size": "gigantic", "angle": "eye level", "camera_move": "static",
+                "lens_mm": 35, "duration_ms": 1000, "location_id": "loc_x",
+                "characters_in_frame": [], "props_in_frame": [], "description": "x"
+            }]
+        }))
+    }
+}

@@ -6,35 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::common::{Workspace, example_config};
-use orchestrator::artifact::ArtifactType;
 use orchestrator::clock::SystemClock;
-use orchestrator::pipeline::{RunOptions, Stage, StageContext, default_stages, run_pipeline};
+use orchestrator::pipeline::{RunOptions, default_stages, run_pipeline};
 use orchestrator::registry::Registry;
-use serde_json::{Value, json};
-
-/// Stage 2 replaced by one whose output breaks the schema, so the run fails.
-struct BrokenShotList;
-
-impl Stage for BrokenShotList {
-    fn number(&self) -> u8 {
-        2
-    }
-    fn name(&self) -> &'static str {
-        "stage2_script_to_shotlist"
-    }
-    fn version(&self) -> &'static str {
-        "9.9.9-broken"
-    }
-    fn inputs(&self) -> &'static [ArtifactType] {
-        &[ArtifactType::Script]
-    }
-    fn output(&self) -> ArtifactType {
-        ArtifactType::ShotList
-    }
-    fn run(&self, _ctx: &StageContext<'_>) -> orchestrator::Result<Value> {
-        Ok(json!({"artifact_type": "ShotList"}))
-    }
-}
 
 /// A first run of `config` that fails at stage 2.
 pub fn failed_run(ws: &Workspace, config: &Path) {
@@ -49,7 +23,7 @@ pub fn failed_run(ws: &Workspace, config: &Path) {
         on_lock_wait: None,
     };
     let mut stages = default_stages();
-    stages[1] = Box::new(BrokenShotList);
+    stages[1] = Box::new(crate::common::BrokenShotList);
     let outcome = run_pipeline(&opts, &mut registry, &SystemClock, &stages, &mut |_| {}).unwrap();
     assert!(outcome.error.is_some());
 }
