@@ -467,6 +467,90 @@ fn force_executes_all_five_with_byte_identical_output() {
     assert_statuses(&again, ALL_SKIPPED);
 }
 
+/// Inode, modification time and bytes of every artifact and meta file.
+#[cfg(unix)]
+fn file_identities(dir: &Path) -> BTreeMap<String, (u64, i64, i64, Vec<u8>)> {
+    use std::os::unix::fs::MetadataExt;
+    TYPES
+        .iter()
+        .flat_map(|t| [format!("{t}.json"), format!("{t}.meta.json")])
+        .map(|name| {
+            let path = dir.join(&name);
+            let m = std::fs::symlink_metadata(&path).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            (name, (m.ino(), m.mtime(), m.mtime_nsec(), bytes))
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn force_that_reproduces_every_artifact_leaves_every_file_untouched() {
+    let (ws, first) = example_run();
+    let dir = run_dir(&ws, &first);
+    let before = file_identities(&dir);
+    // Long enough that a rewritten meta record would carry another time.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+
+    let forced = ws.run_ok(&ws.path().join("project.json"), &["--force"]);
+    assert_statuses(&forced, ALL_EXECUTED);
+    assert_eq!(file_identities(&dir), before, "a file was rewritten");
+    // The executions are new, with their own times.
+    for i in 0..5 {
+        assert!(
+            str_of(&forced["stages"][i], "started_at") > str_of(&first["stages"][i], "finished_at"),
+            "stage {} kept its old times",
+            i + 1
+        );
+    }
+    assert_consistent(&ws, &forced);
+    let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_statuses(
+        &ws.run_ok(&ws.path().join("project.json"), &[]),
+        ALL_SKIPPED,
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn force_rewrites_a_hand_edited_meta_record_even_beside_reproduced_bytes() {
+    let (ws, first) = example_run();
+    let dir = run_dir(&ws, &first);
+    let before = file_identities(&dir);
+    let path = dir.join("AssetManifest.meta.json");
+    let original = meta(&dir, "AssetManifest");
+    // Only the time: the rest still says what the registry says.
+    let mut edited = original.clone();
+    edited["created_at"] = "2000-01-01T00:00:00.000Z".into();
+    std::fs::write(&path, canonical(&edited)).unwrap();
+
+    let forced = ws.run_ok(&ws.path().join("project.json"), &["--force"]);
+    assert_statuses(&forced, ALL_EXECUTED);
+    let after = file_identities(&dir);
+    for (name, identity) in &before {
+        if name != "AssetManifest.meta.json" {
+            assert_eq!(&after[name], identity, "{name} was rewritten");
+        }
+    }
+    let rewritten = meta(&dir, "AssetManifest");
+    assert_ne!(rewritten["created_at"], edited["created_at"]);
+    assert_ne!(rewritten["created_at"], original["created_at"]);
+    assert_consistent(&ws, &forced);
+    let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn tampered_shotlist_reexecutes_stage_2_restores_its_bytes_and_downstream_stays_skipped() {
     let (ws, first) = example_run();

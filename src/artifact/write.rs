@@ -55,6 +55,53 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Whether `path` is a regular file (not a symlink) holding exactly
+/// `bytes`. If it is, it is also fsynced, so that it can be registered just
+/// as if it had been written now: a process killed after writing it may
+/// never have synced it, and an fsync of clean pages costs little.
+///
+/// This is what lets a stage that re-executes (`--force`) and reproduces
+/// the bytes already there leave the file alone instead of paying for a
+/// temp file, an fsync of new data and a rename. Any doubt (no file, a
+/// symlink, another length, a read error) answers `false`, and the caller
+/// writes as usual, which reports real errors with their context.
+pub fn holds_exactly(path: &Path, bytes: &[u8]) -> Result<bool> {
+    use std::io::Read;
+    let Ok(before) = std::fs::symlink_metadata(path) else {
+        return Ok(false);
+    };
+    if !before.is_file() || before.len() != bytes.len() as u64 {
+        return Ok(false);
+    }
+    let Ok(file) = std::fs::File::open(path) else {
+        return Ok(false);
+    };
+    // The same inode that was checked: a symlink swapped in between the
+    // check and the open is not read through.
+    let same_file = file.metadata().is_ok_and(|now| same_inode(&before, &now));
+    if !same_file {
+        return Ok(false);
+    }
+    let mut held = Vec::with_capacity(bytes.len() + 1);
+    let read = (&file).take(bytes.len() as u64 + 1).read_to_end(&mut held);
+    if read.is_err() || held != bytes {
+        return Ok(false);
+    }
+    file.sync_all().map_err(|e| Error::io("syncing", path, e))?;
+    Ok(true)
+}
+
+#[cfg(unix)]
+fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_inode(_a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    b.is_file()
+}
+
 /// The directory `path` is in (`.` for a bare file name).
 fn parent(path: &Path) -> &Path {
     path.parent()
@@ -104,6 +151,33 @@ mod tests {
         assert!(path.is_dir());
         // No temp file was left beside it.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn holds_exactly_only_the_same_bytes_in_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("X.json");
+        assert!(!holds_exactly(&path, b"abc").unwrap(), "no file");
+        std::fs::write(&path, b"abc").unwrap();
+        assert!(holds_exactly(&path, b"abc").unwrap());
+        assert!(!holds_exactly(&path, b"abd").unwrap(), "same length");
+        assert!(!holds_exactly(&path, b"abcd").unwrap(), "longer");
+        assert!(!holds_exactly(&path, b"ab").unwrap(), "shorter");
+        assert!(!holds_exactly(&path, b"").unwrap(), "empty");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(!holds_exactly(&path, b"").unwrap(), "a directory");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn holds_exactly_does_not_follow_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.json");
+        std::fs::write(&target, b"abc").unwrap();
+        let path = dir.path().join("X.json");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert!(!holds_exactly(&path, b"abc").unwrap());
     }
 
     #[cfg(unix)]

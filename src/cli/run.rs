@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::GlobalArgs;
-use orchestrator::artifact::short_sha;
+use orchestrator::artifact::{ArtifactType, short_sha};
 use orchestrator::clock::SystemClock;
 use orchestrator::config;
 use orchestrator::lock;
@@ -16,6 +16,7 @@ use orchestrator::pipeline::{
     run_pipeline,
 };
 use orchestrator::registry::{self, BUSY_TIMEOUT, Registry};
+use orchestrator::schema;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -54,6 +55,20 @@ pub struct RunArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
+    // Stages that execute whatever the registry says (`--force`,
+    // `--from-stage`): have their validators compiled on the other core
+    // while the config is read and the registry opened, instead of while
+    // the first of them waits.
+    let first_forced = if args.force { Some(1) } else { args.from_stage };
+    if let (Some(first), false) = (first_forced, args.dry_run) {
+        schema::prepare(
+            ArtifactType::ALL
+                .iter()
+                .filter(|t| t.stage() >= first)
+                .map(|t| t.name())
+                .collect(),
+        );
+    }
     // Everything about the input is checked before anything is created.
     let loaded = config::load(&args.project)?;
     if let Some(id) = &args.run_id {

@@ -10,10 +10,12 @@ use serde_json::Value;
 use super::stage::{Parsed, Stage, StageContext};
 use crate::artifact::{
     ArtifactType, ComputeOrigin, CreationParams, MetaRecord, ParentRef, SCHEMA_VERSION,
-    canonical_bytes, canonical_value_bytes, sha256_hex, sync_dir, write_atomic_unsynced,
+    canonical_bytes, canonical_value_bytes, holds_exactly, sha256_hex, sync_dir,
+    write_atomic_unsynced,
 };
 use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
+use crate::registry::ArtifactRecord;
 use crate::{failpoint, schema};
 
 /// An artifact produced or verified earlier in this invocation.
@@ -52,6 +54,7 @@ pub(crate) fn execute(
     run: &Run<'_>,
     out_path: &Path,
     meta_path: &Path,
+    registered: Option<&ArtifactRecord>,
 ) -> Result<Written> {
     let ty = stage.output();
     let ctx = StageContext {
@@ -89,7 +92,13 @@ pub(crate) fn execute(
     let freeing = drop_elsewhere(value);
     let sha256 = sha256_hex(&bytes);
     failpoint::hit("stage.before_data_write").map_err(|e| Error::io("writing", out_path, e))?;
-    write_atomic_unsynced(out_path, &bytes)?;
+    // A re-execution (`--force`) that reproduces the bytes already there
+    // leaves the file alone: rewriting identical bytes would cost a temp
+    // file, an fsync of new data and a rename, and change nothing.
+    let data_kept = holds_exactly(out_path, &bytes)?;
+    if !data_kept {
+        write_atomic_unsynced(out_path, &bytes)?;
+    }
     failpoint::hit("stage.after_data_write").map_err(|e| Error::io("writing", meta_path, e))?;
 
     let meta = MetaRecord {
@@ -121,9 +130,24 @@ pub(crate) fn execute(
         compute_origin: run.origin.clone(),
         created_at: (run.now)(),
     };
-    let meta_bytes = canonical_bytes(&meta)
-        .map_err(|e| Error::Inconsistent(format!("encoding the meta record of {ty}: {e}")))?;
-    write_atomic_unsynced(meta_path, &meta_bytes)?;
+    // Kept bytes keep their record too, when it says everything the new
+    // one says: it then keeps the time those bytes were first made, and
+    // this execution's own times are in the registry.
+    let kept = if data_kept {
+        kept_meta(meta_path, &meta, registered)?
+    } else {
+        None
+    };
+    let (meta, meta_bytes) = match kept {
+        Some(earlier) => earlier,
+        None => {
+            let bytes = encode_meta(&meta)?;
+            write_atomic_unsynced(meta_path, &bytes)?;
+            (meta, bytes)
+        }
+    };
+    // Even when both files were kept: the process that wrote them may have
+    // been killed before it made their names durable.
     if let Some(dir) = meta_path.parent() {
         sync_dir(dir)?;
     }
@@ -139,6 +163,38 @@ pub(crate) fn execute(
         // Canonical bytes are serde_json output, hence UTF-8.
         meta_json: String::from_utf8_lossy(&meta_bytes).into_owned(),
     })
+}
+
+fn encode_meta(meta: &MetaRecord) -> Result<Vec<u8>> {
+    canonical_bytes(meta).map_err(|e| {
+        Error::Inconsistent(format!(
+            "encoding the meta record of {}: {e}",
+            meta.artifact_type
+        ))
+    })
+}
+
+/// The registered record of this artifact, if it is `meta` made earlier
+/// (byte for byte what `meta` encodes to with the registered `created_at`)
+/// and the file at `path` still holds exactly it. Only the registry's copy
+/// is trusted for the earlier time: a hand-edited record is rewritten.
+fn kept_meta(
+    path: &Path,
+    meta: &MetaRecord,
+    registered: Option<&ArtifactRecord>,
+) -> Result<Option<(MetaRecord, Vec<u8>)>> {
+    let Some(registered) = registered else {
+        return Ok(None);
+    };
+    let earlier = MetaRecord {
+        created_at: registered.created_at.clone(),
+        ..meta.clone()
+    };
+    let bytes = encode_meta(&earlier)?;
+    if bytes != registered.meta_json.as_bytes() {
+        return Ok(None);
+    }
+    Ok(holds_exactly(path, &bytes)?.then_some((earlier, bytes)))
 }
 
 /// Drop `value` on a new thread, returned to be joined. Small values are

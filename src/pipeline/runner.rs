@@ -497,7 +497,8 @@ impl RunContext<'_> {
                     parsed: &self.parsed,
                     now: &now,
                 };
-                match execute::execute(stage, &run, &out_path, &meta_path) {
+                let registered = self.registered.get(ty.name());
+                match execute::execute(stage, &run, &out_path, &meta_path, registered) {
                     Ok(Written {
                         sha256,
                         bytes,
