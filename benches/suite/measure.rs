@@ -112,11 +112,17 @@ impl Row {
         }
     }
 
-    /// Compare with `floor` (named `what`); the target is `ratio <= max`.
-    pub fn against(mut self, what: impl Into<String>, floor: Duration, max: f64) -> Row {
+    /// Show the ratio to `floor` (named `what`), with no target.
+    pub fn beside(mut self, what: impl Into<String>, floor: Duration) -> Row {
         self.floor = Some((what.into(), floor));
-        self.target = Some((format!("<= {max}x"), max));
         self
+    }
+
+    /// Compare with `floor` (named `what`); the target is `ratio <= max`.
+    pub fn against(self, what: impl Into<String>, floor: Duration, max: f64) -> Row {
+        let mut row = self.beside(what, floor);
+        row.target = Some((format!("<= {max}x"), max));
+        row
     }
 
     pub fn ratio(&self) -> Option<f64> {

@@ -96,9 +96,10 @@ fn example(table: &mut Table) {
     }
     let floor = median_of(floor).wall;
     let floor_name = "sqlite3 count(*)";
+    // No target: the issue sets none for a first run, which also creates
+    // and migrates the registry (about 5 ms), once in a registry's life.
     table.push(
-        Row::new("example: first run (new registry)", median_of(first))
-            .against(floor_name, floor, 5.0),
+        Row::new("example: first run (new registry)", median_of(first)).beside(floor_name, floor),
     );
     table.push(
         Row::new("example: forced run (--force)", median_of(forced))
