@@ -235,67 +235,68 @@ fn descendants_sql(prefix: &str, sha: &str) -> String {
 }
 
 /// The registry work of a no-op resume, statement for statement as `run`
-/// does it at this commit, with its ten commits: mark what a dead process
-/// left running, start the attempt, record the summary, per stage read the
-/// newest completed execution and the registered artifact and record a
-/// skip, finish the run, record the summary again. What the binary adds on
-/// top is its own start, the config and schemas, hashing the five files and
-/// writing `run_summary.json` (twice, each durably).
+/// does it at this commit: the reads that decide (the attempt, the last
+/// execution id, the run's artifacts, each stage's newest completed
+/// execution), then its one transaction: mark what a dead process left
+/// running, begin the attempt, record five skips, finish the run, read
+/// back what the summary is derived from and record the summary. What the
+/// binary adds on top is its own start, the config and its schema, hashing
+/// the five files and their meta records, and writing `run_summary.json`
+/// durably.
 fn resume_sql((project, run): &(String, String)) -> String {
     let this = format!("project_id = '{project}' AND run_id = '{run}'");
     let now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
-    let summary = format!(
-        "SELECT {RUN_COLUMNS}, r.config_json FROM runs r JOIN projects p
-         ON p.project_id = r.project_id WHERE r.{this};
-         SELECT * FROM stage_executions WHERE {this}
-             AND attempt = (SELECT attempts FROM runs WHERE {this}) ORDER BY stage, execution_id;
-         BEGIN IMMEDIATE;
-         UPDATE run_summaries SET summary_json = summary_json, written_at = {now} WHERE {this};
-         COMMIT;"
-    );
     let mut sql = format!(
         "PRAGMA synchronous = FULL;
-         BEGIN IMMEDIATE;
-         UPDATE stage_executions SET status = 'interrupted' WHERE {this} AND status = 'running';
-         COMMIT;
-         BEGIN IMMEDIATE;
-         UPDATE projects SET last_run_at = {now} WHERE project_id = '{project}';
-         UPDATE runs SET status = 'running', attempts = attempts + 1, started_at = {now},
-             finished_at = NULL, duration_ms = NULL, stages_executed = 0, stages_skipped = 0
-         WHERE {this};
-         COMMIT;
-         {summary}"
+         SELECT attempts FROM runs WHERE {this};
+         SELECT coalesce(max(execution_id), 0) FROM stage_executions;
+         SELECT * FROM artifacts WHERE {this};"
     );
-    for (stage, (ty, name, _)) in STAGES.iter().enumerate() {
-        let stage = stage + 1;
+    for stage in 1..=STAGES.len() {
         sql.push_str(&format!(
             "SELECT stage_version, input_hashes, output_sha256 FROM stage_executions
              WHERE {this} AND stage = {stage}
                AND status IN ('executed', 'skipped') AND output_sha256 IS NOT NULL
-             ORDER BY execution_id DESC LIMIT 1;
-             SELECT * FROM artifacts WHERE {this} AND artifact_type = '{ty}';
-             BEGIN IMMEDIATE;
-             INSERT INTO stage_executions (project_id, run_id, attempt, stage, stage_name,
-                 stage_version, status, reason, started_at, finished_at, duration_ms,
-                 input_hashes, output_sha256, artifact_id)
-             SELECT project_id, run_id, (SELECT attempts FROM runs WHERE {this}), stage,
-                 '{name}', stage_version, 'skipped', 'up to date', {now}, {now}, 0,
-                 input_hashes, output_sha256, artifact_id
-             FROM stage_executions WHERE {this} AND stage = {stage}
-             ORDER BY execution_id DESC LIMIT 1;
-             COMMIT;"
+             ORDER BY execution_id DESC LIMIT 1;"
         ));
     }
     sql.push_str(&format!(
         "BEGIN IMMEDIATE;
-         UPDATE runs SET status = 'complete', finished_at = {now}, duration_ms = 1,
-             stages_executed = (SELECT count(*) FROM stage_executions WHERE {this}
-                 AND attempt = runs.attempts AND status = 'executed'),
-             stages_skipped = (SELECT count(*) FROM stage_executions WHERE {this}
-                 AND attempt = runs.attempts AND status = 'skipped')
+         UPDATE stage_executions SET status = 'interrupted' WHERE {this} AND status = 'running';
+         UPDATE projects SET last_run_at = {now} WHERE project_id = '{project}';
+         UPDATE runs SET status = 'running', attempts = attempts + 1, started_at = {now},
+             finished_at = NULL, duration_ms = NULL, stages_executed = 0, stages_skipped = 0
+         WHERE {this} RETURNING attempts;"
+    ));
+    for (stage, (ty, name, _)) in STAGES.iter().enumerate() {
+        let stage = stage + 1;
+        sql.push_str(&format!(
+            "INSERT INTO stage_executions (project_id, run_id, attempt, stage, stage_name,
+                 stage_version, status, reason, started_at, finished_at, duration_ms,
+                 input_hashes, output_sha256, artifact_id)
+             SELECT project_id, run_id, (SELECT attempts FROM runs WHERE {this}), stage,
+                 '{name}', stage_version, 'skipped', 'up to date', {now}, {now}, 0,
+                 input_hashes, output_sha256,
+                 (SELECT artifact_id FROM artifacts WHERE {this} AND artifact_type = '{ty}')
+             FROM stage_executions WHERE {this} AND stage = {stage}
+             ORDER BY execution_id DESC LIMIT 1 RETURNING execution_id;"
+        ));
+    }
+    sql.push_str(&format!(
+        "UPDATE runs SET status = 'complete', finished_at = {now}, duration_ms = 1,
+             (stages_executed, stages_skipped) = (
+                 SELECT count(*) FILTER (WHERE status = 'executed'),
+                        count(*) FILTER (WHERE status = 'skipped')
+                 FROM stage_executions WHERE {this} AND stage IN (1, 2, 3, 4, 5)
+                   AND attempt = runs.attempts)
          WHERE {this};
-         COMMIT;
-         {summary}"
+         SELECT {RUN_COLUMNS} FROM runs r JOIN projects p ON p.project_id = r.project_id
+         WHERE r.{this};
+         SELECT config_json FROM runs WHERE {this};
+         SELECT * FROM stage_executions WHERE {this} AND stage IN (1, 2, 3, 4, 5)
+             AND attempt = (SELECT attempts FROM runs WHERE {this}) ORDER BY stage, execution_id;
+         UPDATE run_summaries SET summary_json = summary_json, written_at = {now} WHERE {this};
+         COMMIT;"
     ));
     sql
 }

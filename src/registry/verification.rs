@@ -66,6 +66,12 @@ const ARTIFACTS_OF_RUNS: &str = "
     FROM json_each(?1) j
     JOIN artifacts a ON a.project_id = j.value ->> 0 AND a.run_id = j.value ->> 1";
 
+/// The bytes registered for `?1`'s runs: `verify`'s progress total.
+const ARTIFACT_BYTES_OF_RUNS: &str = "
+    SELECT coalesce(sum(a.size_bytes), 0)
+    FROM json_each(?1) j
+    JOIN artifacts a ON a.project_id = j.value ->> 0 AND a.run_id = j.value ->> 1";
+
 /// Only ids and the recorded hash: the child comes from the artifacts
 /// index alone, and the parent's current hash from the artifacts already
 /// read (a row lookup per edge was half this query's cost).
@@ -137,11 +143,21 @@ impl Registry {
         })
     }
 
+    /// The size of every artifact registered for `runs`, summed: one query
+    /// for all of them.
+    pub fn artifact_bytes_of_runs(&self, runs: &[(&str, &str)]) -> Result<u64> {
+        let total: i64 = self
+            .conn
+            .prepare_cached(ARTIFACT_BYTES_OF_RUNS)?
+            .query_row(params![runs_param(runs)], |r| r.get(0))?;
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
     /// Every artifact registered for each of `runs`, in stage order: one
     /// query for all of them.
     pub fn artifacts_of_runs(&self, runs: &[(&str, &str)]) -> Result<Vec<Vec<ArtifactRecord>>> {
         let mut out: Vec<Vec<ArtifactRecord>> = vec![Vec::new(); runs.len()];
-        let mut stmt = self.conn.prepare(ARTIFACTS_OF_RUNS)?;
+        let mut stmt = self.conn.prepare_cached(ARTIFACTS_OF_RUNS)?;
         let mut rows = stmt.query(params![runs_param(runs)])?;
         while let Some(r) = rows.next()? {
             out[position(r, 14, runs.len())?].push(ArtifactRecord::from_row(r)?);
@@ -164,7 +180,7 @@ impl Registry {
         artifacts: &[Vec<ArtifactRecord>],
     ) -> Result<Vec<Vec<StaleEdge>>> {
         let mut out: Vec<Vec<(u8, u8, StaleEdge)>> = vec![Vec::new(); runs.len()];
-        let mut stmt = self.conn.prepare(EDGES_OF_RUNS)?;
+        let mut stmt = self.conn.prepare_cached(EDGES_OF_RUNS)?;
         let mut rows = stmt.query(params![runs_param(runs)])?;
         let mut parent_stmt = None;
         while let Some(r) = rows.next()? {
@@ -220,7 +236,7 @@ impl Registry {
     /// [`Registry::run_summary_of`]): one query for all of them.
     pub fn run_summaries_of(&self, runs: &[(&str, &str)]) -> Result<Vec<Option<(String, String)>>> {
         let mut out = vec![None; runs.len()];
-        let mut stmt = self.conn.prepare(RUN_SUMMARIES_OF_RUNS)?;
+        let mut stmt = self.conn.prepare_cached(RUN_SUMMARIES_OF_RUNS)?;
         let mut rows = stmt.query(params![runs_param(runs)])?;
         while let Some(r) = rows.next()? {
             out[position(r, 2, runs.len())?] = Some((r.get(0)?, r.get(1)?));
@@ -440,7 +456,12 @@ mod tests {
     #[test]
     fn batched_queries_search_by_index_never_scanning_a_table() {
         let (_dir, registry) = registry();
-        for sql in [ARTIFACTS_OF_RUNS, EDGES_OF_RUNS, RUN_SUMMARIES_OF_RUNS] {
+        for sql in [
+            ARTIFACTS_OF_RUNS,
+            EDGES_OF_RUNS,
+            RUN_SUMMARIES_OF_RUNS,
+            ARTIFACT_BYTES_OF_RUNS,
+        ] {
             let mut stmt = registry
                 .conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))

@@ -134,6 +134,33 @@ pub fn verify(
     clock: &dyn Clock,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport> {
+    verify_in_chunks(
+        registry,
+        artifacts_dir,
+        runs,
+        live,
+        clock,
+        progress,
+        RUNS_PER_CHUNK,
+    )
+}
+
+/// Runs are checked this many at a time, so that memory holds one chunk's
+/// registry rows (each artifact's with its ~1 KB meta record) rather than
+/// the whole registry's: 100,000 artifacts held at once took 236 MiB. A
+/// chunk is still three batched queries and enough files to keep every
+/// worker busy.
+const RUNS_PER_CHUNK: usize = 2_000;
+
+fn verify_in_chunks(
+    registry: &mut Registry,
+    artifacts_dir: &Path,
+    runs: &[RunRow],
+    live: LiveCheck<'_>,
+    clock: &dyn Clock,
+    progress: &mut dyn FnMut(u64, u64),
+    runs_per_chunk: usize,
+) -> Result<VerifyReport> {
     let verified_at = rfc3339(clock.now());
     let mut in_progress = Vec::new();
     let mut selected: Vec<&RunRow> = Vec::with_capacity(runs.len());
@@ -147,10 +174,77 @@ pub fn verify(
             selected.push(run);
         }
     }
-    let keys: Vec<(&str, &str)> = selected
-        .iter()
+    // The progress bar's total up front, in one query; the rows themselves
+    // are read a chunk at a time.
+    let total_bytes = registry.artifact_bytes_of_runs(&keys_of(&selected))?;
+    let mut done = 0;
+    let mut on_read = |n| {
+        done += n;
+        progress(done, total_bytes);
+    };
+    let mut checked = Checked {
+        verified_at,
+        in_progress,
+        problems: Vec::new(),
+        tallies: Vec::new(),
+    };
+    for chunk in selected.chunks(runs_per_chunk.max(1)) {
+        let verifications = verify_chunk(
+            registry,
+            artifacts_dir,
+            chunk,
+            live,
+            &mut on_read,
+            &mut checked,
+        )?;
+        // A read-only registry still gets a full report; only the record
+        // of it is skipped (the CLI says so).
+        if !registry.is_read_only() {
+            registry.record_verifications(&verifications)?;
+        }
+    }
+    let Checked {
+        verified_at,
+        in_progress,
+        problems,
+        tallies,
+    } = checked;
+    Ok(VerifyReport {
+        ok: problems.is_empty(),
+        verified_at,
+        runs_checked: tallies.len(),
+        runs_in_progress: in_progress,
+        artifacts_checked: tallies.iter().map(|t| t.artifacts).sum(),
+        problems,
+        runs: tallies,
+    })
+}
+
+/// What the chunks add up to.
+struct Checked {
+    verified_at: String,
+    in_progress: Vec<RunInProgress>,
+    problems: Vec<Problem>,
+    tallies: Vec<RunTally>,
+}
+
+fn keys_of<'a>(runs: &[&'a RunRow]) -> Vec<(&'a str, &'a str)> {
+    runs.iter()
         .map(|r| (r.project_id.as_str(), r.run_id.as_str()))
-        .collect();
+        .collect()
+}
+
+/// Check one chunk of runs, add what was found to `checked`, and return
+/// the artifacts' results to record.
+fn verify_chunk(
+    registry: &Registry,
+    artifacts_dir: &Path,
+    selected: &[&RunRow],
+    live: LiveCheck<'_>,
+    on_read: &mut dyn FnMut(u64),
+    checked: &mut Checked,
+) -> Result<Vec<Verification>> {
+    let keys = keys_of(selected);
     let summaries = registry.run_summaries_of(&keys)?;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -183,7 +277,6 @@ pub fn verify(
     );
     let (artifacts, mut stale) = queried?;
     let dirs = dirs.into_iter().collect::<Result<Vec<RunDir>>>()?;
-    let total_bytes: u64 = artifacts.iter().flatten().map(|a| a.size_bytes).sum();
 
     // Then every artifact in an enterable directory.
     let jobs: Vec<(usize, &ArtifactRecord)> = artifacts
@@ -192,15 +285,11 @@ pub fn verify(
         .filter(|(i, _)| matches!(dirs[*i], RunDir::Entered { .. }))
         .flat_map(|(i, list)| list.iter().map(move |a| (i, a)))
         .collect();
-    let mut done = 0;
     let (found, ()) = parallel(
         &schedule(&jobs),
         threads,
         || (),
-        &mut |n| {
-            done += n;
-            progress(done, total_bytes);
-        },
+        on_read,
         &|j, scratch, on_read| {
             let a = jobs[j].1;
             // Progress is in registered bytes, whatever the file holds.
@@ -216,8 +305,6 @@ pub fn verify(
     );
 
     // Put it together in run order, artifacts in stage order.
-    let mut problems = Vec::new();
-    let mut tallies = Vec::new();
     let mut verifications = Vec::with_capacity(jobs.len());
     let mut found = found.into_iter();
     for (i, (run, dir)) in selected.iter().zip(dirs).enumerate() {
@@ -236,7 +323,7 @@ pub fn verify(
             ok += usize::from(artifact_ok);
             results.push(Verification {
                 artifact_id: a.artifact_id,
-                verified_at: verified_at.clone(),
+                verified_at: checked.verified_at.clone(),
                 ok: artifact_ok,
                 problems: if found.is_empty() {
                     "[]".to_string()
@@ -268,37 +355,23 @@ pub fn verify(
         // A run that started while it was being checked may have been seen
         // half-written: its findings mean nothing, and none are recorded.
         if live(&run.project_id, &run.run_id) {
-            in_progress.push(RunInProgress {
+            checked.in_progress.push(RunInProgress {
                 project_id: run.project_id.clone(),
                 run_id: run.run_id.clone(),
             });
             continue;
         }
         verifications.extend(results);
-        tallies.push(RunTally {
+        checked.tallies.push(RunTally {
             project_id: run.project_id.clone(),
             run_id: run.run_id.clone(),
             artifacts: artifacts[i].len(),
             artifacts_ok: ok,
             problems: run_problems.len(),
         });
-        problems.extend(run_problems);
+        checked.problems.extend(run_problems);
     }
-    // A read-only registry still gets a full report; only the record of it
-    // is skipped (the CLI says so).
-    if !registry.is_read_only() {
-        registry.record_verifications(&verifications)?;
-    }
-
-    Ok(VerifyReport {
-        ok: problems.is_empty(),
-        verified_at,
-        runs_checked: tallies.len(),
-        runs_in_progress: in_progress,
-        artifacts_checked: tallies.iter().map(|t| t.artifacts).sum(),
-        problems,
-        runs: tallies,
-    })
+    Ok(verifications)
 }
 
 /// A run directory's own verdict.
@@ -405,4 +478,103 @@ where
     }
     // Every index in `order` was taken exactly once.
     (slots.into_iter().flatten().collect(), m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::pipeline::{RunOptions, default_stages, run_pipeline};
+    use crate::registry::RunFilter;
+
+    /// Five one-scene runs of one config under different run ids, with a
+    /// problem planted in two of them.
+    fn five_runs() -> (tempfile::TempDir, Registry, Vec<RunRow>) {
+        let dir = tempfile::tempdir().unwrap();
+        let artifacts = dir.path().join("artifacts");
+        let config = dir.path().join("project.json");
+        std::fs::write(
+            &config,
+            r#"{"project_id": "p", "title": "T", "seed": 7, "scene_count": 1}"#,
+        )
+        .unwrap();
+        let mut registry = Registry::open(&artifacts.join("registry.db")).unwrap();
+        let clock = FixedClock("2026-11-24T08:00:00Z".parse().unwrap());
+        for i in 0..5 {
+            let opts = RunOptions {
+                config: crate::config::load(&config).unwrap(),
+                run_id: Some(format!("run-{i}")),
+                artifacts_dir: artifacts.clone(),
+                from_stage: None,
+                force: false,
+                lock_wait: std::time::Duration::ZERO,
+                on_lock_wait: None,
+            };
+            let outcome =
+                run_pipeline(&opts, &mut registry, &clock, &default_stages(), &mut |_| {}).unwrap();
+            assert!(outcome.error.is_none());
+        }
+        std::fs::write(artifacts.join("p/run-1/ShotList.json"), b"{}\n").unwrap();
+        std::fs::remove_file(artifacts.join("p/run-3/RenderPlan.meta.json")).unwrap();
+        let filter = RunFilter {
+            limit: usize::MAX,
+            ..RunFilter::default()
+        };
+        let runs = registry.list_runs(&filter, &|_, _| false).unwrap().0;
+        assert_eq!(runs.len(), 5);
+        (dir, registry, runs)
+    }
+
+    #[test]
+    fn checking_in_chunks_finds_what_checking_at_once_finds() {
+        let (dir, mut registry, runs) = five_runs();
+        let artifacts = dir.path().join("artifacts");
+        let clock = FixedClock("2026-11-24T09:00:00Z".parse().unwrap());
+        let mut reports = Vec::new();
+        for per_chunk in [1000, 2, 1] {
+            let mut last = (0, 0);
+            let report = verify_in_chunks(
+                &mut registry,
+                &artifacts,
+                &runs,
+                &|_, _| false,
+                &clock,
+                &mut |done, total| last = (done, total),
+                per_chunk,
+            )
+            .unwrap();
+            assert_eq!(last.0, last.1, "progress ends at its total");
+            assert!(last.1 > 0);
+            reports.push(report);
+        }
+        let at_once = &reports[0];
+        assert_eq!(at_once.runs_checked, 5);
+        assert_eq!(at_once.artifacts_checked, 25);
+        let kinds: Vec<(&str, ProblemKind)> = at_once
+            .problems
+            .iter()
+            .map(|p| (p.run_id.as_str(), p.kind))
+            .collect();
+        assert!(
+            kinds.contains(&("run-1", ProblemKind::HashMismatch)),
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.contains(&("run-3", ProblemKind::MetaMissing)),
+            "{kinds:?}"
+        );
+        for chunked in &reports[1..] {
+            assert_eq!(chunked, at_once);
+        }
+        // Every chunk's results were recorded.
+        let recorded: i64 = registry
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM artifact_verifications WHERE verified_at = '2026-11-24T09:00:00.000Z'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(recorded, 25);
+    }
 }
