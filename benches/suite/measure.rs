@@ -65,6 +65,39 @@ pub fn sample(cmd: &mut Command) -> Sample {
     }
 }
 
+/// Run `f` in a forked child and return its wall time and peak RSS. For
+/// generating inputs: a command this process starts later inherits its
+/// peak RSS at fork (Linux copies the high-water mark with the address
+/// space and keeps it across exec), so a generator's heap here would be
+/// counted in every measured command's peak RSS. `f` must leave its
+/// results on disk; the child leaves with `_exit`, running no destructor
+/// of this process's (temp dirs stay).
+#[allow(clippy::zombie_processes)]
+pub fn in_child(f: impl FnOnce()) -> Sample {
+    let started = Instant::now();
+    // SAFETY: the suite has one thread, so the child is a complete copy.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = i32::from(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err());
+        // SAFETY: ends the child without unwinding into the parent's code.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our unwaited child; both out-parameters live for the call.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert!(
+        waited == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the forked generator failed ({status})"
+    );
+    Sample {
+        wall: started.elapsed(),
+        peak_rss_kib: usage.ru_maxrss as u64,
+    }
+}
+
 /// Median of `rounds` samples (each made by `f`), and the largest peak RSS.
 pub fn median(rounds: usize, mut f: impl FnMut() -> Sample) -> Sample {
     let mut samples: Vec<Sample> = (0..rounds).map(|_| f()).collect();

@@ -14,7 +14,6 @@
 //! `running` by a process that died (they list as `interrupted`), so the
 //! live-lock check has something to do.
 
-use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use orchestrator::artifact::{
@@ -26,7 +25,9 @@ use orchestrator::registry::{
 };
 use serde_json::{Value, json};
 
-use crate::measure::{Row, Sample, Table, Workspace, median, orchestrator, sample, sqlite3_floor};
+use crate::measure::{
+    Row, Sample, Table, Workspace, in_child, median, orchestrator, sample, sqlite3_floor,
+};
 
 const ROUNDS: usize = 9;
 
@@ -704,43 +705,18 @@ fn copy_of(
     }
 }
 
-/// [`generate`] in a forked child, timed, with its peak RSS. Not in this
-/// process: a child it starts later inherits its resident pages at fork
-/// (Linux counts them in the child's peak RSS), so the commands measured
-/// after would be charged for the generator's heap.
-#[allow(clippy::zombie_processes)]
+/// [`generate`] in a forked child (see [`in_child`]), timed, with its
+/// peak RSS.
 fn generate_in_child(ws: &Workspace) -> (Generated, Sample) {
     let result = ws.path().join("generated.txt");
-    let started = Instant::now();
-    // SAFETY: the suite has one thread, so the child is a complete copy of
-    // it; it generates, writes its result and leaves with `_exit`, running
-    // no destructor of the parent's (the temp dir stays).
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = match std::panic::catch_unwind(|| generate(ws)) {
-            Ok(g) => {
-                let text = format!(
-                    "{}\n{}\n{}\n{}\n{}\n",
-                    g.artifacts, g.transactions, g.shared_script, g.shown_run.0, g.shown_run.1
-                );
-                i32::from(std::fs::write(&result, text).is_err())
-            }
-            Err(_) => 1,
-        };
-        // SAFETY: ends the child without unwinding into the parent's code.
-        unsafe { libc::_exit(code) };
-    }
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our unwaited child; both out-parameters live for the call.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = started.elapsed();
-    assert!(
-        waited == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "generating the registry failed ({status})"
-    );
+    let sample = in_child(|| {
+        let g = generate(ws);
+        let text = format!(
+            "{}\n{}\n{}\n{}\n{}\n",
+            g.artifacts, g.transactions, g.shared_script, g.shown_run.0, g.shown_run.1
+        );
+        std::fs::write(&result, text).expect("writing the generator's result");
+    });
     let text = std::fs::read_to_string(&result).expect("the generator's result");
     let lines: Vec<&str> = text.lines().collect();
     let generated = Generated {
@@ -748,10 +724,6 @@ fn generate_in_child(ws: &Workspace) -> (Generated, Sample) {
         transactions: lines[1].parse().expect("a count"),
         shared_script: lines[2].to_string(),
         shown_run: (lines[3].to_string(), lines[4].to_string()),
-    };
-    let sample = Sample {
-        wall,
-        peak_rss_kib: usage.ru_maxrss as u64,
     };
     (generated, sample)
 }

@@ -22,7 +22,9 @@ use orchestrator::artifact::{
 use orchestrator::registry::{RebuiltArtifact, RebuiltRun, RebuiltSummary, Registry, RunRow};
 use sha2::{Digest, Sha256};
 
-use crate::measure::{Row, Sample, Table, Workspace, median, orchestrator, sample, sqlite3_floor};
+use crate::measure::{
+    Row, Sample, Table, Workspace, in_child, median, orchestrator, sample, sqlite3_floor,
+};
 
 /// The large tree: 4 runs × 5 artifacts × 64 MiB = 1.25 GiB.
 const LARGE_RUNS: usize = 4;
@@ -46,12 +48,13 @@ pub fn run(table: &mut Table) {
 }
 
 fn large(table: &mut Table) {
-    let tree = Tree::generate(LARGE_RUNS, &mut |_, path| {
+    let ws = Workspace::new();
+    let tree = Tree::generate(&ws, LARGE_RUNS, &mut |_, path| {
         write_pseudo_random(path, LARGE_FILE_BYTES)
     });
     let files: Vec<&Path> = tree.artifacts.iter().map(PathBuf::as_path).collect();
     let total = tree.artifact_bytes;
-    let verify = || orchestrator(tree.ws.path(), &["verify"]);
+    let verify = || orchestrator(ws.path(), &["verify"]);
     let openssl = || {
         let mut cmd = quiet("openssl");
         cmd.args(["dgst", "-sha256"]).args(&files);
@@ -62,7 +65,7 @@ fn large(table: &mut Table) {
         cmd.args(["-c", "0"])
             .arg(crate::measure::binary())
             .arg("verify")
-            .current_dir(tree.ws.path());
+            .current_dir(ws.path());
         cmd
     };
     let [verify, floor, one_core] = alternate(LARGE_ROUNDS, [&verify, &openssl, &one_core]);
@@ -92,13 +95,18 @@ fn large(table: &mut Table) {
 
 fn small(table: &mut Table) {
     let example = example_artifacts();
-    let tree = Tree::generate(SMALL_RUNS, &mut |ty, path| {
-        let bytes = &example[ty as usize];
-        std::fs::write(path, bytes).expect("writing an artifact");
-        (sha256_hex(bytes), bytes.len() as u64)
+    let ws = Workspace::new();
+    // In a child: see `in_child`. 100,000 paths and the generator's heap
+    // read as 116 MiB of `verify`'s peak RSS when generated here.
+    in_child(|| {
+        Tree::generate(&ws, SMALL_RUNS, &mut |ty, path| {
+            let bytes = &example[ty as usize];
+            std::fs::write(path, bytes).expect("writing an artifact");
+            (sha256_hex(bytes), bytes.len() as u64)
+        });
     });
-    let artifacts = tree.artifacts.len();
-    let files = tree.all_files.len();
+    let artifacts = SMALL_RUNS * ArtifactType::ALL.len();
+    let files = SMALL_RUNS * FILES_PER_RUN;
 
     // The floors read every file verify reads (artifacts, meta files, run
     // summaries); `find` walks the run directories as verify lists them.
@@ -108,11 +116,11 @@ fn small(table: &mut Table) {
             .arg(format!(
                 "find artifacts -name '*.json' -type f -print0 | xargs -0 {tool} > /dev/null"
             ))
-            .current_dir(tree.ws.path());
+            .current_dir(ws.path());
         cmd
     };
-    let verify = || orchestrator(tree.ws.path(), &["verify"]);
-    let verify_json = || orchestrator(tree.ws.path(), &["verify", "--json"]);
+    let verify = || orchestrator(ws.path(), &["verify"]);
+    let verify_json = || orchestrator(ws.path(), &["verify", "--json"]);
     let sha256sum = || script("sha256sum");
     let cat = || script("cat");
     let [verify, verify_json, floor, cat] =
@@ -143,10 +151,11 @@ fn small(table: &mut Table) {
     // What the SQL costs inside verify: the integrity check the CLI runs
     // first (timed as the sqlite3 CLI running it), and verify's queries
     // and its recording transaction, timed in this process.
-    let db = tree.ws.db();
+    let db = ws.db();
     let quick_check = sqlite3_floor(SMALL_ROUNDS, &db, "PRAGMA quick_check");
     let mut registry = Registry::open(&db).expect("opening the registry");
-    let keys: Vec<(&str, &str)> = tree.run_ids.iter().map(|r| (PROJECT, r.as_str())).collect();
+    let run_ids: Vec<String> = (0..SMALL_RUNS).map(run_id).collect();
+    let keys: Vec<(&str, &str)> = run_ids.iter().map(|r| (PROJECT, r.as_str())).collect();
     let queried = in_process(SMALL_ROUNDS, || {
         let a = registry.artifacts_of_runs(&keys).expect("artifacts");
         let e = registry.stale_edges_of_runs(&keys, &a).expect("edges");
@@ -238,34 +247,39 @@ fn quiet(program: &str) -> Command {
     cmd
 }
 
-/// A generated artifact tree and its registry.
+/// What a generated tree holds, beside its registry.
 struct Tree {
-    ws: Workspace,
-    run_ids: Vec<String>,
     /// Every artifact file.
     artifacts: Vec<PathBuf>,
     artifact_bytes: u64,
-    /// Artifacts, meta files and run summaries: every file verify reads.
-    all_files: Vec<PathBuf>,
+}
+
+/// Files per run that verify reads: each artifact, its meta file, and the
+/// run summary.
+const FILES_PER_RUN: usize = 2 * ArtifactType::ALL.len() + 1;
+
+/// The id of the tree's `i`-th run.
+fn run_id(i: usize) -> String {
+    format!("{:016x}", 0xbe00_0000_0000_0000u64 + i as u64)
 }
 
 impl Tree {
-    /// `runs` complete runs of one project; `write(type, path)` writes an
-    /// artifact file and returns its sha256 and size.
-    fn generate(runs: usize, write: &mut dyn FnMut(ArtifactType, &Path) -> (String, u64)) -> Tree {
-        let ws = Workspace::new();
+    /// `runs` complete runs of one project in `ws`; `write(type, path)`
+    /// writes an artifact file and returns its sha256 and size.
+    fn generate(
+        ws: &Workspace,
+        runs: usize,
+        write: &mut dyn FnMut(ArtifactType, &Path) -> (String, u64),
+    ) -> Tree {
         let artifacts_dir = ws.path().join("artifacts");
         let mut registry = Registry::open(&ws.db()).expect("creating the registry");
         let mut tree = Tree {
-            ws,
-            run_ids: Vec::with_capacity(runs),
             artifacts: Vec::new(),
             artifact_bytes: 0,
-            all_files: Vec::new(),
         };
         let mut batch = Vec::new();
         for i in 0..runs {
-            let run_id = format!("{:016x}", 0xbe00_0000_0000_0000u64 + i as u64);
+            let run_id = run_id(i);
             let run_dir = format!("{PROJECT}/{run_id}");
             std::fs::create_dir_all(artifacts_dir.join(&run_dir)).expect("creating a run dir");
             let mut rebuilt_artifacts: Vec<RebuiltArtifact> = Vec::new();
@@ -311,8 +325,7 @@ impl Tree {
                 let meta_path = artifacts_dir.join(format!("{run_dir}/{}", ty.meta_file_name()));
                 std::fs::write(&meta_path, &meta_bytes).expect("writing a meta file");
                 tree.artifact_bytes += size_bytes;
-                tree.artifacts.push(path.clone());
-                tree.all_files.extend([path, meta_path]);
+                tree.artifacts.push(path);
                 rebuilt_artifacts.push(RebuiltArtifact {
                     meta,
                     path: rel,
@@ -323,7 +336,6 @@ impl Tree {
             let summary = format!("{{\"run_id\": \"{run_id}\"}}\n");
             let summary_path = artifacts_dir.join(&summary_rel);
             std::fs::write(&summary_path, &summary).expect("writing a run summary");
-            tree.all_files.push(summary_path);
             batch.push(RebuiltRun {
                 run: RunRow {
                     run_id: run_id.clone(),
@@ -352,7 +364,6 @@ impl Tree {
                 artifacts: rebuilt_artifacts,
                 executions: Vec::new(),
             });
-            tree.run_ids.push(run_id);
             if batch.len() == 5_000 || i + 1 == runs {
                 for outcome in registry.insert_rebuilt(&batch).expect("inserting runs") {
                     outcome.expect("a generated run the registry refused");
