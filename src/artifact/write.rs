@@ -66,7 +66,6 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
 /// symlink, another length, a read error) answers `false`, and the caller
 /// writes as usual, which reports real errors with their context.
 pub fn holds_exactly(path: &Path, bytes: &[u8]) -> Result<bool> {
-    use std::io::Read;
     let Ok(before) = std::fs::symlink_metadata(path) else {
         return Ok(false);
     };
@@ -82,13 +81,29 @@ pub fn holds_exactly(path: &Path, bytes: &[u8]) -> Result<bool> {
     if !same_file {
         return Ok(false);
     }
-    let mut held = Vec::with_capacity(bytes.len() + 1);
-    let read = (&file).take(bytes.len() as u64 + 1).read_to_end(&mut held);
-    if read.is_err() || held != bytes {
+    if !same_bytes(&file, bytes) {
         return Ok(false);
     }
     file.sync_all().map_err(|e| Error::io("syncing", path, e))?;
     Ok(true)
+}
+
+/// Whether `file` (read from its start) holds exactly `bytes`, compared
+/// through a fixed buffer: a 26 MB artifact is not read into a second copy
+/// beside the one just made. A read error answers `false`.
+fn same_bytes(mut file: &std::fs::File, bytes: &[u8]) -> bool {
+    use std::io::Read;
+    let mut buf = [0u8; 64 << 10];
+    let mut rest = bytes;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return rest.is_empty(),
+            Ok(n) if n <= rest.len() && buf[..n] == rest[..n] => rest = &rest[n..],
+            Ok(_) => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
 }
 
 #[cfg(unix)]
@@ -164,6 +179,13 @@ mod tests {
         assert!(!holds_exactly(&path, b"abcd").unwrap(), "longer");
         assert!(!holds_exactly(&path, b"ab").unwrap(), "shorter");
         assert!(!holds_exactly(&path, b"").unwrap(), "empty");
+        // Over several reads of the comparison buffer.
+        let big: Vec<u8> = (0..200_007u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &big).unwrap();
+        assert!(holds_exactly(&path, &big).unwrap());
+        let mut last_differs = big.clone();
+        *last_differs.last_mut().unwrap() ^= 1;
+        assert!(!holds_exactly(&path, &last_differs).unwrap(), "last byte");
         std::fs::remove_file(&path).unwrap();
         std::fs::create_dir(&path).unwrap();
         assert!(!holds_exactly(&path, b"").unwrap(), "a directory");
