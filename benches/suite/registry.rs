@@ -14,7 +14,6 @@
 //! `running` by a process that died (they list as `interrupted`), so the
 //! live-lock check has something to do.
 
-
 use chrono::{DateTime, Utc};
 use orchestrator::artifact::{
     ComputeOrigin, CreationParams, MetaRecord, ParentRef, sha256_hex, short_sha,

@@ -56,36 +56,34 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Whether `path` is a regular file (not a symlink) holding exactly
-/// `bytes`. If it is, it is also fsynced, so that it can be registered just
-/// as if it had been written now: a process killed after writing it may
-/// never have synced it, and an fsync of clean pages costs little.
+/// `bytes`.
+///
+/// Nothing is fsynced: bytes this tool put at an artifact's name were
+/// synced before the rename that gave them the name ([`write_atomic`]), so
+/// only the name may still need its directory synced, which the caller
+/// does. (Bytes put there some other way and lost to a power cut are what
+/// the next run's hash check finds: the stage re-executes.) An fsync, even
+/// of clean pages, is a cache flush the disk must answer: milliseconds
+/// apiece while other processes write.
 ///
 /// This is what lets a stage that re-executes (`--force`) and reproduces
 /// the bytes already there leave the file alone instead of paying for a
 /// temp file, an fsync of new data and a rename. Any doubt (no file, a
 /// symlink, another length, a read error) answers `false`, and the caller
 /// writes as usual, which reports real errors with their context.
-pub fn holds_exactly(path: &Path, bytes: &[u8]) -> Result<bool> {
+pub fn holds_exactly(path: &Path, bytes: &[u8]) -> bool {
     let Ok(before) = std::fs::symlink_metadata(path) else {
-        return Ok(false);
+        return false;
     };
     if !before.is_file() || before.len() != bytes.len() as u64 {
-        return Ok(false);
+        return false;
     }
     let Ok(file) = std::fs::File::open(path) else {
-        return Ok(false);
+        return false;
     };
     // The same inode that was checked: a symlink swapped in between the
     // check and the open is not read through.
-    let same_file = file.metadata().is_ok_and(|now| same_inode(&before, &now));
-    if !same_file {
-        return Ok(false);
-    }
-    if !same_bytes(&file, bytes) {
-        return Ok(false);
-    }
-    file.sync_all().map_err(|e| Error::io("syncing", path, e))?;
-    Ok(true)
+    file.metadata().is_ok_and(|now| same_inode(&before, &now)) && same_bytes(&file, bytes)
 }
 
 /// Whether `file` (read from its start) holds exactly `bytes`, compared
@@ -172,23 +170,23 @@ mod tests {
     fn holds_exactly_only_the_same_bytes_in_a_regular_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("X.json");
-        assert!(!holds_exactly(&path, b"abc").unwrap(), "no file");
+        assert!(!holds_exactly(&path, b"abc"), "no file");
         std::fs::write(&path, b"abc").unwrap();
-        assert!(holds_exactly(&path, b"abc").unwrap());
-        assert!(!holds_exactly(&path, b"abd").unwrap(), "same length");
-        assert!(!holds_exactly(&path, b"abcd").unwrap(), "longer");
-        assert!(!holds_exactly(&path, b"ab").unwrap(), "shorter");
-        assert!(!holds_exactly(&path, b"").unwrap(), "empty");
+        assert!(holds_exactly(&path, b"abc"));
+        assert!(!holds_exactly(&path, b"abd"), "same length");
+        assert!(!holds_exactly(&path, b"abcd"), "longer");
+        assert!(!holds_exactly(&path, b"ab"), "shorter");
+        assert!(!holds_exactly(&path, b""), "empty");
         // Over several reads of the comparison buffer.
         let big: Vec<u8> = (0..200_007u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &big).unwrap();
-        assert!(holds_exactly(&path, &big).unwrap());
+        assert!(holds_exactly(&path, &big));
         let mut last_differs = big.clone();
         *last_differs.last_mut().unwrap() ^= 1;
-        assert!(!holds_exactly(&path, &last_differs).unwrap(), "last byte");
+        assert!(!holds_exactly(&path, &last_differs), "last byte");
         std::fs::remove_file(&path).unwrap();
         std::fs::create_dir(&path).unwrap();
-        assert!(!holds_exactly(&path, b"").unwrap(), "a directory");
+        assert!(!holds_exactly(&path, b""), "a directory");
     }
 
     #[cfg(unix)]
@@ -199,7 +197,7 @@ mod tests {
         std::fs::write(&target, b"abc").unwrap();
         let path = dir.path().join("X.json");
         std::os::unix::fs::symlink(&target, &path).unwrap();
-        assert!(!holds_exactly(&path, b"abc").unwrap());
+        assert!(!holds_exactly(&path, b"abc"));
     }
 
     #[cfg(unix)]

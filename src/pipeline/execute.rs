@@ -95,7 +95,7 @@ pub(crate) fn execute(
     // A re-execution (`--force`) that reproduces the bytes already there
     // leaves the file alone: rewriting identical bytes would cost a temp
     // file, an fsync of new data and a rename, and change nothing.
-    let data_kept = holds_exactly(out_path, &bytes)?;
+    let data_kept = holds_exactly(out_path, &bytes);
     if !data_kept {
         write_atomic_unsynced(out_path, &bytes)?;
     }
@@ -194,7 +194,7 @@ fn kept_meta(
     if bytes != registered.meta_json.as_bytes() {
         return Ok(None);
     }
-    Ok(holds_exactly(path, &bytes)?.then_some((earlier, bytes)))
+    Ok(holds_exactly(path, &bytes).then_some((earlier, bytes)))
 }
 
 /// Drop `value` on a new thread, returned to be joined. Small values are
