@@ -1,7 +1,7 @@
 //! Executing one stage: run it, validate its output, write the artifact and
 //! its meta record. Registering them is the runner's commit, not this.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -43,6 +43,9 @@ pub(crate) struct Run<'a> {
     pub parsed: &'a RefCell<Parsed>,
     /// RFC 3339 now, for the meta record's `created_at`.
     pub now: &'a dyn Fn() -> String,
+    /// Whether every name in the run directory is durable: its directory
+    /// was synced after the last rename in it.
+    pub names_durable: &'a Cell<bool>,
 }
 
 /// Run the stage, validate its output, write the artifact and then its
@@ -138,6 +141,7 @@ pub(crate) fn execute(
     } else {
         None
     };
+    let kept_meta_file = kept.is_some();
     let (meta, meta_bytes) = match kept {
         Some(earlier) => earlier,
         None => {
@@ -146,10 +150,15 @@ pub(crate) fn execute(
             (meta, bytes)
         }
     };
-    // Even when both files were kept: the process that wrote them may have
-    // been killed before it made their names durable.
-    if let Some(dir) = meta_path.parent() {
-        sync_dir(dir)?;
+    // Kept files need it too unless a sync since this run began has
+    // covered them: the process that wrote them may have been killed
+    // before it made their names durable.
+    let nothing_renamed = data_kept && kept_meta_file;
+    if !(nothing_renamed && run.names_durable.get()) {
+        if let Some(dir) = meta_path.parent() {
+            sync_dir(dir)?;
+        }
+        run.names_durable.set(true);
     }
     failpoint::hit("stage.after_meta_write").map_err(|e| Error::io("registering", out_path, e))?;
     // Before the next stage allocates its own tree.

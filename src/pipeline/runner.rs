@@ -22,7 +22,7 @@
 //! full run of five stages seven times (its start, each stage, its end). A
 //! kill before a deferred write loses only the note that nothing changed.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ use super::execute::{self, Current, Written};
 use super::rundir::{refuse_symlinked_dirs, remove_stale_temp_files};
 use super::stage::{Parsed, Stage};
 use super::summary::{Durability, RunReport, StageReport, SummaryTarget};
-use crate::artifact::{ArtifactType, ComputeOrigin};
+use crate::artifact::{ArtifactType, ComputeOrigin, sync_dir};
 use crate::clock::{Clock, rfc3339};
 use crate::config::{LoadedConfig, check_run_id};
 use crate::error::{Error, Result};
@@ -160,6 +160,7 @@ pub fn run_pipeline(
         },
         summary_written: false,
         validators_prepared: false,
+        names_durable: Cell::new(false),
     };
 
     let mut failure: Option<Error> = None;
@@ -280,6 +281,10 @@ struct RunContext<'a> {
     summary_written: bool,
     /// Whether validators are being compiled ahead of use.
     validators_prepared: bool,
+    /// Whether every name in the run directory is durable (see
+    /// [`execute::Run::names_durable`]): false until a directory sync in
+    /// this invocation, and again after each rename not yet synced.
+    names_durable: Cell<bool>,
 }
 
 impl RunContext<'_> {
@@ -322,6 +327,8 @@ impl RunContext<'_> {
         self.in_flight = Some(execution.clone());
         if let Some(report) = report {
             let written = self.summary.write(&report, Durability::Provisional)?;
+            // Renamed into place; the first stage's directory sync covers it.
+            self.names_durable.set(false);
             self.unwritten.summary = Some((written, report.started_at));
             self.summary_written = true;
         }
@@ -469,6 +476,12 @@ impl RunContext<'_> {
                         .to_string();
                 execution.output_sha256 = Some(sha256.clone());
                 self.complete(&mut execution, t0);
+                // The process that left these files may have been killed
+                // before it made their names durable.
+                if !self.names_durable.get() {
+                    sync_dir(&self.summary.run_dir)?;
+                    self.names_durable.set(true);
+                }
                 self.commit(|tx| tx.record_artifact(&meta, &rel, &meta_json, &execution))?;
                 self.keep(ty, sha256, out_path, bytes);
                 None
@@ -496,6 +509,7 @@ impl RunContext<'_> {
                     current: &self.current,
                     parsed: &self.parsed,
                     now: &now,
+                    names_durable: &self.names_durable,
                 };
                 let registered = self.registered.get(ty.name());
                 match execute::execute(stage, &run, &out_path, &meta_path, registered) {
