@@ -502,3 +502,74 @@ fn a_meta_record_that_names_another_run_is_reported_as_misplaced() {
     let message = r.report["problems"][0]["message"].as_str().unwrap();
     assert!(message.contains("run_id `elsewhere`"), "{message}");
 }
+
+/// Registry files beside the database that a reindex leaves behind it
+/// (rebuild temp files are named `registry.db.reindex-<pid>…`).
+fn reindex_leftovers(ws: &Workspace) -> Vec<String> {
+    std::fs::read_dir(ws.artifacts())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".reindex-"))
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn reindex_waits_for_every_process_that_has_the_registry_open() {
+    use std::os::unix::fs::MetadataExt;
+    let (ws, _) = example_run();
+    let before = std::fs::metadata(ws.db()).unwrap().ino();
+    // This test process has the registry open, as `runs list` or `verify`
+    // would: closing the old file after a swap would remove the new
+    // file's `-wal` and `-shm`.
+    let reader =
+        orchestrator::registry::Registry::open_existing(&ws.db(), &ws.artifacts()).unwrap();
+
+    let out = ws
+        .cmd()
+        .args(["reindex", "--lock-timeout", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("registry.db.users"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::metadata(ws.db()).unwrap().ino(),
+        before,
+        "swapped anyway"
+    );
+    assert_eq!(reindex_leftovers(&ws), Vec::<String>::new());
+
+    // Given time, it waits for the reader to close, then swaps.
+    let mut waiting = ws.spawn(&["reindex", "--json", "--lock-timeout", "60"]);
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(waiting.try_wait().unwrap().is_none(), "did not wait");
+    drop(reader);
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["runs"], 1);
+    assert_ne!(
+        std::fs::metadata(ws.db()).unwrap().ino(),
+        before,
+        "not swapped"
+    );
+    assert_eq!(ws.runs_list(&[]).len(), 1);
+}
+
+#[test]
+fn a_command_opening_the_registry_during_a_swap_waits_for_it() {
+    let (ws, _) = example_run();
+    let swapping = orchestrator::registry::lock_for_swap(&ws.db(), Duration::from_secs(5)).unwrap();
+    let mut listing = ws.spawn(&["runs", "list", "--json"]);
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(listing.try_wait().unwrap().is_none(), "did not wait");
+    drop(swapping);
+    let out = listing.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 1);
+}

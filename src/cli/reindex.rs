@@ -2,9 +2,11 @@
 //! and each thing it could not index.
 
 use std::io::Write;
+use std::time::Duration;
 
 use super::GlobalArgs;
 use orchestrator::error::exit;
+use orchestrator::registry::BUSY_TIMEOUT;
 use orchestrator::reindex::{ReindexReport, reindex};
 
 #[derive(Debug, clap::Args)]
@@ -16,12 +18,18 @@ pub struct ReindexArgs {
     /// Check everything and report, but keep the current registry.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Seconds to wait for other processes that have the registry open
+    /// (`runs list`, `verify`, a run) to close it before swapping.
+    #[arg(long, value_name = "SECS", default_value_t = BUSY_TIMEOUT.as_secs())]
+    pub lock_timeout: u64,
 }
 
 /// Exit 0 when everything in the tree was indexed, 1 when something was not.
 pub fn run(global: &GlobalArgs, args: &ReindexArgs) -> anyhow::Result<u8> {
     let db = global.db_path();
-    let report = reindex(&global.artifacts_dir, &db, args.dry_run)?;
+    let wait = Duration::from_secs(args.lock_timeout);
+    let report = reindex(&global.artifacts_dir, &db, args.dry_run, wait)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 
 pub use artifacts::ArtifactRecord;
 pub use executions::{CompletedExecution, ExecutionRecord, StageRow};
-pub use open::{migration_lock_path, runs_on_disk};
+pub use open::{lock_for_swap, migration_lock_path, runs_on_disk, users_lock_path};
 pub use reindex::{Inserted, RebuiltArtifact, RebuiltRun, RebuiltSummary};
 pub use runs::{LiveCheck, NewRun, RunFilter, RunFinish, RunRow, SummaryFile};
 pub use verification::{StaleEdge, Verification};
@@ -45,6 +45,10 @@ pub struct Registry {
     /// Opened without write access (a read-only file or directory): reads
     /// work, writes are not attempted.
     read_only: bool,
+    /// The shared lock on `<db>.users` ([`users_lock_path`]), released
+    /// only after `conn` has closed: fields drop in order, and closing is
+    /// when SQLite removes `-wal` and `-shm`.
+    _users: Option<std::fs::File>,
 }
 
 impl Registry {

@@ -67,13 +67,18 @@ impl Registry {
                 .write(true)
                 .open(path)
                 .map_err(|e| Error::io("opening the registry for writing", path, e))?;
+        }
+        // Before connecting: a connection made during a reindex's swap
+        // could reach the file being replaced.
+        let users = lock_as_user(path)?;
+        if path.exists() {
             let conn = connect(path, Access::ReadWrite).map_err(|e| unusable(path, e))?;
             if check_schema(&conn, path)? == Schema::Current {
-                return Registry::ready(conn, path, false);
+                return Registry::ready(conn, path, false, users);
             }
         }
         let conn = migrate_locked(path, Access::Create)?;
-        Registry::ready(conn, path, false)
+        Registry::ready(conn, path, false, users)
     }
 
     /// Open an existing registry for the commands that read (and `verify`,
@@ -99,6 +104,7 @@ impl Registry {
                 "run `orchestrator run --project <config>` first, or pass `--db <file>`",
             ));
         }
+        let users = lock_as_user(path)?;
         let mut last_error = None;
         for access in [Access::ReadWrite, Access::ReadOnly, Access::Immutable] {
             let opened = connect(path, access).and_then(|conn| {
@@ -118,11 +124,11 @@ impl Registry {
             let read_only =
                 access != Access::ReadWrite || conn.is_readonly(MAIN_DB).unwrap_or(true);
             return match (judge(path, found)?, read_only) {
-                (Schema::Current, _) => Registry::ready(conn, path, read_only),
+                (Schema::Current, _) => Registry::ready(conn, path, read_only, users),
                 (Schema::Behind, false) => {
                     drop(conn);
                     let conn = migrate_locked(path, Access::ReadWrite)?;
-                    Registry::ready(conn, path, false)
+                    Registry::ready(conn, path, false, users)
                 }
                 (Schema::Behind, true) => Err(Error::io(
                     "upgrading the schema of the registry",
@@ -146,7 +152,12 @@ impl Registry {
 
     /// Set the connection-level promises and wrap the connection. Runs only
     /// after the schema check, so a refused file was never written.
-    fn ready(conn: Connection, path: &Path, read_only: bool) -> Result<Registry> {
+    fn ready(
+        conn: Connection,
+        path: &Path,
+        read_only: bool,
+        users: Option<File>,
+    ) -> Result<Registry> {
         if !read_only {
             // FULL sync because the registry is what resume trusts.
             conn.execute_batch("PRAGMA synchronous = FULL;")
@@ -157,6 +168,7 @@ impl Registry {
             conn,
             path: path.to_path_buf(),
             read_only,
+            _users: users,
         })
     }
 }
@@ -438,6 +450,98 @@ fn lock_for_migration(db: &Path) -> Result<File> {
             }
             Err(TryLockError::Error(e)) => {
                 return Err(Error::io("locking the registry for migration", &path, e));
+            }
+        }
+    }
+}
+
+/// `<db>.users`: every process that has the registry open holds a shared
+/// lock on it for as long as it does, and `reindex` holds it exclusively
+/// while it swaps a rebuilt file in. Without it, a process still holding
+/// the old file open would, on closing, checkpoint it and remove `-wal`
+/// and `-shm` by name: by then the new file's, which other processes may be
+/// using. A separate file from the migration lock, which is held only
+/// while migrating: a process waiting to migrate must not wait for every
+/// run in progress to end.
+pub fn users_lock_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".users");
+    PathBuf::from(name)
+}
+
+/// Take a shared lock on [`users_lock_path`], waiting up to
+/// [`BUSY_TIMEOUT`] while `reindex` swaps. `None` where the lock file can
+/// be neither created nor opened (a read-only location, where nothing can
+/// be swapped either).
+fn lock_as_user(db: &Path) -> Result<Option<File>> {
+    let path = users_lock_path(db);
+    let opened = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .or_else(|_| File::open(&path));
+    let Ok(file) = opened else {
+        return Ok(None);
+    };
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match file.try_lock_shared() {
+            Ok(()) => return Ok(Some(file)),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::Busy {
+                    what: "the registry".to_string(),
+                    message: format!(
+                        "`orchestrator reindex` has been swapping in a rebuilt registry for \
+                         over {}s (it holds `{}`)",
+                        BUSY_TIMEOUT.as_secs(),
+                        path.display()
+                    ),
+                });
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(Error::io("locking the registry", &path, e));
+            }
+        }
+    }
+}
+
+/// Take [`users_lock_path`] exclusively, for swapping a rebuilt registry
+/// in: waits up to `wait` for every process that has the registry open to
+/// close it.
+pub fn lock_for_swap(db: &Path, wait: Duration) -> Result<File> {
+    let path = users_lock_path(db);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("opening the registry's users lock", &path, e))?;
+    // An enormous wait is "wait for ever", not an overflow.
+    let deadline = Instant::now().checked_add(wait);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::Busy {
+                    what: "the registry".to_string(),
+                    message: format!(
+                        "another process has had it open for over {}s (each holds `{}` \
+                         shared); close it (`runs list`, `verify`, a run, …), then reindex \
+                         again. The current registry was left as it was",
+                        wait.as_secs(),
+                        path.display()
+                    ),
+                });
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(Error::io("locking the registry's users lock", &path, e));
             }
         }
     }

@@ -11,9 +11,12 @@
 //! 2. build `<db>.reindex-<pid>` with `Registry::open` (migrations apply),
 //!    a batch of runs per transaction;
 //! 3. checkpoint and close it, so the file alone holds every commit;
-//! 4. delete the OLD registry's `-wal`, `-shm` and `-journal` (a stale log
+//! 4. take `<db>.users` exclusively, waiting for every process that has the
+//!    registry open to close it (each holds it shared: on closing, SQLite
+//!    removes `-wal` and `-shm` by name, which must not be the new file's);
+//! 5. delete the OLD registry's `-wal`, `-shm` and `-journal` (a stale log
 //!    beside the new file would be replayed into it and corrupt it);
-//! 5. rename the new file over `<db>` and fsync the directory.
+//! 6. rename the new file over `<db>` and fsync the directory.
 //!
 //! The old registry is never opened: it may be corrupt, which is often why
 //! reindex is run. What cannot be indexed is reported, never guessed.
@@ -32,7 +35,7 @@ use serde::Serialize;
 
 use crate::artifact::TEMP_PREFIX;
 use crate::error::{Error, Result};
-use crate::registry::{RebuiltRun, Registry};
+use crate::registry::{RebuiltRun, Registry, lock_for_swap};
 
 pub use read::{META_LIMIT, SUMMARY_LIMIT};
 
@@ -142,7 +145,12 @@ pub struct ReindexReport {
 
 /// Rebuild the registry at `db` from the tree at `artifacts_dir`. With
 /// `dry_run`, build and check it all the same, then discard it.
-pub fn reindex(artifacts_dir: &Path, db: &Path, dry_run: bool) -> Result<ReindexReport> {
+pub fn reindex(
+    artifacts_dir: &Path,
+    db: &Path,
+    dry_run: bool,
+    wait_for_users: Duration,
+) -> Result<ReindexReport> {
     match std::fs::metadata(artifacts_dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
@@ -198,6 +206,10 @@ pub fn reindex(artifacts_dir: &Path, db: &Path, dry_run: bool) -> Result<Reindex
     }
 
     refuse_new_runs(artifacts_dir, &held)?;
+    // No process may still have the old file open when it is replaced:
+    // closing it would remove `-wal` and `-shm` by name, the new file's by
+    // then. Processes that open the registry meanwhile wait for this.
+    let _swapping = lock_for_swap(db, wait_for_users)?;
     for suffix in ["-wal", "-shm", "-journal"] {
         remove_if_present(&with_suffix(db, suffix))?;
     }
@@ -339,8 +351,8 @@ fn lock_files(artifacts_dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// `<db>.reindex-<pid>` and its `-wal`/`-shm` (and the migration lock file
-/// opening it created), removed on drop unless the rebuild got as far as
+/// `<db>.reindex-<pid>` and its `-wal`/`-shm` (and the lock files opening
+/// it created), removed on drop unless the rebuild got as far as
 /// renaming it into place.
 struct TempDb {
     path: PathBuf,
@@ -366,17 +378,17 @@ impl Drop for TempDb {
             let _ = remove_db_files(&self.path);
         } else {
             // The database file itself was renamed; only side files remain.
-            let _ = ["-wal", "-shm", "-journal", ".lock"]
+            let _ = ["-wal", "-shm", "-journal", ".lock", ".users"]
                 .iter()
                 .try_for_each(|s| remove_if_present(&with_suffix(&self.path, s)));
         }
     }
 }
 
-/// A database file, its SQLite side files and its migration lock file
-/// (`registry::migration_lock_path`).
+/// A database file, its SQLite side files and its lock files
+/// (`registry::migration_lock_path`, `registry::users_lock_path`).
 fn remove_db_files(db: &Path) -> Result<()> {
-    for suffix in ["", "-wal", "-shm", "-journal", ".lock"] {
+    for suffix in ["", "-wal", "-shm", "-journal", ".lock", ".users"] {
         remove_if_present(&with_suffix(db, suffix))?;
     }
     Ok(())
