@@ -431,27 +431,21 @@ fn lock_for_migration(db: &Path) -> Result<File> {
         .write(true)
         .open(&path)
         .map_err(|e| Error::io("opening the registry's migration lock", &path, e))?;
-    let deadline = Instant::now() + BUSY_TIMEOUT;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::Busy {
-                    what: "the registry".to_string(),
-                    message: format!(
-                        "another process has been creating or migrating it for over {}s (it holds `{}`)",
-                        BUSY_TIMEOUT.as_secs(),
-                        path.display()
-                    ),
-                });
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(Error::io("locking the registry for migration", &path, e));
-            }
-        }
+    match wait_for_lock(
+        &file,
+        Lock::Exclusive,
+        Instant::now().checked_add(BUSY_TIMEOUT),
+    ) {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(Error::Busy {
+            what: "the registry".to_string(),
+            message: format!(
+                "another process has been creating or migrating it for over {}s (it holds `{}`)",
+                BUSY_TIMEOUT.as_secs(),
+                path.display()
+            ),
+        }),
+        Err(e) => Err(Error::io("locking the registry for migration", &path, e)),
     }
 }
 
@@ -484,28 +478,22 @@ fn lock_as_user(db: &Path) -> Result<Option<File>> {
     let Ok(file) = opened else {
         return Ok(None);
     };
-    let deadline = Instant::now() + BUSY_TIMEOUT;
-    loop {
-        match file.try_lock_shared() {
-            Ok(()) => return Ok(Some(file)),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::Busy {
-                    what: "the registry".to_string(),
-                    message: format!(
-                        "`orchestrator reindex` has been swapping in a rebuilt registry for \
-                         over {}s (it holds `{}`)",
-                        BUSY_TIMEOUT.as_secs(),
-                        path.display()
-                    ),
-                });
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(Error::io("locking the registry", &path, e));
-            }
-        }
+    match wait_for_lock(
+        &file,
+        Lock::Shared,
+        Instant::now().checked_add(BUSY_TIMEOUT),
+    ) {
+        Ok(true) => Ok(Some(file)),
+        Ok(false) => Err(Error::Busy {
+            what: "the registry".to_string(),
+            message: format!(
+                "`orchestrator reindex` has been swapping in a rebuilt registry for over {}s \
+                 (it holds `{}`)",
+                BUSY_TIMEOUT.as_secs(),
+                path.display()
+            ),
+        }),
+        Err(e) => Err(Error::io("locking the registry", &path, e)),
     }
 }
 
@@ -521,28 +509,43 @@ pub fn lock_for_swap(db: &Path, wait: Duration) -> Result<File> {
         .open(&path)
         .map_err(|e| Error::io("opening the registry's users lock", &path, e))?;
     // An enormous wait is "wait for ever", not an overflow.
-    let deadline = Instant::now().checked_add(wait);
+    match wait_for_lock(&file, Lock::Exclusive, Instant::now().checked_add(wait)) {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(Error::Busy {
+            what: "the registry".to_string(),
+            message: format!(
+                "another process has had it open for over {}s (each holds `{}` shared); \
+                 close it (`runs list`, `verify`, a run, …), then reindex again. The \
+                 current registry was left as it was",
+                wait.as_secs(),
+                path.display()
+            ),
+        }),
+        Err(e) => Err(Error::io("locking the registry's users lock", &path, e)),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Lock {
+    Shared,
+    Exclusive,
+}
+
+/// Try to take `kind` of lock on `file` every 20 ms until `deadline`
+/// (`None`: no deadline). `Ok(false)`: still held elsewhere at the deadline.
+fn wait_for_lock(file: &File, kind: Lock, deadline: Option<Instant>) -> std::io::Result<bool> {
     loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
+        let tried = match kind {
+            Lock::Shared => file.try_lock_shared(),
+            Lock::Exclusive => file.try_lock(),
+        };
+        match tried {
+            Ok(()) => return Ok(true),
             Err(TryLockError::WouldBlock) if deadline.is_none_or(|d| Instant::now() < d) => {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::Busy {
-                    what: "the registry".to_string(),
-                    message: format!(
-                        "another process has had it open for over {}s (each holds `{}` \
-                         shared); close it (`runs list`, `verify`, a run, …), then reindex \
-                         again. The current registry was left as it was",
-                        wait.as_secs(),
-                        path.display()
-                    ),
-                });
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(Error::io("locking the registry's users lock", &path, e));
-            }
+            Err(TryLockError::WouldBlock) => return Ok(false),
+            Err(TryLockError::Error(e)) => return Err(e),
         }
     }
 }
