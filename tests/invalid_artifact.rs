@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use orchestrator::clock::SystemClock;
-use orchestrator::pipeline::{RunOptions, default_stages, run_pipeline};
+use orchestrator::pipeline::{RunOptions, default_stages, lock_run, run_pipeline};
 use orchestrator::registry::Registry;
 use orchestrator::{Error, config};
 use serde_json::Value;
@@ -35,12 +35,20 @@ fn an_invalid_artifact_is_never_written_or_registered() {
     stages[1] = Box::new(common::BrokenShotList);
 
     let mut seen = Vec::new();
-    let err = run_pipeline(&opts, &mut registry, &SystemClock, &stages, &mut |r| {
-        seen.push((r.stage, r.status.as_str()))
-    })
+    let locked = lock_run(&opts, &SystemClock).unwrap();
+    let err = run_pipeline(
+        &opts,
+        &locked,
+        &mut registry,
+        &SystemClock,
+        &stages,
+        &mut |r| seen.push((r.stage, r.status.as_str())),
+    )
     .unwrap()
     .error
     .expect("the run fails");
+    // Released, as the binary releases it when a run ends.
+    drop(locked);
     match &err {
         Error::InvalidArtifact {
             stage,

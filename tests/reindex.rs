@@ -573,3 +573,87 @@ fn a_command_opening_the_registry_during_a_swap_waits_for_it() {
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 1);
 }
+
+/// Wait until another process holds the run lock of `lighthouse/<run>`
+/// (reindex takes every run lock first), so a reindex started in the
+/// background is known to be past that point.
+fn wait_until_run_lock_is_held(ws: &Workspace, run: &str) {
+    let path = ws
+        .artifacts()
+        .join(".locks")
+        .join(format!("lighthouse.{run}.lock"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let file = File::open(&path).unwrap();
+        if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock_shared() {
+            return;
+        }
+        drop(file);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reindex never locked {run}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_run_started_while_reindex_waits_for_users_does_not_hold_it_up() {
+    let (ws, summary) = example_run();
+    let run = summary["run_id"].as_str().unwrap().to_string();
+    let reader =
+        orchestrator::registry::Registry::open_existing(&ws.db(), &ws.artifacts()).unwrap();
+    let reindexing = ws.spawn(&["reindex", "--json", "--lock-timeout", "60"]);
+    wait_until_run_lock_is_held(&ws, &run);
+    // A run of the existing run waits for its run lock, which reindex
+    // holds; it must not hold the registry open meanwhile, or reindex
+    // would wait for it while it waits for reindex.
+    let running = ws.spawn(&["run", "--json", "--project", "project.json"]);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(reader);
+    let out = reindexing.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = running.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = ws.runs_list(&[]);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["attempts"], 2, "{listed:?}");
+}
+
+#[test]
+fn a_run_made_while_reindex_waited_makes_it_give_up_instead_of_losing_the_run() {
+    let (ws, summary) = example_run();
+    let run = summary["run_id"].as_str().unwrap().to_string();
+    let reader =
+        orchestrator::registry::Registry::open_existing(&ws.db(), &ws.artifacts()).unwrap();
+    let reindexing = ws.spawn(&["reindex", "--lock-timeout", "60"]);
+    wait_until_run_lock_is_held(&ws, &run);
+    // A new run begins and ends while reindex waits: it wrote to the
+    // registry being replaced. (The pause lets the one-run rebuild finish
+    // first, so the run happens during the wait for the reader; in either
+    // phase it must be caught.)
+    std::thread::sleep(Duration::from_secs(1));
+    let other = project(&ws, "other", 11);
+    ws.run_ok(&other, &[]);
+    drop(reader);
+    let out = reindexing.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("run other/") && stderr.contains("again"),
+        "{stderr}"
+    );
+    // The registry that knows both runs was kept.
+    assert_eq!(ws.runs_list(&[]).len(), 2);
+    assert_eq!(reindex_leftovers(&ws), Vec::<String>::new());
+}

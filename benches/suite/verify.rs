@@ -187,11 +187,11 @@ fn small(table: &mut Table) {
     table.push(row);
     for (case, wall) in [
         (
-            format!("in verify: 3 batched queries for {SMALL_RUNS} runs"),
+            format!("3 batched queries for {SMALL_RUNS} runs at once (verify: per 2000 runs)"),
             queried,
         ),
         (
-            format!("in verify: record {artifacts} results, 1 transaction"),
+            format!("recording {artifacts} results in 1 transaction (verify: 1 per 2000 runs)"),
             recorded,
         ),
     ] {

@@ -12,7 +12,7 @@ use orchestrator::clock::SystemClock;
 use orchestrator::config;
 use orchestrator::lock;
 use orchestrator::pipeline::{
-    Action, RunOptions, RunOutcome, StageReport, StageStatus, default_stages, plan_run,
+    Action, RunOptions, RunOutcome, StageReport, StageStatus, default_stages, lock_run, plan_run,
     run_pipeline,
 };
 use orchestrator::registry::{self, BUSY_TIMEOUT, Registry};
@@ -93,7 +93,6 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
             eprintln!("hint: run `orchestrator reindex` to index them");
         }
     }
-    let mut registry = Registry::open(&db)?;
     let opts = RunOptions {
         config: loaded,
         run_id: args.run_id.clone(),
@@ -108,14 +107,16 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
         on_lock_wait: Some(say_waiting),
     };
 
-    let run_id = opts
-        .run_id
-        .clone()
-        .unwrap_or_else(|| opts.config.default_run_id());
+    // The run lock first, then the registry; the registry is closed before
+    // the lock is released (declared after it, so dropped before it).
+    Registry::check_writable(&db)?;
+    let locked = lock_run(&opts, &SystemClock)?;
+    let mut registry = Registry::open(&db)?;
+    let run_id = locked.run_id();
     let run_dir = global
         .artifacts_dir
         .join(&opts.config.config.project_id)
-        .join(&run_id);
+        .join(run_id);
     let stdout = std::io::stdout();
     if !args.json {
         let mut out = stdout.lock();
@@ -137,6 +138,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
     };
     let result = run_pipeline(
         &opts,
+        &locked,
         &mut registry,
         &SystemClock,
         &default_stages(),

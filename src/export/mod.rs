@@ -109,18 +109,32 @@ impl RunHistory {
     }
 
     /// Index of the execution that generated the bytes `sha256` of stage
-    /// `stage`: the newest that executed and output them, else the newest
-    /// that recorded them at all (a skip that adopted a killed run's file).
-    pub fn generating_execution(&self, stage: u8, sha256: &str) -> Option<usize> {
+    /// `stage`: of those that executed and output them, the newest that had
+    /// started by `made_at` (the artifact's `created_at`, when known: a
+    /// later execution that reproduced the same bytes kept the file and its
+    /// record, so it made nothing), else the newest; failing those, the
+    /// newest that recorded them at all (a skip that adopted a killed run's
+    /// file). Times are RFC 3339 UTC in one format, so they compare as text.
+    pub fn generating_execution(
+        &self,
+        stage: u8,
+        sha256: &str,
+        made_at: Option<&str>,
+    ) -> Option<usize> {
         let outputs = |i: &usize| {
             let e = &self.executions[*i];
             e.stage == stage && e.output_sha256.as_deref() == Some(sha256)
         };
+        let executed = |i: &usize| self.executions[*i].status == "executed";
+        let started_by =
+            |i: &usize| made_at.is_none_or(|t| self.executions[*i].started_at.as_str() <= t);
         let all = 0..self.executions.len();
         all.clone()
             .rev()
             .filter(outputs)
-            .find(|i| self.executions[*i].status == "executed")
+            .filter(executed)
+            .find(started_by)
+            .or_else(|| all.clone().rev().filter(outputs).find(executed))
             .or_else(|| all.rev().find(outputs))
     }
 }

@@ -196,7 +196,8 @@ pub fn document(h: &RunHistory) -> Value {
             .current
             .map(|a| a.stage)
             .or_else(|| stage_of_type(h, &v.artifact_type));
-        let Some(i) = stage.and_then(|s| h.generating_execution(s, sha)) else {
+        let made_at = v.current.map(|a| a.created_at.as_str());
+        let Some(i) = stage.and_then(|s| h.generating_execution(s, sha, made_at)) else {
             continue;
         };
         let time = v
@@ -223,11 +224,16 @@ pub fn document(h: &RunHistory) -> Value {
             "prov:usedEntity".into(),
             artifact_id(&edge.parent_sha256).into(),
         );
-        let child_stage = h
-            .artifact(&edge.child_type)
+        let child = h.artifact(&edge.child_type);
+        let child_stage = child
             .map(|a| a.stage)
             .or_else(|| stage_of_type(h, &edge.child_type));
-        if let Some(i) = child_stage.and_then(|s| h.generating_execution(s, &edge.child_sha256)) {
+        let made_at = child
+            .filter(|a| a.sha256 == edge.child_sha256)
+            .map(|a| a.created_at.as_str());
+        if let Some(i) =
+            child_stage.and_then(|s| h.generating_execution(s, &edge.child_sha256, made_at))
+        {
             d.insert("prov:activity".into(), activity_ids[i].clone().into());
         }
         derived.insert(format!("_:der{}", derived.len() + 1), Value::Object(d));

@@ -13,7 +13,7 @@ pub mod stages;
 pub mod summary;
 
 pub use plan::{Action, PlannedStage, RunPlan, plan_run};
-pub use runner::{RunOptions, RunOutcome, run_pipeline};
+pub use runner::{LockedRun, RunOptions, RunOutcome, lock_run, run_pipeline};
 pub use stage::{Stage, StageContext};
 pub use stages::default_stages;
 pub use summary::{RunReport, StageReport, StageStatus};

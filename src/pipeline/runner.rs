@@ -67,17 +67,24 @@ pub struct RunOutcome {
     pub error: Option<Error>,
 }
 
-/// Run the pipeline. `on_stage` is called as each stage is decided, so the
-/// caller can show progress. `Err` means the run could not start (bad run
-/// id, lock held, registry unusable); once started, a failure is returned
-/// inside the [`RunOutcome`] so its report can still be shown.
-pub fn run_pipeline(
-    opts: &RunOptions,
-    registry: &mut Registry,
-    clock: &dyn Clock,
-    stages: &[Box<dyn Stage>],
-    on_stage: &mut dyn FnMut(&StageReport),
-) -> Result<RunOutcome> {
+/// A run's lock, held: what [`run_pipeline`] needs first.
+pub struct LockedRun {
+    run_id: String,
+    _lock: lock::RunLock,
+}
+
+impl LockedRun {
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+}
+
+/// Resolve the run id and take the run's lock, waiting as `opts` says.
+/// Take it before opening the registry, and close the registry before
+/// dropping it: `reindex` holds every run lock while it waits for the
+/// registry's users to close it, so a run holding the registry open while
+/// it waits for its own lock would hold reindex up until one gave up.
+pub fn lock_run(opts: &RunOptions, clock: &dyn Clock) -> Result<LockedRun> {
     let cfg = &opts.config.config;
     let run_id = match &opts.run_id {
         Some(id) => {
@@ -86,6 +93,37 @@ pub fn run_pipeline(
         }
         None => opts.config.default_run_id(),
     };
+    let lock = lock::acquire(
+        &opts.artifacts_dir,
+        &cfg.project_id,
+        &run_id,
+        &rfc3339(clock.now()),
+        lock::Wait {
+            timeout: opts.lock_wait,
+            on_wait: opts.on_lock_wait,
+        },
+    )?;
+    Ok(LockedRun {
+        run_id,
+        _lock: lock,
+    })
+}
+
+/// Run the pipeline under `locked` (see [`lock_run`]). `on_stage` is
+/// called as each stage is decided, so the caller can show progress. `Err`
+/// means the run could not start (bad stage number, registry unusable);
+/// once started, a failure is returned inside the [`RunOutcome`] so its
+/// report can still be shown.
+pub fn run_pipeline(
+    opts: &RunOptions,
+    locked: &LockedRun,
+    registry: &mut Registry,
+    clock: &dyn Clock,
+    stages: &[Box<dyn Stage>],
+    on_stage: &mut dyn FnMut(&StageReport),
+) -> Result<RunOutcome> {
+    let cfg = &opts.config.config;
+    let run_id = locked.run_id.clone();
     if let Some(n) = opts.from_stage {
         let last = stages.len() as u8;
         if !(1..=last).contains(&n) {
@@ -97,16 +135,6 @@ pub fn run_pipeline(
 
     let run_rel = format!("{}/{}", cfg.project_id, run_id);
     let run_dir = opts.artifacts_dir.join(&cfg.project_id).join(&run_id);
-    let _lock = lock::acquire(
-        &opts.artifacts_dir,
-        &cfg.project_id,
-        &run_id,
-        &rfc3339(clock.now()),
-        lock::Wait {
-            timeout: opts.lock_wait,
-            on_wait: opts.on_lock_wait,
-        },
-    )?;
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Error::io("creating the run directory", &run_dir, e))?;
     refuse_symlinked_dirs(&opts.artifacts_dir, &[&cfg.project_id, &run_id])?;

@@ -60,14 +60,7 @@ impl Registry {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io("creating the registry directory", dir, e))?;
         }
-        if path.exists() {
-            // SQLite would open a write-protected file read-only without a
-            // word and fail at the first write; ask the OS, which says why.
-            OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(|e| Error::io("opening the registry for writing", path, e))?;
-        }
+        Registry::check_writable(path)?;
         // Before connecting: a connection made during a reindex's swap
         // could reach the file being replaced.
         let users = lock_as_user(path)?;
@@ -79,6 +72,21 @@ impl Registry {
         }
         let conn = migrate_locked(path, Access::Create)?;
         Registry::ready(conn, path, false, users)
+    }
+
+    /// Whether an existing registry file can be opened for writing: SQLite
+    /// would open a write-protected file read-only without a word and fail
+    /// at the first write; this asks the OS, which says why. A missing file
+    /// passes (it will be created). `run` asks before taking its run lock,
+    /// so a read-only registry is named as the problem.
+    pub fn check_writable(path: &Path) -> Result<()> {
+        if path.exists() {
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| Error::io("opening the registry for writing", path, e))?;
+        }
+        Ok(())
     }
 
     /// Open an existing registry for the commands that read (and `verify`,

@@ -205,11 +205,13 @@ pub fn reindex(
         return Ok(report);
     }
 
-    refuse_new_runs(artifacts_dir, &held)?;
     // No process may still have the old file open when it is replaced:
     // closing it would remove `-wal` and `-shm` by name, the new file's by
     // then. Processes that open the registry meanwhile wait for this.
     let _swapping = lock_for_swap(db, wait_for_users)?;
+    // Only now: a run may have started, written to the old registry and
+    // ended while the rebuild ran or while this waited.
+    refuse_new_runs(artifacts_dir, &held)?;
     for suffix in ["-wal", "-shm", "-journal"] {
         remove_if_present(&with_suffix(db, suffix))?;
     }
@@ -294,36 +296,49 @@ fn hold_run_locks(artifacts_dir: &Path) -> Result<Vec<(PathBuf, File)>> {
     Ok(held)
 }
 
-/// A run that started during the rebuild (its lock file is new) wrote to
-/// the old registry; swapping now would lose what it wrote.
+/// A run whose lock file is new began after the rebuild did: whether it is
+/// still going or already done, it may have written to the old registry,
+/// and swapping now would lose what it wrote. (One still waiting to open
+/// the registry wrote nothing yet, but cannot be told apart from one that
+/// did and is about to drop its lock; the user is told to reindex again.)
 fn refuse_new_runs(artifacts_dir: &Path, held: &[(PathBuf, File)]) -> Result<()> {
-    for path in lock_files(artifacts_dir)? {
-        if held.iter().any(|(p, _)| *p == path) {
-            continue;
-        }
-        let Ok(file) = File::open(&path) else {
-            continue;
-        };
-        if let Err(TryLockError::WouldBlock) = file.try_lock_shared() {
-            return Err(busy(&path));
-        }
+    match lock_files(artifacts_dir)?
+        .into_iter()
+        .find(|path| !held.iter().any(|(p, _)| p == path))
+    {
+        Some(path) => Err(started_meanwhile(&path)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-fn busy(lock: &Path) -> Error {
+/// `project/run` of a run lock file's name.
+fn run_of_lock(lock: &Path) -> String {
     let name = lock
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let run = name
-        .strip_suffix(".lock")
+    name.strip_suffix(".lock")
         .unwrap_or(&name)
-        .replacen('.', "/", 1);
+        .replacen('.', "/", 1)
+}
+
+fn busy(lock: &Path) -> Error {
     Error::Busy {
-        what: format!("run {run}"),
+        what: format!("run {}", run_of_lock(lock)),
         message: format!(
             "it is running (`{}` is locked), and a rebuilt registry would miss what it records",
+            lock.display()
+        ),
+    }
+}
+
+fn started_meanwhile(lock: &Path) -> Error {
+    Error::Busy {
+        what: format!("run {}", run_of_lock(lock)),
+        message: format!(
+            "it began while the registry was being rebuilt (`{}` is new), so the rebuilt \
+             registry may miss what it recorded; the current registry was left as it was. \
+             Run `orchestrator reindex` again",
             lock.display()
         ),
     }

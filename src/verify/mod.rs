@@ -484,7 +484,7 @@ where
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
-    use crate::pipeline::{RunOptions, default_stages, run_pipeline};
+    use crate::pipeline::{RunOptions, default_stages, lock_run, run_pipeline};
     use crate::registry::RunFilter;
 
     /// Five one-scene runs of one config under different run ids, with a
@@ -510,8 +510,18 @@ mod tests {
                 lock_wait: std::time::Duration::ZERO,
                 on_lock_wait: None,
             };
-            let outcome =
-                run_pipeline(&opts, &mut registry, &clock, &default_stages(), &mut |_| {}).unwrap();
+            let outcome = {
+                let locked = lock_run(&opts, &clock).unwrap();
+                run_pipeline(
+                    &opts,
+                    &locked,
+                    &mut registry,
+                    &clock,
+                    &default_stages(),
+                    &mut |_| {},
+                )
+                .unwrap()
+            };
             assert!(outcome.error.is_none());
         }
         std::fs::write(artifacts.join("p/run-1/ShotList.json"), b"{}\n").unwrap();
@@ -529,9 +539,11 @@ mod tests {
     fn checking_in_chunks_finds_what_checking_at_once_finds() {
         let (dir, mut registry, runs) = five_runs();
         let artifacts = dir.path().join("artifacts");
-        let clock = FixedClock("2026-11-24T09:00:00Z".parse().unwrap());
         let mut reports = Vec::new();
-        for per_chunk in [1000, 2, 1] {
+        for (minute, per_chunk) in [1000, 2, 1].into_iter().enumerate() {
+            // Each pass at its own time, so each pass's recording is seen.
+            let at = format!("2026-11-24T09:0{minute}:00Z");
+            let clock = FixedClock(at.parse().unwrap());
             let mut last = (0, 0);
             let report = verify_in_chunks(
                 &mut registry,
@@ -564,13 +576,18 @@ mod tests {
             "{kinds:?}"
         );
         for chunked in &reports[1..] {
-            assert_eq!(chunked, at_once);
+            let chunked = VerifyReport {
+                verified_at: at_once.verified_at.clone(),
+                ..chunked.clone()
+            };
+            assert_eq!(&chunked, at_once);
         }
-        // Every chunk's results were recorded.
+        // Every chunk's results were recorded: the last pass, one run per
+        // chunk, rewrote all 25.
         let recorded: i64 = registry
             .conn()
             .query_row(
-                "SELECT count(*) FROM artifact_verifications WHERE verified_at = '2026-11-24T09:00:00.000Z'",
+                "SELECT count(*) FROM artifact_verifications WHERE verified_at = '2026-11-24T09:02:00.000Z'",
                 [],
                 |r| r.get(0),
             )

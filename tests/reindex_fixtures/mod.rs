@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::common::{Workspace, example_config};
 use orchestrator::clock::SystemClock;
-use orchestrator::pipeline::{RunOptions, default_stages, run_pipeline};
+use orchestrator::pipeline::{RunOptions, default_stages, lock_run, run_pipeline};
 use orchestrator::registry::Registry;
 
 /// A first run of `config` that fails at stage 2.
@@ -24,7 +24,16 @@ pub fn failed_run(ws: &Workspace, config: &Path) {
     };
     let mut stages = default_stages();
     stages[1] = Box::new(crate::common::BrokenShotList);
-    let outcome = run_pipeline(&opts, &mut registry, &SystemClock, &stages, &mut |_| {}).unwrap();
+    let locked = lock_run(&opts, &SystemClock).unwrap();
+    let outcome = run_pipeline(
+        &opts,
+        &locked,
+        &mut registry,
+        &SystemClock,
+        &stages,
+        &mut |_| {},
+    )
+    .unwrap();
     assert!(outcome.error.is_some());
 }
 
