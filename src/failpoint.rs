@@ -27,6 +27,9 @@ pub const POINTS: &[&str] = &[
     "stage.after_data_write",
     // Both files are in place; the registry knows nothing of them.
     "stage.after_meta_write",
+    // A run directory is about to be synced (after a stage's files, before
+    // an adoption is recorded, after the closing summary).
+    "dir.sync",
     // Inside the stage's transaction: rows inserted, not committed.
     "stage.in_commit",
     // The stage is committed; the runner has not moved on.

@@ -149,6 +149,10 @@ fn kill_cases() -> Vec<String> {
         cases.push(format!("summary.before_write=kill@{n}"));
         cases.push(format!("summary.after_write=kill@{n}"));
     }
+    // A directory sync after each stage's files, and after the closing summary.
+    for n in 1..=6 {
+        cases.push(format!("dir.sync=kill@{n}"));
+    }
     cases
 }
 
@@ -424,4 +428,65 @@ fn random_sigkills_during_a_large_run_never_lose_data_and_end_byte_identical() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(check, "ok", "seed {seed}");
+}
+
+/// Whether the registry records an artifact of `ty`.
+fn registered(ws: &Workspace, ty: &str) -> bool {
+    ws.sqlite()
+        .query_row(
+            "SELECT count(*) FROM artifacts WHERE artifact_type = ?1",
+            [ty],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+        > 0
+}
+
+#[test]
+fn a_force_that_keeps_every_file_still_syncs_their_directory_before_recording() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    ws.run_ok(&config, &[]);
+    // Every stage reproduces its bytes and keeps its files; the names must
+    // still be made durable (once) before the first stage is recorded.
+    let out = ws
+        .cmd()
+        .env("ORCHESTRATOR_FAILPOINTS", "dir.sync=eio@1")
+        .args(["run", "--json", "--force", "--project"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stages"][0]["status"], "failed", "{report:#}");
+    assert_nothing_lost(&ws, "dir.sync=eio@1 under --force");
+}
+
+#[test]
+fn adopting_leftover_files_syncs_their_directory_before_recording_them() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    let killed = run_with(&ws, &config, "stage.after_meta_write=kill@3");
+    assert_eq!(killed.status.signal(), Some(9));
+    assert!(!registered(&ws, "AssetManifest"));
+    // The next run adopts stage 3's files; its first directory sync fails.
+    let out = run_with(&ws, &config, "dir.sync=eio@1");
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !registered(&ws, "AssetManifest"),
+        "adopted without syncing the directory first"
+    );
+    let resumed = ws.run_ok(&config, &[]);
+    assert_eq!(resumed["status"], "complete");
+    assert_clean(&ws, "after the failed adoption");
 }

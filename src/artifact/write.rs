@@ -125,6 +125,7 @@ fn parent(path: &Path) -> &Path {
 /// Make the renames in `dir` durable.
 #[cfg(unix)]
 pub fn sync_dir(dir: &Path) -> Result<()> {
+    crate::failpoint::hit("dir.sync").map_err(|e| Error::io("syncing directory", dir, e))?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("syncing directory", dir, e))
