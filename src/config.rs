@@ -175,7 +175,8 @@ fn read_capped(path: &Path) -> Result<Vec<u8>> {
     if meta.len() > MAX_CONFIG_BYTES {
         return Err(too_large(path, Some(meta.len())));
     }
-    let file = std::fs::File::open(path).map_err(unreadable)?;
+    // Never waits on a FIFO swapped in since the check above.
+    let file = crate::regular_file::open_following(path).map_err(unreadable)?;
     refuse_non_regular(path, &file.metadata().map_err(unreadable)?)?;
     match read_limited(file, MAX_CONFIG_BYTES).map_err(unreadable)? {
         Some(bytes) => Ok(bytes),

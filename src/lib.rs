@@ -18,6 +18,7 @@ pub mod lock;
 pub mod package;
 pub mod pipeline;
 pub mod registry;
+pub mod regular_file;
 pub mod reindex;
 pub mod schema;
 pub mod verify;

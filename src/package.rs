@@ -261,7 +261,8 @@ fn hash_regular_file(path: &Path) -> Result<String> {
             std::io::Error::other("not a regular file"),
         ));
     }
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io("reading", path, e))?;
+    let mut file =
+        crate::regular_file::open_nofollow(path).map_err(|e| Error::io("reading", path, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -338,7 +339,8 @@ fn write_archive(
         let mut tar = tar::Builder::new(&mut out);
         for name in &names {
             let path = run_dir.join(name);
-            let file = std::fs::File::open(&path).map_err(|e| Error::io("reading", &path, e))?;
+            let file = crate::regular_file::open_nofollow(&path)
+                .map_err(|e| Error::io("reading", &path, e))?;
             let len = file
                 .metadata()
                 .map_err(|e| Error::io("reading", &path, e))?

@@ -78,12 +78,12 @@ pub fn holds_exactly(path: &Path, bytes: &[u8]) -> bool {
     if !before.is_file() || before.len() != bytes.len() as u64 {
         return false;
     }
-    let Ok(file) = std::fs::File::open(path) else {
+    // A symlink or FIFO swapped in since the check is refused, not followed
+    // or waited on.
+    let Ok(file) = crate::regular_file::open_nofollow(path) else {
         return false;
     };
-    // The same inode that was checked: a symlink swapped in between the
-    // check and the open is not read through.
-    file.metadata().is_ok_and(|now| same_inode(&before, &now)) && same_bytes(&file, bytes)
+    same_bytes(&file, bytes)
 }
 
 /// Whether `file` (read from its start) holds exactly `bytes`, compared
@@ -102,17 +102,6 @@ fn same_bytes(mut file: &std::fs::File, bytes: &[u8]) -> bool {
             Err(_) => return false,
         }
     }
-}
-
-#[cfg(unix)]
-fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    a.dev() == b.dev() && a.ino() == b.ino()
-}
-
-#[cfg(not(unix))]
-fn same_inode(_a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    b.is_file()
 }
 
 /// The directory `path` is in (`.` for a bare file name).

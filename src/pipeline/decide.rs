@@ -244,7 +244,8 @@ fn read_regular(path: &Path, cap: Option<u64>) -> std::result::Result<Vec<u8>, S
         }
         Ok(_) => {}
     }
-    let file = std::fs::File::open(path).map_err(|e| format!("artifact unreadable ({e})"))?;
+    let file = crate::regular_file::open_nofollow(path)
+        .map_err(|e| format!("artifact unreadable ({e})"))?;
     // Sized from the open file, so a large artifact is read in one pass
     // rather than through a ladder of growing buffers.
     let len = file.metadata().map_or(0, |m| m.len());

@@ -106,7 +106,7 @@ fn open_regular(path: &Path) -> Result<(File, Metadata), ReadError> {
             what: describe_non_regular(path, &before),
         });
     }
-    let file = File::open(path).map_err(ReadError::Io)?;
+    let file = crate::regular_file::open_nofollow(path).map_err(ReadError::Io)?;
     let after = file.metadata().map_err(ReadError::Io)?;
     if !after.is_file() || !same_file(&before, &after) {
         return Err(ReadError::NotRegular {

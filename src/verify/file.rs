@@ -6,7 +6,7 @@
 //! Hashing streams through one fixed buffer per worker, so a 10 GiB render
 //! costs that buffer and no more.
 
-use std::fs::{File, Metadata};
+use std::fs::Metadata;
 use std::io::{self, Read};
 use std::path::{Component, Path};
 
@@ -75,7 +75,7 @@ pub(super) fn hash_file(
     buf: &mut [u8],
     on_read: &mut dyn FnMut(u64),
 ) -> io::Result<Hashed> {
-    let mut file = File::open(path)?;
+    let mut file = crate::regular_file::open_nofollow(path)?;
     let mut hasher = Sha256::new();
     // The buffer is filled before it is hashed, so small reads (a pipe, a
     // network file system) still reach the hash in large blocks.
@@ -120,7 +120,7 @@ pub(super) fn read_small(
     limit: u64,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    let mut file = File::open(path)?;
+    let mut file = crate::regular_file::open_nofollow(path)?;
     // Room for the whole file and one byte more, so one read can come
     // back short and end it.
     let cap = usize::try_from(limit.min(expected) + 1).unwrap_or(usize::MAX);
