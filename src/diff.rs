@@ -332,7 +332,10 @@ fn read_checked(artifacts_dir: &Path, run: &RunRow, a: &ArtifactRecord) -> Resul
         }
         Ok(_) => {}
     }
-    let bytes = std::fs::read(&full).map_err(|e| Error::io("reading", &full, e))?;
+    let mut bytes = Vec::new();
+    crate::regular_file::open_nofollow(&full)
+        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
+        .map_err(|e| Error::io("reading", &full, e))?;
     let found = sha256_hex(&bytes);
     if found != a.sha256 {
         return Err(Error::usage_with_hint(

@@ -4,8 +4,8 @@
 //! Each run has two files under `<artifacts>/.locks/`, outside every run
 //! directory (which must hold exactly the artifact files):
 //!
-//! - `<project>.<run>.lock`, the **run lock**. Only `run` touches it: it takes
-//!   an exclusive lock, polling until `--lock-timeout` (or giving up at once
+//! - `<project>.<run>.lock`, the **run lock**. `run`, `package` and `gc` take
+//!   it (and `reindex` takes every one): an exclusive lock, polling until `--lock-timeout` (or giving up at once
 //!   with `--no-wait`). The holder then writes its pid and start time into
 //!   the file, so a waiter can say whom it is waiting for, and empties it
 //!   again on release.

@@ -12,7 +12,6 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
@@ -66,27 +65,36 @@ pub struct ArchiveReport {
     pub members: Vec<String>,
 }
 
+/// Take `run`'s lock for packaging it, waiting as `wait` says for a `run`
+/// of it to finish. Take it with the registry closed, and open the
+/// registry after: `reindex` holds every run lock while it waits for the
+/// registry's users to close it (see `pipeline::lock_run`).
+pub fn lock_for_packaging(
+    artifacts_dir: &Path,
+    run: &RunRow,
+    clock: &dyn Clock,
+    wait: lock::Wait,
+) -> Result<lock::RunLock> {
+    lock::acquire(
+        artifacts_dir,
+        &run.project_id,
+        &run.run_id,
+        &rfc3339(clock.now()),
+        wait,
+    )
+}
+
 /// Package `run` (which must be complete), optionally writing a tar of its
-/// directory to `archive`. Holds the run's lock throughout, so no `run` of
-/// it changes the files being packaged.
+/// directory to `archive`, under the run's lock ([`lock_for_packaging`]),
+/// so no `run` of it changes the files being packaged.
 pub fn package(
+    _locked: &lock::RunLock,
     registry: &mut Registry,
     artifacts_dir: &Path,
     run: &RunRow,
     archive: Option<&Path>,
     clock: &dyn Clock,
-    lock_wait: Duration,
 ) -> Result<PackageReport> {
-    let _lock = lock::acquire(
-        artifacts_dir,
-        &run.project_id,
-        &run.run_id,
-        &rfc3339(clock.now()),
-        lock::Wait {
-            timeout: lock_wait,
-            on_wait: None,
-        },
-    )?;
     let run_dir = artifacts_dir.join(&run.project_id).join(&run.run_id);
     let (listed, created_at) = checked_artifacts(registry, artifacts_dir, run)?;
     let value = json!({
@@ -241,10 +249,12 @@ fn is_current(registry: &Registry, run_dir: &Path, run: &RunRow, sha256: &str) -
     {
         return Ok(false);
     }
-    let meta = std::fs::symlink_metadata(run_dir.join(ty.meta_file_name()))
+    let meta = crate::regular_file::open_nofollow(&run_dir.join(ty.meta_file_name()))
         .ok()
-        .filter(|m| m.file_type().is_file())
-        .and_then(|_| std::fs::read(run_dir.join(ty.meta_file_name())).ok())
+        .and_then(|mut f| {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut b).ok().map(|_| b)
+        })
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
     let recorded = serde_json::from_str::<serde_json::Value>(&registered.meta_json).ok();
     Ok(meta.is_some() && meta == recorded)

@@ -30,7 +30,10 @@ fn open_with(path: &Path, nofollow: bool) -> io::Result<File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        // O_NONBLOCK changes nothing for a regular file's reads.
+        // O_NONBLOCK changes nothing for a regular file's reads on a local
+        // file system. (Where a lease is held on the file, Samba's or an
+        // NFS server's, the open fails at once instead of waiting for the
+        // lease to be broken: an "unreadable" file, not a hang.)
         let mut flags = libc::O_NONBLOCK;
         if nofollow {
             flags |= libc::O_NOFOLLOW;

@@ -490,3 +490,40 @@ fn adopting_leftover_files_syncs_their_directory_before_recording_them() {
     assert_eq!(resumed["status"], "complete");
     assert_clean(&ws, "after the failed adoption");
 }
+
+#[test]
+fn prov_credits_adopted_files_to_the_interrupted_execution_that_wrote_them() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    let killed = run_with(&ws, &config, "stage.after_meta_write=kill@3");
+    assert_eq!(killed.status.signal(), Some(9));
+    let resumed = ws.run_ok(&config, &[]);
+    let run = resumed["run_id"].as_str().unwrap().to_string();
+    let out = ws
+        .cmd()
+        .args(["export", "--format", "prov", &run])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest = format!(
+        "orch:artifact/{}",
+        sha256_file(&ws.run_dir("lighthouse", &run).join("AssetManifest.json"))
+    );
+    let generation = doc["wasGeneratedBy"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|g| g["prov:entity"] == manifest.as_str())
+        .unwrap();
+    let activity = generation["prov:activity"].as_str().unwrap();
+    assert_eq!(
+        activity,
+        format!("orch:execution/lighthouse/{run}/attempt-1/stage-3")
+    );
+    let time = generation["prov:time"].as_str().unwrap();
+    let start = doc["activity"][activity]["prov:startTime"]
+        .as_str()
+        .unwrap();
+    assert!(start <= time, "made at {time}, started {start}");
+}

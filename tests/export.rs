@@ -770,6 +770,57 @@ fn an_interrupted_stage_aborts_and_a_live_one_has_only_its_start() {
     );
 }
 
+/// Every `wasGeneratedBy` of `doc`: (activity id, time if stated); each
+/// stated time falls within its activity.
+fn generations_within_their_activities(doc: &Value) -> Vec<(String, Option<String>)> {
+    doc["wasGeneratedBy"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|g| {
+            let activity = g["prov:activity"].as_str().unwrap().to_string();
+            let time = g["prov:time"].as_str().map(str::to_string);
+            if let Some(t) = &time {
+                let a = &doc["activity"][&activity];
+                let start = a["prov:startTime"].as_str().unwrap();
+                assert!(
+                    start <= t.as_str(),
+                    "{activity}: made at {t}, started {start}"
+                );
+                if let Some(end) = a["prov:endTime"].as_str() {
+                    assert!(t.as_str() <= end, "{activity}: made at {t}, ended {end}");
+                }
+            }
+            (activity, time)
+        })
+        .collect()
+}
+
+#[test]
+fn prov_after_reindexing_a_reproducing_force_states_no_time_outside_an_activity() {
+    let (ws, summary) = example_run();
+    let run = run_id(&summary);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    ws.run_ok(&ws.path().join("project.json"), &["--force"]);
+    // Reindex keeps each run's latest attempt only: the executions that
+    // made the kept bytes are gone, and the forced ones started after.
+    let out = ws.cmd().args(["reindex"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = prov(&ws, &run);
+    assert_eq!(violations(&prov_validator(), &doc), "", "{doc:#}");
+    let generations = generations_within_their_activities(&doc);
+    assert_eq!(generations.len(), 5);
+    for (activity, time) in generations {
+        assert!(activity.contains("/attempt-2/"), "{activity}");
+        assert_eq!(time, None, "{activity}");
+    }
+}
+
 #[test]
 fn prov_after_a_reproducing_force_credits_the_execution_that_wrote_the_bytes() {
     let (ws, summary) = example_run();

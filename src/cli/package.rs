@@ -10,7 +10,7 @@ use super::table::new_table;
 use orchestrator::artifact::short_sha;
 use orchestrator::clock::SystemClock;
 use orchestrator::lock;
-use orchestrator::package::{PackageReport, package};
+use orchestrator::package::{PackageReport, lock_for_packaging, package};
 use orchestrator::registry::{BUSY_TIMEOUT, Registry};
 
 #[derive(Debug, clap::Args)]
@@ -37,16 +37,32 @@ pub struct PackageArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &PackageArgs) -> anyhow::Result<()> {
-    let mut registry = Registry::open_existing(&global.db_path(), &global.artifacts_dir)?;
+    let db = global.db_path();
     let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
-    let run = registry.resolve_run(&args.run, args.project.as_deref(), &live)?;
+    let run = Registry::open_existing(&db, &global.artifacts_dir)?.resolve_run(
+        &args.run,
+        args.project.as_deref(),
+        &live,
+    )?;
+    // The run lock with the registry closed, then the registry again (and
+    // closed before the lock goes): see `lock_for_packaging`.
+    let locked = lock_for_packaging(
+        &global.artifacts_dir,
+        &run,
+        &SystemClock,
+        lock::Wait {
+            timeout: Duration::from_secs(args.lock_timeout),
+            on_wait: Some(super::run::say_waiting),
+        },
+    )?;
+    let mut registry = Registry::open_existing(&db, &global.artifacts_dir)?;
     let report = package(
+        &locked,
         &mut registry,
         &global.artifacts_dir,
         &run,
         args.archive.as_deref(),
         &SystemClock,
-        Duration::from_secs(args.lock_timeout),
     )?;
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -172,7 +172,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
 
 /// Said once on stderr, so a run that seems to hang explains itself. A
 /// closed stderr must not stop the run, so a failed write is ignored.
-fn say_waiting(holder: &lock::Holder) {
+pub(super) fn say_waiting(holder: &lock::Holder) {
     let _ = writeln!(
         std::io::stderr(),
         "waiting for run {} held by {}",

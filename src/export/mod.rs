@@ -109,12 +109,19 @@ impl RunHistory {
     }
 
     /// Index of the execution that generated the bytes `sha256` of stage
-    /// `stage`: of those that executed and output them, the newest that had
-    /// started by `made_at` (the artifact's `created_at`, when known: a
-    /// later execution that reproduced the same bytes kept the file and its
-    /// record, so it made nothing), else the newest; failing those, the
-    /// newest that recorded them at all (a skip that adopted a killed run's
-    /// file). Times are RFC 3339 UTC in one format, so they compare as text.
+    /// `stage`, given `made_at`, the artifact's `created_at` when known:
+    ///
+    /// 1. the newest that executed, output those bytes and had started by
+    ///    `made_at` (a later execution that reproduced the same bytes kept
+    ///    the file and its record, so it made nothing);
+    /// 2. else the newest execution of the stage that had started by
+    ///    `made_at`, whatever became of it: the one a kill interrupted
+    ///    after it wrote the file a later run adopted;
+    /// 3. else the newest that executed and output them (the registry no
+    ///    longer holds the one that made them: `reindex` keeps each run's
+    ///    latest attempt only), else the newest that recorded them at all.
+    ///
+    /// Times are RFC 3339 UTC in one format, so they compare as text.
     pub fn generating_execution(
         &self,
         stage: u8,
@@ -127,14 +134,23 @@ impl RunHistory {
         };
         let executed = |i: &usize| self.executions[*i].status == "executed";
         let started_by =
-            |i: &usize| made_at.is_none_or(|t| self.executions[*i].started_at.as_str() <= t);
+            |i: &usize| made_at.is_some_and(|t| self.executions[*i].started_at.as_str() <= t);
+        let of_stage = |i: &usize| self.executions[*i].stage == stage;
         let all = 0..self.executions.len();
         all.clone()
             .rev()
             .filter(outputs)
             .filter(executed)
             .find(started_by)
+            .or_else(|| all.clone().rev().filter(of_stage).find(started_by))
             .or_else(|| all.clone().rev().filter(outputs).find(executed))
             .or_else(|| all.rev().find(outputs))
+    }
+
+    /// Whether `time` falls within execution `i` (its end, when it has one,
+    /// included): a generation time outside its activity is not stated.
+    pub fn within(&self, i: usize, time: &str) -> bool {
+        let e = &self.executions[i];
+        e.started_at.as_str() <= time && e.finished_at.as_deref().is_none_or(|end| time <= end)
     }
 }

@@ -207,7 +207,7 @@ pub fn document(h: &RunHistory) -> Value {
         let mut g = Map::new();
         g.insert("prov:entity".into(), artifact_id(sha).into());
         g.insert("prov:activity".into(), activity_ids[i].clone().into());
-        if let Some(t) = time {
+        if let Some(t) = time.filter(|t| h.within(i, t)) {
             g.insert("prov:time".into(), t.into());
         }
         generated.insert(format!("_:gen{}", generated.len() + 1), Value::Object(g));

@@ -69,7 +69,9 @@ pub struct RunOutcome {
 
 /// A run's lock, held: what [`run_pipeline`] needs first.
 pub struct LockedRun {
+    project_id: String,
     run_id: String,
+    artifacts_dir: PathBuf,
     _lock: lock::RunLock,
 }
 
@@ -104,7 +106,9 @@ pub fn lock_run(opts: &RunOptions, clock: &dyn Clock) -> Result<LockedRun> {
         },
     )?;
     Ok(LockedRun {
+        project_id: cfg.project_id.clone(),
         run_id,
+        artifacts_dir: opts.artifacts_dir.clone(),
         _lock: lock,
     })
 }
@@ -124,6 +128,15 @@ pub fn run_pipeline(
 ) -> Result<RunOutcome> {
     let cfg = &opts.config.config;
     let run_id = locked.run_id.clone();
+    let locked_for_these = locked.project_id == cfg.project_id
+        && locked.artifacts_dir == opts.artifacts_dir
+        && opts.run_id.as_ref().is_none_or(|id| *id == run_id);
+    if !locked_for_these {
+        return Err(Error::Inconsistent(format!(
+            "run_pipeline was given the lock of {}/{}, taken for other options",
+            locked.project_id, locked.run_id
+        )));
+    }
     if let Some(n) = opts.from_stage {
         let last = stages.len() as u8;
         if !(1..=last).contains(&n) {

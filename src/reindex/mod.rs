@@ -205,12 +205,15 @@ pub fn reindex(
         return Ok(report);
     }
 
+    // A run begun during the rebuild is refused now rather than after the
+    // wait below, which it would otherwise fill (it holds the registry).
+    refuse_new_runs(artifacts_dir, &held)?;
     // No process may still have the old file open when it is replaced:
     // closing it would remove `-wal` and `-shm` by name, the new file's by
     // then. Processes that open the registry meanwhile wait for this.
     let _swapping = lock_for_swap(db, wait_for_users)?;
-    // Only now: a run may have started, written to the old registry and
-    // ended while the rebuild ran or while this waited.
+    // And again: a run may have begun, written to the old registry and
+    // ended while this waited.
     refuse_new_runs(artifacts_dir, &held)?;
     for suffix in ["-wal", "-shm", "-journal"] {
         remove_if_present(&with_suffix(db, suffix))?;
