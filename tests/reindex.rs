@@ -701,3 +701,31 @@ fn a_run_made_while_reindex_waited_makes_it_give_up_instead_of_losing_the_run() 
     assert_eq!(ws.runs_list(&[]).len(), 2);
     assert_eq!(reindex_leftovers(&ws), Vec::<String>::new());
 }
+
+#[test]
+fn a_run_whose_lock_file_was_made_anew_during_reindex_is_refused_too() {
+    let (ws, summary) = example_run();
+    let run = summary["run_id"].as_str().unwrap().to_string();
+    let reader =
+        orchestrator::registry::Registry::open_existing(&ws.db(), &ws.artifacts()).unwrap();
+    let reindexing = ws.spawn(&["reindex", "--lock-timeout", "60"]);
+    wait_until_run_lock_is_held(&ws, &run);
+    // Someone removes the lock files under the held locks; a run of the
+    // same run then makes its lock file anew at the same path, takes it
+    // and records an attempt in the registry being replaced.
+    let locks = ws.artifacts().join(".locks");
+    for entry in std::fs::read_dir(&locks).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    ws.run_ok(&ws.path().join("project.json"), &[]);
+    drop(reader);
+    let out = reindexing.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(&format!("run lighthouse/{run}")),
+        "{stderr}"
+    );
+    // The registry that recorded the second attempt was kept.
+    assert_eq!(ws.runs_list(&[])[0]["attempts"], 2);
+}

@@ -304,13 +304,28 @@ fn hold_run_locks(artifacts_dir: &Path) -> Result<Vec<(PathBuf, File)>> {
 /// and swapping now would lose what it wrote. (One still waiting to open
 /// the registry wrote nothing yet, but cannot be told apart from one that
 /// did and is about to drop its lock; the user is told to reindex again.)
+///
+/// "New" is by file, not name: a lock file deleted while reindex held it
+/// and made again by a run is that run's, not the one reindex holds.
 fn refuse_new_runs(artifacts_dir: &Path, held: &[(PathBuf, File)]) -> Result<()> {
+    let is_held = |path: &Path| {
+        held.iter()
+            .any(|(p, file)| p == path && same_file_as(file, path))
+    };
     match lock_files(artifacts_dir)?
         .into_iter()
-        .find(|path| !held.iter().any(|(p, _)| p == path))
+        .find(|path| !is_held(path))
     {
         Some(path) => Err(started_meanwhile(&path)),
         None => Ok(()),
+    }
+}
+
+/// Whether `path` still names the file `file` has open.
+fn same_file_as(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => read::same_file(&a, &b),
+        _ => false,
     }
 }
 

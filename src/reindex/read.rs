@@ -117,14 +117,15 @@ fn open_regular(path: &Path) -> Result<(File, Metadata), ReadError> {
     Ok((file, after))
 }
 
+/// Whether two metadata describe the same file (device and inode).
 #[cfg(unix)]
-fn same_file(a: &Metadata, b: &Metadata) -> bool {
+pub(super) fn same_file(a: &Metadata, b: &Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
     a.dev() == b.dev() && a.ino() == b.ino()
 }
 
 #[cfg(not(unix))]
-fn same_file(_a: &Metadata, _b: &Metadata) -> bool {
+pub(super) fn same_file(_a: &Metadata, _b: &Metadata) -> bool {
     true
 }
 
