@@ -597,6 +597,20 @@ fn wait_until_run_lock_is_held(ws: &Workspace, run: &str) {
     }
 }
 
+/// The registry held open by this test process, as `runs list` or
+/// `verify` would hold it, and a reindex started behind it: once this
+/// returns, reindex holds every run lock and waits for the reader to close.
+fn reindex_waiting_for_a_reader(
+    ws: &Workspace,
+    run: &str,
+) -> (orchestrator::registry::Registry, std::process::Child) {
+    let reader =
+        orchestrator::registry::Registry::open_existing(&ws.db(), &ws.artifacts()).unwrap();
+    let reindexing = ws.spawn(&["reindex", "--lock-timeout", "60"]);
+    wait_until_run_lock_is_held(ws, run);
+    (reader, reindexing)
+}
+
 /// Read `child`'s stderr until a line contains `needle` (the rest is
 /// drained in the background, so the child never blocks on a full pipe).
 fn await_stderr(child: &mut std::process::Child, needle: &str) {
@@ -637,10 +651,7 @@ fn a_command_waiting_for_its_run_lock_does_not_hold_up_reindex(command: &[&str])
             Some(0)
         );
     }
-    let reader =
-        orchestrator::registry::Registry::open_existing(&ws.db(), &ws.artifacts()).unwrap();
-    let reindexing = ws.spawn(&["reindex", "--json", "--lock-timeout", "60"]);
-    wait_until_run_lock_is_held(&ws, &run);
+    let (reader, reindexing) = reindex_waiting_for_a_reader(&ws, &run);
     let args: Vec<&str> = command
         .iter()
         .map(|a| if *a == "RUN" { run.as_str() } else { *a })
@@ -678,10 +689,7 @@ fn a_package_started_while_reindex_waits_for_users_does_not_hold_it_up() {
 fn a_run_made_while_reindex_waited_makes_it_give_up_instead_of_losing_the_run() {
     let (ws, summary) = example_run();
     let run = summary["run_id"].as_str().unwrap().to_string();
-    let reader =
-        orchestrator::registry::Registry::open_existing(&ws.db(), &ws.artifacts()).unwrap();
-    let reindexing = ws.spawn(&["reindex", "--lock-timeout", "60"]);
-    wait_until_run_lock_is_held(&ws, &run);
+    let (reader, reindexing) = reindex_waiting_for_a_reader(&ws, &run);
     // A new run begins and ends while reindex waits: it wrote to the
     // registry being replaced. (The pause lets the one-run rebuild finish
     // first, so the run happens during the wait for the reader; in either
@@ -706,10 +714,7 @@ fn a_run_made_while_reindex_waited_makes_it_give_up_instead_of_losing_the_run() 
 fn a_run_whose_lock_file_was_made_anew_during_reindex_is_refused_too() {
     let (ws, summary) = example_run();
     let run = summary["run_id"].as_str().unwrap().to_string();
-    let reader =
-        orchestrator::registry::Registry::open_existing(&ws.db(), &ws.artifacts()).unwrap();
-    let reindexing = ws.spawn(&["reindex", "--lock-timeout", "60"]);
-    wait_until_run_lock_is_held(&ws, &run);
+    let (reader, reindexing) = reindex_waiting_for_a_reader(&ws, &run);
     // Someone removes the lock files under the held locks; a run of the
     // same run then makes its lock file anew at the same path, takes it
     // and records an attempt in the registry being replaced.
