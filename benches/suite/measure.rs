@@ -40,29 +40,11 @@ pub struct Sample {
 pub fn sample(cmd: &mut Command) -> Sample {
     let started = Instant::now();
     let child = cmd.spawn().expect("spawning the benchmarked command");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our unwaited child; wait4 reaps it and fills the
-    // two out-parameters, which live for the call.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let (ok, status, peak_rss_kib) = reap(child.id() as libc::pid_t);
     let wall = started.elapsed();
-    assert_eq!(waited, pid, "wait4 failed");
-    // The child is reaped; read what it said without waiting again.
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut stderr);
-    }
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed ({status}): {stderr}"
-    );
-    Sample {
-        wall,
-        peak_rss_kib: usage.ru_maxrss as u64,
-    }
+    let stderr = stderr_of(child);
+    assert!(ok, "{cmd:?} failed ({status}): {stderr}");
+    Sample { wall, peak_rss_kib }
 }
 
 /// Run `f` in a forked child and return its wall time and peak RSS. For
@@ -83,19 +65,36 @@ pub fn in_child(f: impl FnOnce()) -> Sample {
         // SAFETY: ends the child without unwinding into the parent's code.
         unsafe { libc::_exit(code) };
     }
+    let (ok, status, peak_rss_kib) = reap(pid);
+    assert!(ok, "the forked generator failed ({status})");
+    Sample {
+        wall: started.elapsed(),
+        peak_rss_kib,
+    }
+}
+
+/// Reap child `pid` with wait4, which also gives its peak RSS: whether it
+/// exited 0, its wait status, and its peak RSS in KiB.
+pub fn reap(pid: libc::pid_t) -> (bool, i32, u64) {
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our unwaited child; both out-parameters live for the call.
+    // SAFETY: `pid` is our unwaited child; wait4 reaps it and fills the
+    // two out-parameters, which live for the call.
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert!(
-        waited == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "the forked generator failed ({status})"
-    );
-    Sample {
-        wall: started.elapsed(),
-        peak_rss_kib: usage.ru_maxrss as u64,
+    assert_eq!(waited, pid, "wait4 failed");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (ok, status, usage.ru_maxrss as u64)
+}
+
+/// What a reaped child wrote on its piped stderr (empty if not piped).
+pub fn stderr_of(child: std::process::Child) -> String {
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
     }
+    stderr
 }
 
 /// Median of `rounds` samples (each made by `f`), and the largest peak RSS.

@@ -5,7 +5,9 @@
 use std::process::Command;
 use std::time::Instant;
 
-use crate::measure::{Row, Sample, Table, Workspace, median, orchestrator, sample, sqlite3_floor};
+use crate::measure::{
+    Row, Sample, Table, Workspace, median, orchestrator, reap, sample, sqlite3_floor, stderr_of,
+};
 
 const ROUNDS: usize = 11;
 
@@ -194,29 +196,15 @@ fn sample_all(cmds: &mut [Command]) -> Sample {
         .collect();
     let mut peak = 0;
     for child in children {
-        let pid = child.id() as libc::pid_t;
-        let mut status = 0;
-        // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `pid` is our unwaited child; wait4 reaps it and fills the
-        // two out-parameters, which live for the call.
-        let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        assert_eq!(waited, pid, "wait4 failed");
-        let mut stderr = String::new();
-        if let Some(mut e) = child.stderr {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut stderr);
-        }
-        assert!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            "a concurrent run failed ({status}): {stderr}"
-        );
+        let (ok, status, rss) = reap(child.id() as libc::pid_t);
+        let stderr = stderr_of(child);
+        assert!(ok, "a concurrent run failed ({status}): {stderr}");
         let lower = stderr.to_lowercase();
         assert!(
             !lower.contains("busy") && !lower.contains("locked"),
             "a concurrent run met a busy registry: {stderr}"
         );
-        peak = peak.max(usage.ru_maxrss as u64);
+        peak = peak.max(rss);
     }
     Sample {
         wall: started.elapsed(),
