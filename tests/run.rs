@@ -697,28 +697,87 @@ fn changed_stage_version_reexecutes_that_stage_and_unchanged_output_keeps_downst
 }
 
 #[test]
-fn changed_config_under_a_fixed_run_id_reexecutes_every_stage() {
+fn reusing_a_run_id_with_another_config_is_refused_and_keeps_the_first_take() {
     let ws = Workspace::new();
     let config = ws.example();
-    let first = ws.run_ok(&config, &["--run-id", "fixed"]);
+    let first = ws.run_ok(&config, &["--run-id", "take-2"]);
     let dir = run_dir(&ws, &first);
     let before = artifact_bytes(&dir);
+    let summary_before = std::fs::read(dir.join("run_summary.json")).unwrap();
 
     let mut changed = example_config();
     changed["seed"] = json!(1978);
     let changed = ws.write_config("changed.json", &changed);
-    let summary = ws.run_ok(&changed, &["--run-id", "fixed"]);
-    assert_statuses(&summary, ALL_EXECUTED);
-    assert_ne!(summary["config_hash"], first["config_hash"]);
-    for r in reasons(&summary) {
-        assert!(r.contains("input changed") && r.contains("config"), "{r:?}");
+    let first_hash = str_of(&first, "config_hash").to_string();
+    for extra in [
+        &["--run-id", "take-2"][..],
+        &["--run-id", "take-2", "--dry-run"],
+    ] {
+        let out = ws.run_output(&changed, extra);
+        let stderr = assert_usage_error(&out);
+        assert!(
+            stderr.contains("run id `take-2` of project `lighthouse` is already taken")
+                && stderr.contains(&first_hash[..12]),
+            "names the run and the recorded config hash: {stderr}"
+        );
+        assert!(
+            stderr.contains("hint: pick another `--run-id`")
+                && stderr.contains("orchestrator gc --project lighthouse --run take-2 --yes"),
+            "says how to proceed: {stderr}"
+        );
     }
-    let after = artifact_bytes(&dir);
-    for ty in TYPES {
-        assert_ne!(after[ty], before[ty], "{ty} should change with the seed");
-    }
-    assert_consistent(&ws, &summary);
-    assert_statuses(&ws.run_ok(&changed, &["--run-id", "fixed"]), ALL_SKIPPED);
+    // The first take is exactly as it was, on disk and in the registry.
+    assert_eq!(artifact_bytes(&dir), before);
+    assert_eq!(
+        std::fs::read(dir.join("run_summary.json")).unwrap(),
+        summary_before
+    );
+    let db = ws.sqlite();
+    let (hash, attempts): (String, i64) = db
+        .query_row(
+            "SELECT config_hash, attempts FROM runs WHERE run_id = 'take-2'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    drop(db);
+    assert_eq!((hash.as_str(), attempts), (first_hash.as_str(), 1));
+    // The same config under the same id is the same take: it resumes.
+    assert_statuses(&ws.run_ok(&config, &["--run-id", "take-2"]), ALL_SKIPPED);
+    // Another id is a new take beside the first.
+    let other = ws.run_ok(&changed, &["--run-id", "take-3"]);
+    assert_statuses(&other, ALL_EXECUTED);
+    assert_eq!(artifact_bytes(&dir), before);
+}
+
+#[test]
+fn a_run_id_reused_after_the_registry_was_lost_is_refused_by_its_run_summary() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    let first = ws.run_ok(&config, &["--run-id", "take-2"]);
+    let dir = run_dir(&ws, &first);
+    let before = artifact_bytes(&dir);
+    // A new registry that does not know the take (`--db` elsewhere).
+    let other_db = ws.path().join("other.db");
+    let mut changed = example_config();
+    changed["seed"] = json!(1978);
+    let changed = ws.write_config("changed.json", &changed);
+    let out = ws
+        .cmd()
+        .arg("--db")
+        .arg(&other_db)
+        .args(["run", "--json", "--run-id", "take-2", "--project"])
+        .arg(&changed)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("its run_summary.json (not in this registry) records config hash")
+            && stderr.contains(&str_of(&first, "config_hash")[..12]),
+        "{stderr}"
+    );
+    assert_eq!(artifact_bytes(&dir), before);
 }
 
 // ----------------------------------------------------------- run identity --

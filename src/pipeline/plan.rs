@@ -18,6 +18,7 @@ use serde::Serialize;
 use super::decide::{self, Decision};
 use super::runner::RunOptions;
 use super::stage::Stage;
+use super::take::refuse_reused_run_id;
 use crate::artifact::{ArtifactType, ComputeOrigin};
 use crate::config::check_run_id;
 use crate::error::{Error, Result};
@@ -90,6 +91,13 @@ pub fn plan_run(
         }
     }
     let run_dir = opts.artifacts_dir.join(&cfg.project_id).join(&run_id);
+    refuse_reused_run_id(
+        registry,
+        &run_dir,
+        &cfg.project_id,
+        &run_id,
+        &opts.config.config_hash,
+    )?;
     let origin = ComputeOrigin::local();
     // Each type's hash as the run would see it, and the stage that would
     // re-make it first, if any.

@@ -33,6 +33,7 @@ use super::execute::{self, Current, Written};
 use super::rundir::{refuse_symlinked_dirs, remove_stale_temp_files};
 use super::stage::{Parsed, Stage};
 use super::summary::{Durability, RunReport, StageReport, SummaryTarget};
+use super::take::refuse_reused_run_id;
 use crate::artifact::{ArtifactType, ComputeOrigin, sync_dir};
 use crate::clock::{Clock, rfc3339};
 use crate::config::{LoadedConfig, check_run_id};
@@ -148,6 +149,14 @@ pub fn run_pipeline(
 
     let run_rel = format!("{}/{}", cfg.project_id, run_id);
     let run_dir = opts.artifacts_dir.join(&cfg.project_id).join(&run_id);
+    // Under the lock, so no other invocation can record the id meanwhile.
+    refuse_reused_run_id(
+        registry,
+        &run_dir,
+        &cfg.project_id,
+        &run_id,
+        &opts.config.config_hash,
+    )?;
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Error::io("creating the run directory", &run_dir, e))?;
     refuse_symlinked_dirs(&opts.artifacts_dir, &[&cfg.project_id, &run_id])?;

@@ -96,6 +96,8 @@ const UPSERT_SUMMARY: &str = "
 
 const ATTEMPTS: &str = "SELECT attempts FROM runs WHERE project_id = ?1 AND run_id = ?2";
 
+const CONFIG_HASH: &str = "SELECT config_hash FROM runs WHERE project_id = ?1 AND run_id = ?2";
+
 impl Registry {
     /// The attempt number the next invocation of a run gets (1 for a run
     /// never seen): what [`Tx::begin_run`] will return, known before it
@@ -107,6 +109,15 @@ impl Registry {
             .query_row(params![project_id, run_id], |r| r.get(0))
             .optional()?;
         Ok(attempts.map_or(1, |a| a + 1))
+    }
+
+    /// The config hash a run was recorded with, if the run is recorded.
+    pub fn recorded_config_hash(&self, project_id: &str, run_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached(CONFIG_HASH)?
+            .query_row(params![project_id, run_id], |r| r.get(0))
+            .optional()?)
     }
 }
 
