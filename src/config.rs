@@ -7,9 +7,15 @@
 //! canonical form, so key order and whitespace never change a run id while
 //! any changed value — including unknown, forward-compatible fields — does.
 
+pub mod frame_rate;
 mod json;
+pub mod overrides;
+pub mod unknown_keys;
 
+pub use frame_rate::FrameRate;
 pub use json::{MAX_NESTING, MAX_SAFE_INTEGER};
+pub use overrides::Override;
+pub use unknown_keys::UnknownKey;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -57,8 +63,8 @@ pub struct RenderSettings {
     pub width: u32,
     #[serde(default = "default_height")]
     pub height: u32,
-    #[serde(default = "default_fps")]
-    pub fps: u32,
+    #[serde(default)]
+    pub fps: FrameRate,
 }
 
 fn default_width() -> u32 {
@@ -67,16 +73,13 @@ fn default_width() -> u32 {
 fn default_height() -> u32 {
     720
 }
-fn default_fps() -> u32 {
-    24
-}
 
 impl Default for RenderSettings {
     fn default() -> Self {
         RenderSettings {
             width: default_width(),
             height: default_height(),
-            fps: default_fps(),
+            fps: FrameRate::default(),
         }
     }
 }
@@ -84,7 +87,12 @@ impl Default for RenderSettings {
 /// A config that passed every check, with its identity.
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
+    /// The file it was read from (for a config taken from the registry,
+    /// the path recorded for it).
     pub path: PathBuf,
+    /// Keys the schema does not define: legal, but most often a typo, so
+    /// the caller warns about each one.
+    pub unknown_keys: Vec<UnknownKey>,
     pub config: ProjectConfig,
     /// RFC 8785 canonical JSON of the file's value, unknown fields included.
     pub canonical_json: String,
@@ -104,6 +112,15 @@ impl LoadedConfig {
 /// is read through this limit, never whole.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
+/// How to read a config beyond its file.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--set KEY=VALUE` overrides, applied in order before validation.
+    pub overrides: Vec<Override>,
+    /// Refuse unknown keys (exit 2) instead of reporting them.
+    pub strict: bool,
+}
+
 /// Read, parse and validate the project config at `path`.
 ///
 /// Refused, before anything is written: a path that is not a regular file
@@ -113,19 +130,53 @@ pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 /// numbers a double cannot hold as written), then anything but an object,
 /// then schema violations.
 pub fn load(path: &Path) -> Result<LoadedConfig> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// [`load`], with `--set` overrides and `--strict`.
+pub fn load_with(path: &Path, options: &LoadOptions) -> Result<LoadedConfig> {
     let bytes = read_capped(path)?;
+    let value = json::parse_strict(&bytes).map_err(|r| Error::Config {
+        path: path.to_path_buf(),
+        location: r.location,
+        message: r.message,
+    })?;
+    from_value(path, value, options)
+}
+
+/// Check a config already parsed (the file's, or one the registry
+/// recorded for `run --from-run`) and derive its identity. `path` is only
+/// shown in messages and recorded.
+pub fn from_value(path: &Path, mut value: Value, options: &LoadOptions) -> Result<LoadedConfig> {
     let config_error = |location: String, message: String| Error::Config {
         path: path.to_path_buf(),
         location,
         message,
     };
-    let value = json::parse_strict(&bytes).map_err(|r| config_error(r.location, r.message))?;
     if !value.is_object() {
         return Err(config_error(
             "`/`".to_string(),
             format!(
                 "expected a JSON object `{{ \"project_id\": …, … }}`, found {}",
                 kind_of(&value)
+            ),
+        ));
+    }
+    overrides::apply(&mut value, &options.overrides)
+        .map_err(|message| config_error("`/`".to_string(), message))?;
+    let unknown_keys = unknown_keys::unknown_keys(&project_schema()?, &value);
+    if options.strict
+        && let Some(first) = unknown_keys.first()
+    {
+        let more = match unknown_keys.len() - 1 {
+            0 => String::new(),
+            n => format!(" (and {n} more)"),
+        };
+        return Err(config_error(
+            format!("`{}`", first.pointer),
+            format!(
+                "{}{more}; --strict refuses keys the schema does not define",
+                first.describe()
             ),
         ));
     }
@@ -136,13 +187,23 @@ pub fn load(path: &Path) -> Result<LoadedConfig> {
             1 => " (and 1 more problem)".to_string(),
             n => format!(" (and {n} more problems)"),
         };
+        let message = if first.pointer == "/render/fps" {
+            format!("fps must be {}", frame_rate::ACCEPTED)
+        } else {
+            shorten_message(&first.message, &value, &first.pointer)
+        };
         return Err(config_error(
             format!("`{}`", first.pointer),
-            format!(
-                "{}{more}",
-                shorten_message(&first.message, &value, &first.pointer)
-            ),
+            format!("{message}{more}"),
         ));
+    }
+    refuse_duplicate_names(&value)
+        .map_err(|(location, message)| config_error(location, message))?;
+    if let Some(fps) = value.pointer("/render/fps") {
+        // The schema admits any "N/D"; whether it is a rate at all (not
+        // zero, at most 240) is the typed reading's to say, at this place.
+        FrameRate::deserialize(fps)
+            .map_err(|e| config_error("`/render/fps`".to_string(), e.to_string()))?;
     }
     let canonical_json = jcs(&value).map_err(|e| config_error("`/`".to_string(), e.to_string()))?;
     // Typed fields are read from the canonical form, not the parsed value:
@@ -154,10 +215,47 @@ pub fn load(path: &Path) -> Result<LoadedConfig> {
     let config_hash = sha256_hex(canonical_json.as_bytes());
     Ok(LoadedConfig {
         path: path.to_path_buf(),
+        unknown_keys,
         config,
         canonical_json,
         config_hash,
     })
+}
+
+/// The Project schema as a document, for the unknown-key walk.
+fn project_schema() -> Result<Value> {
+    let (_, source) = schema::SCHEMA_SOURCES[0];
+    serde_json::from_str(source)
+        .map_err(|e| Error::Inconsistent(format!("schemas/Project.v1.json is not JSON: {e}")))
+}
+
+/// Two characters (or two locations) with one name would be one person in
+/// the screenplay and two in the asset manifest; refuse, naming both places.
+fn refuse_duplicate_names(config: &Value) -> std::result::Result<(), (String, String)> {
+    for list in ["characters", "locations"] {
+        let Some(entries) = config.get(list).and_then(Value::as_array) else {
+            continue;
+        };
+        let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
+        for (i, entry) in entries.iter().enumerate() {
+            let Some(name) = entry.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            let key = name.trim().to_lowercase();
+            if let Some(first) = seen.get(&key) {
+                return Err((
+                    format!("`/{list}/{i}/name`"),
+                    format!(
+                        "\"{}\" is also the name of `/{list}/{first}/name`; give each of the \
+                         {list} a distinct name",
+                        json::shorten_to(name, 80)
+                    ),
+                ));
+            }
+            seen.insert(key, i);
+        }
+    }
+    Ok(())
 }
 
 /// The file's bytes, at most [`MAX_CONFIG_BYTES`] of them. The type is

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::FrameRate;
+
 /// Fields every artifact starts with, so a file is self-describing when read
 /// on its own (`jq .artifact_type ShotList.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,7 +158,12 @@ pub struct CostEstimate {
 pub struct RenderPlan {
     #[serde(flatten)]
     pub header: Header,
+    /// The nominal (whole) rate; exact in `frame_rate` when it is not whole.
     pub fps: u32,
+    /// The exact rate (`"24000/1001"`), present only when it is not whole,
+    /// so integer-rate artifacts are byte-identical to earlier ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<FrameRate>,
     pub resolution: Resolution,
     pub total_frames: u64,
     pub job_count: u32,
@@ -188,7 +195,10 @@ pub struct RenderOutput {
     #[serde(flatten)]
     pub header: Header,
     pub engine: String,
+    /// As in [`RenderPlan`]: nominal, with the exact rate when not whole.
     pub fps: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<FrameRate>,
     pub resolution: Resolution,
     pub total_frames: u64,
     pub duration_ms: u64,
@@ -223,4 +233,11 @@ pub struct RenderTimings {
     pub queue_ms: u64,
     pub render_ms: u64,
     pub encode_ms: u64,
+}
+
+impl RenderPlan {
+    /// The exact frame rate.
+    pub fn rate(&self) -> FrameRate {
+        self.frame_rate.unwrap_or(FrameRate::integer(self.fps))
+    }
 }

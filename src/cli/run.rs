@@ -21,8 +21,28 @@ use orchestrator::schema;
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Project config (JSON), validated against schemas/Project.v1.json.
-    #[arg(long, value_name = "FILE")]
-    pub project: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "from_run")]
+    pub project: Option<PathBuf>,
+
+    /// Re-run a recorded take from the config the registry holds for it
+    /// (instead of --project); combine with --set to vary it.
+    #[arg(long, value_name = "RUN", conflicts_with = "project")]
+    pub from_run: Option<String>,
+
+    /// Override a config value by dotted path (repeatable): `--set seed=1978
+    /// --set render.width=3840`. VALUE is JSON when it parses, else a string.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = config::overrides::parse)]
+    pub set: Vec<config::Override>,
+
+    /// Refuse config keys the schema does not define (exit 2) instead of
+    /// warning about them.
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_STRICT",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub strict: bool,
 
     /// Use this run id instead of the one derived from the config.
     #[arg(long, value_name = "ID")]
@@ -70,13 +90,14 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
         );
     }
     // Everything about the input is checked before anything is created.
-    let loaded = config::load(&args.project)?;
+    let db = global.db_path();
+    let (loaded, recorded_run_id) = load_config(global, args, &db)?;
+    warn_unknown_keys(&loaded);
     if let Some(id) = &args.run_id {
         config::check_run_id(id)?;
     }
-    let db = global.db_path();
     if args.dry_run {
-        return dry_run(global, args, loaded, &db);
+        return dry_run(global, args, loaded, recorded_run_id, &db);
     }
     // A fresh registry beside older runs would list none of them; say so
     // (the scan is two directory levels, and only when the file is missing).
@@ -95,7 +116,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
     }
     let opts = RunOptions {
         config: loaded,
-        run_id: args.run_id.clone(),
+        run_id: args.run_id.clone().or(recorded_run_id),
         artifacts_dir: global.artifacts_dir.clone(),
         from_stage: args.from_stage,
         force: args.force,
@@ -170,6 +191,61 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The config to run: `--project`'s file, or with `--from-run` the one the
+/// registry recorded for that take; `--set` and `--strict` apply to both.
+/// With `--from-run` and no override that changes the config, the take is
+/// remade under its own run id (returned); a changed config gets its own.
+fn load_config(
+    global: &GlobalArgs,
+    args: &RunArgs,
+    db: &std::path::Path,
+) -> anyhow::Result<(config::LoadedConfig, Option<String>)> {
+    let options = config::LoadOptions {
+        overrides: args.set.clone(),
+        strict: args.strict,
+    };
+    let Some(from) = &args.from_run else {
+        // clap requires one of --project and --from-run.
+        let path = args.project.as_deref().unwrap_or(std::path::Path::new(""));
+        return Ok((config::load_with(path, &options)?, None));
+    };
+    let registry = Registry::open_existing(db, &global.artifacts_dir)?;
+    let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
+    let row = registry.resolve_run(from, None, &live)?;
+    let (_, config_json) = registry.run_record(&row.project_id, &row.run_id)?;
+    drop(registry);
+    let shown = std::path::PathBuf::from(format!("registry:{}/{}", row.project_id, row.run_id));
+    let value = serde_json::from_str(&config_json).with_context(|| {
+        format!(
+            "the config recorded for run {}/{} is not JSON",
+            row.project_id, row.run_id
+        )
+    })?;
+    let loaded = config::from_value(&shown, value, &options)?;
+    let same_take = loaded.config_hash == row.config_hash;
+    Ok((loaded, same_take.then_some(row.run_id)))
+}
+
+/// One warning per key the schema does not define: kept (it is part of the
+/// run id) but unused, which is most often a typo.
+fn warn_unknown_keys(loaded: &config::LoadedConfig) {
+    let mut err = std::io::stderr().lock();
+    for key in &loaded.unknown_keys {
+        let _ = writeln!(
+            err,
+            "warning: `{}`: {}; it is kept in the config (and its run id) but nothing reads it",
+            loaded.path.display(),
+            key.describe()
+        );
+    }
+    if !loaded.unknown_keys.is_empty() {
+        let _ = writeln!(
+            err,
+            "hint: `--strict` (or ORCHESTRATOR_STRICT=1) makes unknown keys an error"
+        );
+    }
+}
+
 /// Said once on stderr, so a run that seems to hang explains itself. A
 /// closed stderr must not stop the run, so a failed write is ignored.
 pub(super) fn say_waiting(holder: &lock::Holder) {
@@ -187,6 +263,7 @@ fn dry_run(
     global: &GlobalArgs,
     args: &RunArgs,
     loaded: config::LoadedConfig,
+    recorded_run_id: Option<String>,
     db: &std::path::Path,
 ) -> anyhow::Result<()> {
     let scratch;
@@ -198,7 +275,7 @@ fn dry_run(
     };
     let opts = RunOptions {
         config: loaded,
-        run_id: args.run_id.clone(),
+        run_id: args.run_id.clone().or(recorded_run_id),
         artifacts_dir: global.artifacts_dir.clone(),
         from_stage: args.from_stage,
         force: args.force,

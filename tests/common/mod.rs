@@ -68,6 +68,7 @@ impl Workspace {
         cmd.current_dir(self.path())
             .env_remove("ORCHESTRATOR_ARTIFACTS_DIR")
             .env_remove("ORCHESTRATOR_DB")
+            .env_remove("ORCHESTRATOR_STRICT")
             .env("NO_COLOR", "1");
         cmd
     }

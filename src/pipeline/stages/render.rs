@@ -60,7 +60,7 @@ impl Stage for RenderPreview {
                 job.job_id,
                 job.resolution.width,
                 job.resolution.height,
-                plan.fps,
+                plan.rate(),
                 job.seed,
                 job.frame_start,
                 job.frame_end,
@@ -86,11 +86,12 @@ impl Stage for RenderPreview {
             });
         }
 
-        let duration_ms = plan.total_frames * 1000 / u64::from(plan.fps.max(1));
+        let duration_ms = plan.rate().ms_for_frames(plan.total_frames);
         to_value(&RenderOutput {
             header: header(ArtifactType::RenderOutput, &plan.header.project_id),
             engine: "local-stub".to_string(),
             fps: plan.fps,
+            frame_rate: plan.frame_rate,
             resolution: plan.resolution,
             total_frames: plan.total_frames,
             duration_ms,

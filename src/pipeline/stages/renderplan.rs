@@ -73,7 +73,7 @@ impl Stage for BuildRenderPlan {
         let mut total_gpu_ms = 0u64;
         for shot in &shots.shots {
             // Round up: a shot never renders shorter than it was boarded.
-            let frame_count = (shot.duration_ms * u64::from(fps)).div_ceil(1000).max(1);
+            let frame_count = fps.frames_for_ms(shot.duration_ms).max(1);
             let asset_ids: Vec<String> = std::iter::once(&shot.location_id)
                 .chain(&shot.characters_in_frame)
                 .chain(&shot.props_in_frame)
@@ -105,7 +105,8 @@ impl Stage for BuildRenderPlan {
 
         to_value(&RenderPlan {
             header: header(ArtifactType::RenderPlan, &shots.header.project_id),
-            fps,
+            fps: fps.nominal(),
+            frame_rate: (!fps.is_integer()).then_some(fps),
             resolution,
             total_frames: next_frame,
             job_count: jobs.len() as u32,
