@@ -48,6 +48,10 @@ pub struct GlobalArgs {
     /// SQLite registry file [default: <artifacts-dir>/registry.db].
     #[arg(long, global = true, env = "ORCHESTRATOR_DB", value_name = "FILE")]
     pub db: Option<PathBuf>,
+
+    /// Colour statuses and findings: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: table::ColorChoice,
 }
 
 impl GlobalArgs {
@@ -85,6 +89,7 @@ pub enum Command {
 /// find problems, like `verify`, succeed with a non-zero code).
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     use orchestrator::error::exit::SUCCESS;
+    table::init_color(cli.global.color);
     let result = match cli.command {
         Command::Run(args) => run::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Runs(cmd) => runs::run(&cli.global, &cmd).map(|()| SUCCESS),

@@ -339,13 +339,21 @@ fn stage_line(r: &StageReport) -> String {
         .as_deref()
         .map_or_else(|| "-".to_string(), short_sha);
     format!(
-        "  {marker} {} {:<34} {:<14} {:<12}  {}: {} ({} ms)",
+        "  {} {} {:<34} {:<14} {:<12}  {}: {} ({} ms)",
+        paint_as(marker, r.status.as_str()),
         r.stage,
         r.name,
         r.artifact_type,
         sha,
-        r.status.as_str(),
+        super::table::paint(r.status.as_str()),
         r.reason,
         r.duration_ms
     )
+}
+
+/// `text` in the colour of the status word `status` (the marker of a stage
+/// line takes its status's colour).
+fn paint_as(text: &str, status: &str) -> String {
+    let painted = super::table::paint(status);
+    painted.replace(status, text)
 }

@@ -1,16 +1,224 @@
-//! The one table style every command uses.
+//! The one table style every command uses, and the terminal it is for.
+//!
+//! On a terminal a table is drawn with box characters, sized to the
+//! terminal; when stdout is a pipe or a file it is plain aligned columns
+//! under a header row, one line per row, which `grep`, `awk` and `cut`
+//! read without help (as `gh` and `kubectl` do). In either form an id, a
+//! hash, a time or a count is never wrapped or cut: only the free-text
+//! columns ([`FREE_TEXT`]) give up width when the terminal is narrow.
+//!
+//! Colour marks statuses and findings on a terminal. `--color
+//! auto|always|never` chooses; `auto` means "stdout is a terminal, and
+//! `NO_COLOR` is unset or empty, and `TERM` is not `dumb`". Colour never
+//! carries meaning on its own: the word is always there.
 
-use comfy_table::{ContentArrangement, Table, presets};
+use std::fmt;
+use std::io::IsTerminal;
+use std::sync::OnceLock;
 
-/// A borderless-rows UTF-8 table with `headers`, wrapped to the terminal
-/// width when there is one.
+use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, presets};
+
+/// Headers of the columns that may wrap on a narrow terminal: prose, not
+/// identifiers.
+pub const FREE_TEXT: [&str; 4] = ["REASON", "ERROR", "TITLE", "RESULT"];
+
+/// Width used on a terminal that does not report its size (a fresh pty,
+/// some CI consoles) and sets no `COLUMNS`.
+const DEFAULT_WIDTH: u16 = 120;
+
+/// When to colour output (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+static COLOR: OnceLock<bool> = OnceLock::new();
+
+/// Decide once, at start-up, whether this process colours its stdout.
+pub fn init_color(choice: ColorChoice) {
+    let on = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+        }
+    };
+    let _ = COLOR.set(on);
+}
+
+pub fn color_enabled() -> bool {
+    *COLOR.get().unwrap_or(&false)
+}
+
+/// The colour a status or finding word is shown in, if any.
+fn color_of(word: &str) -> Option<Color> {
+    match word {
+        "complete" | "executed" | "ok" | "identical" | "removed" | "written" => Some(Color::Green),
+        "failed" | "problem" | "drift" | "missing" | "differs" | "changed" => Some(Color::Red),
+        "running" | "interrupted" | "kept" | "deleting" => Some(Color::Yellow),
+        "skipped" | "not_run" => Some(Color::DarkGrey),
+        _ => None,
+    }
+}
+
+/// `text` wrapped in the ANSI colour of its word when colour is on: for
+/// status words printed outside tables.
+pub fn paint(text: &str) -> String {
+    let code = match color_of(text.trim()) {
+        Some(Color::Green) => "32",
+        Some(Color::Red) => "31",
+        Some(Color::Yellow) => "33",
+        Some(Color::DarkGrey) => "90",
+        _ => return text.to_string(),
+    };
+    if color_enabled() {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// A table with a header row; `Display` renders it for where stdout goes.
+pub struct Table {
+    headers: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+/// A table with `headers`; add rows, then print it with `{}`.
 pub fn new_table(headers: &[&str]) -> Table {
-    let mut table = Table::new();
-    table
-        .load_style(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(headers.to_vec());
-    table
+    Table {
+        headers: headers.iter().map(|h| h.to_string()).collect(),
+        rows: Vec::new(),
+    }
+}
+
+impl Table {
+    pub fn add_row(&mut self, row: Vec<String>) -> &mut Self {
+        self.rows.push(row);
+        self
+    }
+
+    /// Plain aligned columns: two spaces apart, the last one unpadded.
+    fn plain(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let columns = self.headers.len();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate().take(columns) {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let line = |f: &mut fmt::Formatter<'_>, cells: &[String], colour: bool| {
+            let mut out = String::new();
+            for (i, cell) in cells.iter().enumerate().take(columns) {
+                // A newline inside a cell would split the row in two.
+                let text = cell.replace(['\n', '\r', '\t'], " ");
+                let last = i + 1 == columns;
+                let pad = if last {
+                    0
+                } else {
+                    widths[i].saturating_sub(text.chars().count())
+                };
+                if colour && self.is_status_column(i) {
+                    out.push_str(&paint(&text));
+                } else {
+                    out.push_str(&text);
+                }
+                if !last {
+                    out.push_str(&" ".repeat(pad + 2));
+                }
+            }
+            writeln!(f, "{}", out.trim_end())
+        };
+        line(f, &self.headers, false)?;
+        for row in &self.rows {
+            line(f, row, color_enabled())?;
+        }
+        Ok(())
+    }
+
+    fn is_status_column(&self, i: usize) -> bool {
+        matches!(self.headers[i].as_str(), "STATUS" | "RESULT" | "OK")
+    }
+
+    /// Box drawing sized to the terminal; only free-text columns shrink.
+    fn boxed(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut table = comfy_table::Table::new();
+        table
+            .load_style(presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(terminal_width())
+            .set_header(self.headers.clone());
+        let colour = color_enabled();
+        for row in &self.rows {
+            let cells: Vec<Cell> = row
+                .iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    let cell = Cell::new(text);
+                    match color_of(text).filter(|_| colour && self.is_status_column(i)) {
+                        Some(c) => cell.fg(c),
+                        None => cell,
+                    }
+                })
+                .collect();
+            table.add_row(cells);
+        }
+        for (i, header) in self.headers.iter().enumerate() {
+            if !FREE_TEXT.contains(&header.as_str())
+                && let Some(column) = table.column_mut(i)
+            {
+                column.set_constraint(ColumnConstraint::ContentWidth);
+            }
+        }
+        write!(f, "{table}")
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if std::io::stdout().is_terminal() {
+            self.boxed(f)
+        } else {
+            self.plain(f)
+        }
+    }
+}
+
+/// The terminal's width: what it reports, else `COLUMNS`, else
+/// [`DEFAULT_WIDTH`]. A size of zero (a pty nobody sized) is no size.
+fn terminal_width() -> u16 {
+    reported_width()
+        .or_else(|| {
+            std::env::var("COLUMNS")
+                .ok()?
+                .parse::<u16>()
+                .ok()
+                .filter(|w| *w > 0)
+        })
+        .unwrap_or(DEFAULT_WIDTH)
+}
+
+#[cfg(unix)]
+fn reported_width() -> Option<u16> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ only fills the winsize struct it is given.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(size.ws_col)
+}
+
+#[cfg(not(unix))]
+fn reported_width() -> Option<u16> {
+    None
 }
 
 /// `1234` → `1.2 s`; `87` → `87 ms`; absent → `-`.

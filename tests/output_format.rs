@@ -1,0 +1,126 @@
+//! Integration tests for output that fits where it goes: plain aligned rows
+//! for pipes, box tables sized to a terminal (ids and hashes never wrapped),
+//! and colour only when asked for or on a terminal without `NO_COLOR`.
+
+mod common;
+
+use std::process::Command;
+
+use common::example_run;
+
+const BOX: [char; 4] = ['┌', '│', '╞', '┆'];
+
+/// Run `orchestrator <args>` under a pseudo-terminal (util-linux `script`),
+/// after `stty` sets its size (`cols` 0 leaves it unreported, as a fresh
+/// pty is). Returns what the terminal showed.
+fn on_a_terminal(ws: &common::Workspace, cols: u16, args: &str, env: &[(&str, &str)]) -> String {
+    let bin = assert_cmd::cargo::cargo_bin!("orchestrator");
+    let size = if cols == 0 {
+        String::new()
+    } else {
+        format!("stty cols {cols} rows 50; ")
+    };
+    let mut cmd = Command::new("script");
+    cmd.current_dir(ws.path())
+        .env_remove("NO_COLOR")
+        .env_remove("COLUMNS")
+        .env("TERM", "xterm")
+        .args([
+            "-qec",
+            &format!("{size}{} {args}", bin.display()),
+            "/dev/null",
+        ]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("util-linux `script` runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+#[test]
+fn a_piped_table_is_plain_aligned_rows_under_a_header() {
+    let (ws, summary) = example_run();
+    let out = ws.cmd().args(["runs", "list"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains(BOX), "no box drawing in a pipe: {text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "RUN",
+            "ID",
+            "PROJECT",
+            "STATUS",
+            "EXEC/SKIP",
+            "STARTED",
+            "DURATION"
+        ]
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row[0], summary["run_id"]);
+    assert_eq!(&row[1..4], ["lighthouse", "complete", "5/0"]);
+    // Columns line up: each field starts where its header does.
+    let at = |line: &str, word: &str| line.find(word).unwrap();
+    assert_eq!(at(lines[0], "STATUS"), at(lines[1], "complete"));
+    assert!(!text.contains('\x1b'), "no colour in a pipe by default");
+}
+
+#[test]
+fn a_pty_that_reports_no_size_gets_a_sane_width_and_ids_never_wrap() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    for cols in [0, 60] {
+        let shown = on_a_terminal(&ws, cols, "runs list --color never", &[]);
+        assert!(shown.contains(BOX), "box drawing on a terminal: {shown}");
+        let row = shown
+            .lines()
+            .find(|l| l.contains("lighthouse"))
+            .unwrap_or_else(|| panic!("no row at {cols} columns: {shown}"));
+        assert!(
+            row.contains(run_id),
+            "the run id is whole at {cols} columns: {shown}"
+        );
+        assert!(
+            row.contains("RUN ID") || shown.contains("RUN ID"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("│ R ┆ P"),
+            "one character per column: {shown}"
+        );
+    }
+    // `runs show` lets the reason column give way, never the hash.
+    let shown = on_a_terminal(&ws, 70, &format!("runs show {run_id} --color never"), &[]);
+    let sha = summary["stages"][0]["sha256"].as_str().unwrap();
+    assert!(shown.contains(&sha[..12]), "{shown}");
+}
+
+#[test]
+fn colour_follows_the_flag_the_terminal_and_no_color() {
+    let (ws, _) = example_run();
+    let green = "complete\x1b[";
+    let coloured = |s: &str| s.contains('\x1b') && s.contains("complete");
+    // On a terminal: colour by default, none under NO_COLOR or --color never.
+    assert!(coloured(&on_a_terminal(&ws, 100, "runs list", &[])));
+    let plain = on_a_terminal(&ws, 100, "runs list", &[("NO_COLOR", "1")]);
+    assert!(!plain.contains("\x1b[3"), "{plain:?}");
+    let plain = on_a_terminal(&ws, 100, "runs list --color never", &[]);
+    assert!(!plain.contains("\x1b[3"), "{plain:?}");
+    // In a pipe: only --color always.
+    let out = ws
+        .cmd()
+        .args(["runs", "list", "--color", "always"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("\x1b[32m") && text.contains(green),
+        "{text:?}"
+    );
+}
