@@ -274,36 +274,27 @@ pub fn resolve_target(
     };
 
     if let Ok(ty) = ArtifactType::from_str(target) {
-        // The issue's rule, literally: the given run, else the newest run
-        // of the project, else the newest run overall. If that run lacks the
-        // type (it failed early) that is an error, not a silent fallback to
-        // an older run.
+        // The given run; else the newest run in scope that has one (a run
+        // that failed early, or was never packaged, is passed over).
         let run = match run {
             Some(run) => run,
-            None => {
-                let newest = registry.newest_run(project, live)?;
-                newest.ok_or_else(|| {
+            None => registry
+                .newest_run_with(ty.name(), project, live)?
+                .ok_or_else(|| {
                     Error::usage_with_hint(
-                        format!("no runs are recorded{in_scope}"),
-                        "`orchestrator runs list` shows the recorded runs",
+                        format!("no run{in_scope} has a {ty} artifact"),
+                        missing_type_hint(ty, None),
                     )
-                })?
-            }
+                })?,
         };
         let found = registry.artifact_in_run(&run.project_id, &run.run_id, ty.name())?;
         return found.map(Resolved::file).ok_or_else(|| {
             Error::usage_with_hint(
                 format!(
-                    "{}run {}/{} ({}) has no {ty} artifact",
-                    if scope.run.is_some() { "" } else { "the newest " },
-                    run.project_id,
-                    run.run_id,
-                    run.status
+                    "run {}/{} ({}) has no {ty} artifact",
+                    run.project_id, run.run_id, run.status
                 ),
-                format!(
-                    "`orchestrator runs show {}` shows which of its stages completed; pick another run with --run",
-                    run.run_id
-                ),
+                missing_type_hint(ty, Some(&run.run_id)),
             )
         });
     }
@@ -338,17 +329,38 @@ pub fn resolve_target(
         Err(why) => why,
     };
 
-    let types: Vec<&str> = ArtifactType::ALL.iter().map(|t| t.name()).collect();
+    let types: Vec<&str> = ArtifactType::EVERY.iter().map(|t| t.name()).collect();
+    let hint = match crate::config::unknown_keys::closest(target, types.iter().copied()) {
+        Some(name) => format!("did you mean `{name}`? (type names are case-sensitive)"),
+        None => format!(
+            "give a type name, a hash prefix of at least {MIN_PREFIX} hex characters, \
+             or a path like `artifacts/<project>/<run>/ShotList.json`"
+        ),
+    };
     Err(Error::usage_with_hint(
         format!(
             "nothing matches `{target}`: it is not an artifact type name ({}); {hex_tried}; {path_tried}",
             types.join(", ")
         ),
-        format!(
-            "give a type name, a hash prefix of at least {MIN_PREFIX} hex characters, \
-             or a path like `artifacts/<project>/<run>/ShotList.json`"
-        ),
+        hint,
     ))
+}
+
+/// What to do about a run without an artifact of `ty`: a package is made by
+/// `package`; a stage output by a run that gets that far.
+fn missing_type_hint(ty: ArtifactType, run: Option<&str>) -> String {
+    match (ty, run) {
+        (ArtifactType::RenderPackage, Some(run)) => {
+            format!("`orchestrator package {run}` writes its RenderPackage")
+        }
+        (ArtifactType::RenderPackage, None) => {
+            "`orchestrator package RUN` writes a finished run's RenderPackage".to_string()
+        }
+        (_, Some(run)) => format!(
+            "`orchestrator runs show {run}` shows which of its stages completed; pick another run with --run"
+        ),
+        (_, None) => "`orchestrator runs list` shows the recorded runs".to_string(),
+    }
 }
 
 /// `target` lowercased if it can be a hash prefix, else why it cannot.

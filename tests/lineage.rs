@@ -932,7 +932,7 @@ fn type_names_resolve_in_run_then_project_then_newest_run() {
     );
     let err = usage_error(&lineage(ws, &["RenderOutput", "--project", "nope"]));
     assert!(
-        err.contains("no runs are recorded") && err.contains("`nope`"),
+        err.contains("no run in project `nope` has a RenderOutput artifact"),
         "{err}"
     );
     let err = usage_error(&lineage(ws, &["RenderOutput", "--run", "Bad Id"]));
@@ -950,13 +950,72 @@ fn type_names_resolve_in_run_then_project_then_newest_run() {
         err.contains("run lighthouse/copy (complete) has no RenderOutput artifact"),
         "{err}"
     );
-    // …and, being the newest run of its project, is not silently skipped
-    // for an older run that has one.
-    let err = usage_error(&lineage(ws, &["RenderOutput", "--project", "lighthouse"]));
+    // …and `--project` means what it promises: its newest run that has one.
+    assert_eq!(
+        root_of(ws, &["RenderOutput", "--project", "lighthouse"]),
+        at("lighthouse", &ex.run_id)
+    );
+}
+
+#[test]
+fn lineage_of_a_type_skips_newer_runs_without_one_and_hints_at_package() {
+    let (ex, harbor_run) = three_runs();
+    let ws = &ex.ws;
+    // No run is packaged yet: the hint says how to make one.
+    let err = usage_error(&lineage(ws, &["RenderPackage", "--project", "lighthouse"]));
     assert!(
-        err.contains("the newest run lighthouse/copy (complete) has no RenderOutput artifact"),
+        err.contains("no run in project `lighthouse` has a RenderPackage artifact")
+            && err.contains("hint: `orchestrator package RUN`"),
         "{err}"
     );
+    let err = usage_error(&lineage(ws, &["RenderPackage", "--run", &harbor_run]));
+    assert!(
+        err.contains(&format!("hint: `orchestrator package {harbor_run}`")),
+        "{err}"
+    );
+    // The older lighthouse run is packaged; the newer `copy` is not.
+    let out = ws.cmd().args(["package", &ex.run_id]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        root_of(ws, &["RenderPackage", "--project", "lighthouse"]),
+        (
+            "RenderPackage".to_string(),
+            "lighthouse".to_string(),
+            ex.run_id.clone()
+        )
+    );
+    assert_eq!(
+        root_of(ws, &["RenderPackage"]),
+        (
+            "RenderPackage".to_string(),
+            "lighthouse".to_string(),
+            ex.run_id.clone()
+        )
+    );
+}
+
+#[test]
+fn a_near_miss_type_name_gets_did_you_mean() {
+    let (ex, _) = three_runs();
+    for (typed, meant) in [
+        ("script", "Script"),
+        ("Shotlist", "ShotList"),
+        ("RenderPakage", "RenderPackage"),
+    ] {
+        let err = usage_error(&lineage(&ex.ws, &[typed]));
+        assert!(
+            err.contains(&format!("hint: did you mean `{meant}`?")),
+            "{typed}: {err}"
+        );
+        assert!(
+            err.contains("RenderPackage"),
+            "type list names RenderPackage: {err}"
+        );
+    }
 }
 
 #[test]

@@ -278,6 +278,24 @@ const LIST_RUNS_OF_PROJECT: &str = "
     ORDER BY r.started_at DESC, r.run_id
     LIMIT ?2";
 
+/// The newest run of project `?2` that has an artifact of type `?1`.
+const NEWEST_OF_PROJECT_WITH_TYPE: &str = "
+    FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
+    WHERE r.project_id = ?2 AND EXISTS (SELECT 1 FROM artifacts a
+        WHERE a.project_id = r.project_id AND a.run_id = r.run_id AND a.artifact_type = ?1)
+    ORDER BY r.started_at DESC, r.run_id
+    LIMIT 1";
+
+/// The newest run of any project that has an artifact of type `?1`
+/// (`?2` is 1: a bound LIMIT is what marks an ordered walk as bounded).
+const NEWEST_WITH_TYPE: &str = "
+    FROM runs r INDEXED BY runs_by_started_at
+    CROSS JOIN projects p ON p.project_id = r.project_id
+    WHERE EXISTS (SELECT 1 FROM artifacts a
+        WHERE a.project_id = r.project_id AND a.run_id = r.run_id AND a.artifact_type = ?1)
+    ORDER BY r.started_at DESC, r.project_id, r.run_id
+    LIMIT ?2";
+
 /// Newest first with recorded status `?3` (`runs_by_status`).
 const LIST_RUNS_WITH_STATUS: &str = "
     FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
@@ -390,6 +408,35 @@ impl Registry {
             .into_iter()
             .next()
             .map(|row| with_live_status(row, live)))
+    }
+
+    /// The newest run (of `project`, or of any) that has an artifact of
+    /// `artifact_type`: what `lineage TYPE` looks in without `--run`.
+    pub fn newest_run_with(
+        &self,
+        artifact_type: &str,
+        project: Option<&str>,
+        live: LiveCheck<'_>,
+    ) -> Result<Option<RunRow>> {
+        let row = match project {
+            Some(p) => self
+                .conn
+                .query_row(
+                    &format!("SELECT {RUN_COLUMNS} {NEWEST_OF_PROJECT_WITH_TYPE}"),
+                    params![artifact_type, p],
+                    run_row,
+                )
+                .optional()?,
+            None => self
+                .conn
+                .query_row(
+                    &format!("SELECT {RUN_COLUMNS} {NEWEST_WITH_TYPE}"),
+                    params![artifact_type, 1],
+                    run_row,
+                )
+                .optional()?,
+        };
+        Ok(row.map(|r| with_live_status(r, live)))
     }
 
     /// Runs by recorded status, newest first, through the query whose index
