@@ -124,3 +124,51 @@ fn colour_follows_the_flag_the_terminal_and_no_color() {
         "{text:?}"
     );
 }
+
+#[test]
+fn bash_completions_load_and_complete_subcommands_and_flags() {
+    let ws = common::Workspace::new();
+    let out = ws.cmd().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    let script = ws.path().join("orchestrator.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    // Source it in a real bash, then ask it to complete `orchestrator ru`
+    // and `orchestrator run --pro`.
+    let probe = format!(
+        r#"source {}
+complete_words() {{ COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${{#COMP_LINE}}; _orchestrator orchestrator "${{COMP_WORDS[-1]}}" "${{COMP_WORDS[-2]}}"; echo "${{COMPREPLY[*]}}"; }}
+complete_words orchestrator ru
+complete_words orchestrator run --pro"#,
+        script.display()
+    );
+    let out = Command::new("bash").args(["-c", &probe]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].split(' ').any(|w| w == "run") && lines[0].contains("runs"),
+        "{text}"
+    );
+    assert_eq!(lines[1], "--project", "{text}");
+    for shell in ["zsh", "fish", "powershell"] {
+        let out = ws.cmd().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success() && out.stdout.len() > 1000, "{shell}");
+    }
+}
+
+#[test]
+fn the_man_page_names_every_command() {
+    let ws = common::Workspace::new();
+    let out = ws.cmd().arg("man").output().unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH orchestrator 1"), "{page}");
+    for cmd in [
+        "run", "runs", "lineage", "verify", "reindex", "export", "diff", "package", "gc",
+    ] {
+        assert!(
+            page.contains(&format!("orchestrator\\-{cmd}(1)"))
+                || page.contains(&format!("\n{cmd}\n")),
+            "{cmd} missing from the man page"
+        );
+    }
+}

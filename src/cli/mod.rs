@@ -2,6 +2,7 @@
 //! rendering (tables, trees, text). Commands call the core and decide how its
 //! values look; only `main` exits.
 
+pub mod completions;
 pub mod diff;
 pub mod export;
 pub mod gc;
@@ -83,6 +84,10 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Compare two runs stage by stage: outputs, artifact contents, config (exit 1 if they differ).
     Diff(diff::DiffArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff): `orchestrator man > orchestrator.1`.
+    Man,
 }
 
 /// Run the parsed command; the `Ok` value is the exit code (commands that
@@ -100,6 +105,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Reindex(args) => reindex::run(&cli.global, &args),
         Command::Export(args) => export::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Diff(args) => diff::run(&cli.global, &args),
+        Command::Completions(args) => completions::completions(&args).map(|()| SUCCESS),
+        Command::Man => completions::man().map(|()| SUCCESS),
     };
     result.map_err(|e| name_damaged_registry(e, &cli.global.db_path()))
 }
