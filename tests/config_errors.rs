@@ -175,3 +175,34 @@ fn the_example_config_itself_is_accepted() {
     );
     assert!(ws.artifacts().exists());
 }
+
+#[test]
+fn a_comment_in_the_config_is_named_as_a_comment() {
+    for text in [
+        "{\n  // the seed\n  \"seed\": 1\n}\n",
+        "{\"seed\": 1, /* x */ \"a\": 2}",
+        "{\"seed\": 1} // end\n",
+    ] {
+        let stderr = refused_text("project.json", text);
+        assert!(
+            stderr.contains("JSON has no comments: remove the `//` or `/* */` comment"),
+            "{text:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_config_given_without_project_suggests_the_flag() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    let out = ws.cmd().arg("run").arg(&config).output().unwrap();
+    let stderr = assert_usage_error(&out);
+    assert!(
+        stderr.contains(&format!(
+            "hint: did you mean `orchestrator run --project {}`?",
+            config.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!ws.artifacts().exists());
+}

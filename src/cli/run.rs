@@ -21,8 +21,13 @@ use orchestrator::schema;
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Project config (JSON), validated against schemas/Project.v1.json.
-    #[arg(long, value_name = "FILE", required_unless_present = "from_run")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["from_run", "stray"])]
     pub project: Option<PathBuf>,
+
+    /// A config given without `--project` (`run base.json`): refused with
+    /// a suggestion rather than clap's bare "unexpected argument".
+    #[arg(hide = true, value_name = "FILE")]
+    pub stray: Option<PathBuf>,
 
     /// Re-run a recorded take from the config the registry holds for it
     /// (instead of --project); combine with --set to vary it.
@@ -75,6 +80,14 @@ pub struct RunArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
+    if let Some(stray) = &args.stray {
+        let shown = stray.display();
+        return Err(orchestrator::Error::usage_with_hint(
+            format!("`run` takes the config as `--project FILE`, not as `{shown}`"),
+            format!("did you mean `orchestrator run --project {shown}`?"),
+        )
+        .into());
+    }
     // Stages that execute whatever the registry says (`--force`,
     // `--from-stage`): have their validators compiled on the other core
     // while the config is read and the registry opened, instead of while

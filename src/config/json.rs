@@ -47,7 +47,11 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, Rejection> {
         .and_then(|v| de.end().map(|()| v))
         .map_err(|e| Rejection {
             location: format!("line {}, column {}", e.line(), e.column()),
-            message: describe(&e),
+            message: if comment_at(text, e.line(), e.column()) {
+                "JSON has no comments: remove the `//` or `/* */` comment".to_string()
+            } else {
+                describe(&e)
+            },
         })?;
     check_numbers(text)?;
     Ok(value)
@@ -114,6 +118,19 @@ fn describe(e: &serde_json::Error) -> String {
         }
         _ => message,
     }
+}
+
+/// Whether the parser stopped at a `//` or `/*` comment: serde_json's
+/// column (1-based, in bytes) points at the character it could not take.
+fn comment_at(text: &str, line: usize, column: usize) -> bool {
+    let Some(source_line) = text.lines().nth(line.saturating_sub(1)) else {
+        return false;
+    };
+    let at = column.saturating_sub(1);
+    source_line
+        .get(at..)
+        .or_else(|| source_line.get(at.saturating_sub(1)..))
+        .is_some_and(|rest| rest.starts_with("//") || rest.starts_with("/*"))
 }
 
 /// The visitor's own depth refusal, reworded by [`describe`] like
