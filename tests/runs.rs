@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Workspace, example_config, example_run};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn list_json(ws: &Workspace, args: &[&str]) -> Vec<Value> {
     ws.runs_list(args)
@@ -319,4 +319,50 @@ fn a_registry_from_a_newer_version_exits_3() {
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("newer"), "{err}");
+}
+
+#[test]
+fn runs_list_show_puts_config_values_beside_each_take() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    ws.run_ok(&config, &["--run-id", "take-1"]);
+    ws.run_ok(
+        &config,
+        &[
+            "--run-id",
+            "take-2",
+            "--set",
+            "seed=1978",
+            "--set",
+            "render.fps=\"24000/1001\"",
+        ],
+    );
+    let rows = ws.runs_list(&["--show", "seed,render.fps,render.nope"]);
+    let by_id = |id: &str| rows.iter().find(|r| r["run_id"] == id).unwrap().clone();
+    assert_eq!(
+        by_id("take-1")["config"],
+        json!({"seed": 1977, "render.fps": 24, "render.nope": null})
+    );
+    assert_eq!(
+        by_id("take-2")["config"],
+        json!({"seed": 1978, "render.fps": "24000/1001", "render.nope": null})
+    );
+    // The table has one column per key, in the order given.
+    let out = ws
+        .cmd()
+        .args(["runs", "list", "--show", "seed,render.fps"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header[header.len() - 2..], ["SEED", "RENDER.FPS"]);
+    let take2: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("take-2"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(take2[take2.len() - 2..], ["1978", "24000/1001"]);
+    // Without --show the JSON has no `config` member.
+    assert!(ws.runs_list(&[])[0].get("config").is_none());
 }

@@ -40,6 +40,11 @@ pub struct ListArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: u32,
 
+    /// Also show these config values, by dotted path, to compare takes:
+    /// `--show seed,scene_count,render.width`.
+    #[arg(long, value_name = "KEYS", value_delimiter = ',')]
+    pub show: Vec<String>,
+
     /// Print a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -85,31 +90,57 @@ fn list(
         limit: args.limit as usize,
     };
     let (runs, total) = registry.list_runs(&filter, live)?;
+    let shown = shown_config_values(registry, &runs, &args.show)?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        let rows: Vec<serde_json::Value> = runs.iter().map(run_json).collect();
+        let rows: Vec<serde_json::Value> = runs
+            .iter()
+            .zip(&shown)
+            .map(|(r, values)| {
+                let mut row = run_json(r);
+                if !args.show.is_empty() {
+                    let config: serde_json::Map<String, serde_json::Value> = args
+                        .show
+                        .iter()
+                        .cloned()
+                        .zip(values.iter().map(|v| v.clone().unwrap_or_default()))
+                        .collect();
+                    row["config"] = config.into();
+                }
+                row
+            })
+            .collect();
         serde_json::to_writer_pretty(&mut out, &rows)?;
         writeln!(out)?;
     } else if runs.is_empty() {
         writeln!(out, "no runs recorded{}", describe_filter(args))?;
     } else {
-        let mut table = new_table(&[
+        let mut headers = vec![
             "RUN ID",
             "PROJECT",
             "STATUS",
             "EXEC/SKIP",
             "STARTED",
             "DURATION",
-        ]);
-        for r in &runs {
-            table.add_row(vec![
+        ];
+        let upper: Vec<String> = args.show.iter().map(|k| k.to_uppercase()).collect();
+        headers.extend(upper.iter().map(String::as_str));
+        let mut table = new_table(&headers);
+        for (r, values) in runs.iter().zip(&shown) {
+            let mut row = vec![
                 r.run_id.clone(),
                 r.project_id.clone(),
                 r.status.clone(),
                 format!("{}/{}", r.stages_executed, r.stages_skipped),
                 r.started_at.clone(),
                 duration(r.duration_ms),
-            ]);
+            ];
+            row.extend(values.iter().map(|v| match v {
+                None => "-".to_string(),
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            }));
+            table.add_row(row);
         }
         writeln!(out, "{table}")?;
     }
@@ -120,6 +151,37 @@ fn list(
         );
     }
     Ok(())
+}
+
+/// For each run, the config value at each dotted path of `keys` (`None`
+/// where the config has none). Read only when asked: one lookup per run
+/// shown, which `--limit` bounds.
+fn shown_config_values(
+    registry: &Registry,
+    runs: &[RunRow],
+    keys: &[String],
+) -> anyhow::Result<Vec<Vec<Option<serde_json::Value>>>> {
+    if keys.is_empty() {
+        return Ok(vec![Vec::new(); runs.len()]);
+    }
+    let pointers: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            k.split('.')
+                .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
+                .collect()
+        })
+        .collect();
+    runs.iter()
+        .map(|r| {
+            let (_, config_json) = registry.run_record(&r.project_id, &r.run_id)?;
+            let config: serde_json::Value = serde_json::from_str(&config_json)?;
+            Ok(pointers
+                .iter()
+                .map(|p| config.pointer(p).cloned())
+                .collect())
+        })
+        .collect()
 }
 
 fn describe_filter(args: &ListArgs) -> String {
