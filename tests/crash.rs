@@ -527,3 +527,34 @@ fn prov_credits_adopted_files_to_the_interrupted_execution_that_wrote_them() {
         .unwrap();
     assert!(start <= time, "made at {time}, started {start}");
 }
+
+#[test]
+fn an_interrupted_run_counts_the_stages_it_executed_everywhere() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    let out = run_with(&ws, &config, "stage.after_commit=kill@3");
+    assert_eq!(out.status.code(), None, "killed");
+    let listed = ws.runs_list(&[]);
+    assert_eq!(listed[0]["status"], "interrupted");
+    assert_eq!(
+        (&listed[0]["stages_executed"], &listed[0]["stages_skipped"]),
+        (&Value::from(3), &Value::from(0)),
+        "{}",
+        listed[0]
+    );
+    let run_id = listed[0]["run_id"].as_str().unwrap();
+    let out = ws
+        .cmd()
+        .args(["runs", "show", run_id, "--json"])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["stages_executed"], 3);
+    let executed = shown["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "executed")
+        .count();
+    assert_eq!(executed, 3, "{shown}");
+}

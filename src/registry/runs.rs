@@ -239,8 +239,21 @@ pub struct RunFilter {
 /// Whether a process currently holds the lock of (project, run).
 pub type LiveCheck<'a> = &'a dyn Fn(&str, &str) -> bool;
 
+/// A run that has not finished (`running`, or dead and so `interrupted`)
+/// has no counts recorded yet (they are written when it ends), so its
+/// counts are those of its current attempt's execution rows so far: the
+/// same rows `runs show` lists. Only such rows pay for the lookup.
 const RUN_COLUMNS: &str = "r.run_id, r.project_id, p.title, r.status, r.started_at, r.finished_at,
-    r.duration_ms, r.stages_executed, r.stages_skipped, r.attempts, r.config_hash, r.run_dir,
+    r.duration_ms,
+    CASE WHEN r.status = 'running' THEN (SELECT count(*) FROM stage_executions e
+        WHERE e.project_id = r.project_id AND e.run_id = r.run_id
+          AND e.stage IN (1, 2, 3, 4, 5) AND e.attempt = r.attempts AND e.status = 'executed')
+        ELSE r.stages_executed END,
+    CASE WHEN r.status = 'running' THEN (SELECT count(*) FROM stage_executions e
+        WHERE e.project_id = r.project_id AND e.run_id = r.run_id
+          AND e.stage IN (1, 2, 3, 4, 5) AND e.attempt = r.attempts AND e.status = 'skipped')
+        ELSE r.stages_skipped END,
+    r.attempts, r.config_hash, r.run_dir,
     r.error, r.orchestrator_version, r.host";
 
 // The listings. Each filter that can lead has its own query, because a
