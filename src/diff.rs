@@ -19,7 +19,9 @@ use std::path::{Component, Path};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::artifact::{ArtifactType, sha256_hex};
+use serde_json::value::RawValue;
+
+use crate::artifact::ArtifactType;
 use crate::error::{Error, Result};
 use crate::registry::{ArtifactRecord, Registry, RunRow};
 
@@ -94,12 +96,176 @@ pub fn escape_token(token: &str) -> String {
 /// Every difference between `old` and `new`, as changes that applied in
 /// order turn `old` into `new` (see the module docs for arrays).
 pub fn json_changes(old: &Value, new: &Value) -> Vec<Change> {
-    let mut out = Vec::new();
-    walk(old, new, &mut String::new(), &mut out);
-    out
+    json_changes_capped(old, new, None).0
 }
 
-fn walk(old: &Value, new: &Value, path: &mut String, out: &mut Vec<Change>) {
+/// [`json_changes`], keeping only the first `cap` changes (all of them
+/// with `None`) but counting every one. Values of changes past the cap are
+/// never copied, so comparing two large artifacts costs their parsed
+/// forms and a page of changes, not a copy of everything that differs.
+pub fn json_changes_capped(old: &Value, new: &Value, cap: Option<usize>) -> (Vec<Change>, Counts) {
+    let mut out = Collector {
+        cap,
+        kept: Vec::new(),
+        counts: Counts::default(),
+    };
+    walk(old, new, &mut String::new(), &mut out);
+    (out.kept, out.counts)
+}
+
+/// Changes as the walk finds them: counted always, kept up to the cap.
+struct Collector {
+    cap: Option<usize>,
+    kept: Vec<Change>,
+    counts: Counts,
+}
+
+impl Collector {
+    fn push(
+        &mut self,
+        op: Op,
+        path: impl FnOnce() -> String,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) {
+        match op {
+            Op::Replace => self.counts.changed += 1,
+            Op::Add => self.counts.added += 1,
+            Op::Remove => self.counts.removed += 1,
+        }
+        if self.cap.is_none_or(|cap| self.kept.len() < cap) {
+            self.kept.push(Change {
+                op,
+                path: path(),
+                old: old.cloned(),
+                new: new.cloned(),
+            });
+        }
+    }
+}
+
+impl Collector {
+    /// [`Collector::push`] with the values made only if the change is kept.
+    fn push_with(
+        &mut self,
+        op: Op,
+        path: impl FnOnce() -> String,
+        values: impl FnOnce() -> (Option<Value>, Option<Value>),
+    ) {
+        match op {
+            Op::Replace => self.counts.changed += 1,
+            Op::Add => self.counts.added += 1,
+            Op::Remove => self.counts.removed += 1,
+        }
+        if self.cap.is_none_or(|cap| self.kept.len() < cap) {
+            let (old, new) = values();
+            self.kept.push(Change {
+                op,
+                path: path(),
+                old,
+                new,
+            });
+        }
+    }
+}
+
+/// [`json_changes_capped`] over two documents' text, parsing one level at
+/// a time: a subtree is compared as text first (artifacts are canonical
+/// JSON, so equal text is equal value and is skipped unparsed), and only
+/// the parts that differ are looked into. Memory is the two texts plus one
+/// level's index at each depth walked, not two parsed trees; the changes
+/// are exactly those of the parsed comparison.
+pub fn text_changes_capped(
+    old: &str,
+    new: &str,
+    cap: Option<usize>,
+) -> serde_json::Result<(Vec<Change>, Counts)> {
+    let mut out = Collector {
+        cap,
+        kept: Vec::new(),
+        counts: Counts::default(),
+    };
+    let old: &RawValue = serde_json::from_str(old)?;
+    let new: &RawValue = serde_json::from_str(new)?;
+    walk_raw(old, new, &mut String::new(), &mut out)?;
+    Ok((out.kept, out.counts))
+}
+
+/// An object's members or an array's elements, unparsed below this level.
+enum Level<'a> {
+    Object(BTreeMap<String, &'a RawValue>),
+    Array(Vec<&'a RawValue>),
+    Scalar,
+}
+
+fn level(raw: &RawValue) -> serde_json::Result<Level<'_>> {
+    Ok(match raw.get().trim_start().as_bytes().first() {
+        Some(b'{') => Level::Object(serde_json::from_str(raw.get())?),
+        Some(b'[') => Level::Array(serde_json::from_str(raw.get())?),
+        _ => Level::Scalar,
+    })
+}
+
+fn parse(raw: &RawValue) -> Option<Value> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+fn walk_raw(
+    old: &RawValue,
+    new: &RawValue,
+    path: &mut String,
+    out: &mut Collector,
+) -> serde_json::Result<()> {
+    if old.get() == new.get() {
+        return Ok(());
+    }
+    match (level(old)?, level(new)?) {
+        (Level::Object(a), Level::Object(b)) => {
+            for (key, va) in &a {
+                let len = path.len();
+                path.push('/');
+                path.push_str(&escape_token(key));
+                match b.get(key) {
+                    Some(vb) => walk_raw(va, vb, path, out)?,
+                    None => out.push_with(Op::Remove, || path.clone(), || (parse(va), None)),
+                }
+                path.truncate(len);
+            }
+            for (key, vb) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
+                out.push_with(
+                    Op::Add,
+                    || format!("{path}/{}", escape_token(key)),
+                    || (None, parse(vb)),
+                );
+            }
+        }
+        (Level::Array(a), Level::Array(b)) => {
+            for (i, (va, vb)) in a.iter().zip(&b).enumerate() {
+                let len = path.len();
+                path.push_str(&format!("/{i}"));
+                walk_raw(va, vb, path, out)?;
+                path.truncate(len);
+            }
+            for (i, vb) in b.iter().enumerate().skip(a.len()) {
+                out.push_with(Op::Add, || format!("{path}/{i}"), || (None, parse(vb)));
+            }
+            for (i, va) in a.iter().enumerate().skip(b.len()).rev() {
+                out.push_with(Op::Remove, || format!("{path}/{i}"), || (parse(va), None));
+            }
+        }
+        _ => {
+            // Different text can still be one value (spacing, or escapes
+            // in a file written by hand): compare them parsed.
+            let (va, vb) = (parse(old), parse(new));
+            if va != vb {
+                out.push_with(Op::Replace, || path.clone(), || (va, vb));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn walk(old: &Value, new: &Value, path: &mut String, out: &mut Collector) {
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {
             for (key, va) in a {
@@ -108,22 +274,17 @@ fn walk(old: &Value, new: &Value, path: &mut String, out: &mut Vec<Change>) {
                 path.push_str(&escape_token(key));
                 match b.get(key) {
                     Some(vb) => walk(va, vb, path, out),
-                    None => out.push(Change {
-                        op: Op::Remove,
-                        path: path.clone(),
-                        old: Some(va.clone()),
-                        new: None,
-                    }),
+                    None => out.push(Op::Remove, || path.clone(), Some(va), None),
                 }
                 path.truncate(len);
             }
             for (key, vb) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
-                out.push(Change {
-                    op: Op::Add,
-                    path: format!("{path}/{}", escape_token(key)),
-                    old: None,
-                    new: Some(vb.clone()),
-                });
+                out.push(
+                    Op::Add,
+                    || format!("{path}/{}", escape_token(key)),
+                    None,
+                    Some(vb),
+                );
             }
         }
         (Value::Array(a), Value::Array(b)) => {
@@ -134,30 +295,15 @@ fn walk(old: &Value, new: &Value, path: &mut String, out: &mut Vec<Change>) {
                 path.truncate(len);
             }
             for (i, vb) in b.iter().enumerate().skip(a.len()) {
-                out.push(Change {
-                    op: Op::Add,
-                    path: format!("{path}/{i}"),
-                    old: None,
-                    new: Some(vb.clone()),
-                });
+                out.push(Op::Add, || format!("{path}/{i}"), None, Some(vb));
             }
             // From the end, so each index is still valid when it is removed.
             for (i, va) in a.iter().enumerate().skip(b.len()).rev() {
-                out.push(Change {
-                    op: Op::Remove,
-                    path: format!("{path}/{i}"),
-                    old: Some(va.clone()),
-                    new: None,
-                });
+                out.push(Op::Remove, || format!("{path}/{i}"), Some(va), None);
             }
         }
         _ if old == new => {}
-        _ => out.push(Change {
-            op: Op::Replace,
-            path: path.clone(),
-            old: Some(old.clone()),
-            new: Some(new.clone()),
-        }),
+        _ => out.push(Op::Replace, || path.clone(), Some(old), Some(new)),
     }
 }
 
@@ -185,8 +331,18 @@ pub struct StageDiff {
     pub status: StageStatus,
     pub sha256_a: Option<String>,
     pub sha256_b: Option<String>,
-    /// For `Different`: the changes that turn A's artifact into B's.
+    /// For `Different`: the changes that turn A's artifact into B's, the
+    /// first `cap` of them when the comparison was capped.
     pub changes: Vec<Change>,
+    /// How many changes there are in all (`changes` may hold fewer).
+    pub counts: Counts,
+}
+
+impl StageDiff {
+    /// Whether `changes` leaves some out.
+    pub fn truncated(&self) -> bool {
+        self.changes.len() < self.counts.total()
+    }
 }
 
 /// The whole comparison of run A with run B.
@@ -194,7 +350,8 @@ pub struct StageDiff {
 pub struct RunDiff {
     pub run_a: RunRow,
     pub run_b: RunRow,
-    /// Changes that turn A's canonical config into B's.
+    /// Changes that turn A's canonical config into B's (configs are small:
+    /// never capped).
     pub config: Vec<Change>,
     /// One entry per pipeline stage, in order.
     pub stages: Vec<StageDiff>,
@@ -219,12 +376,14 @@ impl RunDiff {
 
 /// Compare two runs: their configs (from the registry) and, stage by stage,
 /// their registered outputs, reading from `artifacts_dir` the artifacts
-/// whose hashes differ.
+/// whose hashes differ. Each stage keeps at most `cap` changes (`None`:
+/// all) and counts all; one stage's artifacts are parsed at a time.
 pub fn diff_runs(
     registry: &Registry,
     artifacts_dir: &Path,
     run_a: RunRow,
     run_b: RunRow,
+    cap: Option<usize>,
 ) -> Result<RunDiff> {
     let config_a = config_of(registry, &run_a)?;
     let config_b = config_of(registry, &run_b)?;
@@ -248,13 +407,18 @@ pub fn diff_runs(
             (None, Some(_)) => StageStatus::OnlyInB,
             (None, None) => StageStatus::Neither,
         };
-        let changes = match (status, a, b) {
+        let (changes, counts) = match (status, a, b) {
             (StageStatus::Different, Some(a), Some(b)) => {
-                let va = read_checked(artifacts_dir, &run_a, a)?;
-                let vb = read_checked(artifacts_dir, &run_b, b)?;
-                json_changes(&va, &vb)
+                let ta = read_checked(artifacts_dir, &run_a, a)?;
+                let tb = read_checked(artifacts_dir, &run_b, b)?;
+                text_changes_capped(&ta, &tb, cap).map_err(|e| {
+                    Error::usage_with_hint(
+                        format!("{} of run {} or {} is not JSON: {e}", t.name(), run_a.run_id, run_b.run_id),
+                        "the registry recorded these files as they are; `orchestrator verify` reports them",
+                    )
+                })?
             }
-            _ => Vec::new(),
+            _ => (Vec::new(), Counts::default()),
         };
         stages.push(StageDiff {
             stage: a.or(b).map_or(i as u8 + 1, |r| r.stage),
@@ -263,6 +427,7 @@ pub fn diff_runs(
             sha256_a: a.map(|r| r.sha256.clone()),
             sha256_b: b.map(|r| r.sha256.clone()),
             changes,
+            counts,
         });
     }
     Ok(RunDiff {
@@ -286,9 +451,9 @@ fn config_of(registry: &Registry, run: &RunRow) -> Result<Value> {
     })
 }
 
-/// Read a registered artifact and prove it is the file the registry
+/// Read a registered artifact's text and prove it is the file the registry
 /// recorded before trusting its contents.
-fn read_checked(artifacts_dir: &Path, run: &RunRow, a: &ArtifactRecord) -> Result<Value> {
+fn read_checked(artifacts_dir: &Path, run: &RunRow, a: &ArtifactRecord) -> Result<String> {
     let hint = || {
         format!(
             "`orchestrator verify --run {}` shows what changed; running the run's config again (`orchestrator run --project <config>`) rewrites the file",
@@ -336,7 +501,7 @@ fn read_checked(artifacts_dir: &Path, run: &RunRow, a: &ArtifactRecord) -> Resul
     crate::regular_file::open_nofollow(&full)
         .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
         .map_err(|e| Error::io("reading", &full, e))?;
-    let found = sha256_hex(&bytes);
+    let found = crate::artifact::sha256_hex(&bytes);
     if found != a.sha256 {
         return Err(Error::usage_with_hint(
             format!(
@@ -346,9 +511,12 @@ fn read_checked(artifacts_dir: &Path, run: &RunRow, a: &ArtifactRecord) -> Resul
             hint(),
         ));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         Error::usage_with_hint(
-            format!("`{shown}` is not JSON: {e}"),
+            format!(
+                "`{shown}` is not JSON: not UTF-8 at byte {}",
+                e.utf8_error().valid_up_to()
+            ),
             "the registry recorded this file as it is; `orchestrator verify` reports it",
         )
     })
@@ -410,6 +578,42 @@ mod tests {
             apply(&mut doc, &changes);
             assert_eq!(doc, new, "{changes:?}");
         }
+    }
+
+    #[test]
+    fn the_text_walk_finds_exactly_the_parsed_walks_changes() {
+        let cases = [
+            (json!({"a": 1, "b": [1, 2, 3]}), json!({"a": 2, "b": [1]})),
+            (json!({"a": [1]}), json!({"a": [1, {"x": 2}, 3]})),
+            (json!({"a/b": 1, "m~n": 2}), json!({"a/b": 3, "c": 4})),
+            (json!([1, 2]), json!({"k": null})),
+            (
+                json!({"x": {"y": [{"z": 1}]}, "s": "é\n"}),
+                json!({"x": {"y": [{"z": 2, "w": 1}]}, "s": "é"}),
+            ),
+            (json!(1), json!(1)),
+        ];
+        for (old, new) in cases {
+            for cap in [None, Some(1)] {
+                let parsed = json_changes_capped(&old, &new, cap);
+                let text = text_changes_capped(&old.to_string(), &new.to_string(), cap).unwrap();
+                assert_eq!(text, parsed, "{old} -> {new}");
+                let pretty = text_changes_capped(
+                    &serde_json::to_string_pretty(&old).unwrap(),
+                    &new.to_string(),
+                    cap,
+                )
+                .unwrap();
+                assert_eq!(pretty, parsed, "pretty {old} -> {new}");
+            }
+        }
+        // Text that differs only in spacing is no change.
+        assert_eq!(
+            text_changes_capped("{\"a\": [1, 2]}", "{\"a\":[1,2]}", None)
+                .unwrap()
+                .0,
+            []
+        );
     }
 
     #[test]

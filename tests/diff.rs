@@ -14,9 +14,10 @@ fn diff(ws: &Workspace, args: &[&str]) -> std::process::Output {
     ws.cmd().arg("diff").args(args).output().unwrap()
 }
 
-/// `diff --json A B`: the exit code and the parsed report.
+/// `diff --json --full A B`: the exit code and the parsed report, with
+/// every patch complete.
 fn diff_json(ws: &Workspace, a: &str, b: &str) -> (i32, Value) {
-    let out = diff(ws, &["--json", a, b]);
+    let out = diff(ws, &["--json", "--full", a, b]);
     let code = out.status.code().unwrap();
     assert!(
         code == 0 || code == 1,
@@ -267,7 +268,7 @@ fn text_output_caps_paths_per_artifact_and_names_the_first_divergence() {
         assert_eq!(
             section[3],
             format!(
-                "  … {} more not shown (--max-paths N shows more, --json all)",
+                "  … {} more not shown (--max-paths N shows more, --full all)",
                 total - 3
             )
         );
@@ -352,5 +353,37 @@ fn unknown_runs_and_bad_flags_are_usage_errors() {
     assert_eq!(
         diff(&ws, &["--max-paths", "0", &a, &a]).status.code(),
         Some(2)
+    );
+}
+
+#[test]
+fn a_default_diff_caps_each_patch_and_says_so_while_counting_everything() {
+    let (ws, a, b) = two_runs(|c| c["scene_count"] = 6.into());
+    let (_, full) = diff_json(&ws, &a, &b);
+    let out = diff(&ws, &["--json", &a, &b]);
+    assert_eq!(out.status.code(), Some(1));
+    let capped: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut some_truncated = false;
+    for (c, f) in capped["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(full["stages"].as_array().unwrap())
+    {
+        if c["status"] != "different" {
+            continue;
+        }
+        let all = f["patch"].as_array().unwrap();
+        let shown = c["patch"].as_array().unwrap();
+        assert_eq!(c["counts"], f["counts"], "counts cover every change");
+        assert_eq!(shown.len(), all.len().min(20));
+        assert_eq!(shown[..], all[..shown.len()], "the first changes, in order");
+        assert_eq!(c["truncated"], all.len() > 20);
+        assert_eq!(f["truncated"], false);
+        some_truncated |= all.len() > 20;
+    }
+    assert!(
+        some_truncated,
+        "the example's diff has a stage over 20 paths"
     );
 }

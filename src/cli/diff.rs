@@ -37,11 +37,16 @@ pub struct DiffArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Show at most N changed paths per artifact in the text output (the
-    /// counts always cover all of them; `--json` is never capped).
+    /// Show (and, with --json, put in each patch) at most N changed paths
+    /// per artifact; the counts always cover all of them.
     #[arg(long, value_name = "N", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_paths: u32,
+
+    /// Every changed path, in the text and in complete JSON patches (can be
+    /// large: two runs of thousands of scenes differ in millions of paths).
+    #[arg(long, conflicts_with = "max_paths")]
+    pub full: bool,
 }
 
 pub fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<u8> {
@@ -55,19 +60,19 @@ pub fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<u8> {
             r.run_id
         );
     }
-    let diff = diff_runs(&registry, &global.artifacts_dir, a, b)?;
-    let text = if args.json {
-        let mut text =
-            serde_json::to_string_pretty(&json_report(&diff)).context("encoding the diff")?;
-        text.push('\n');
-        text
+    let cap = (!args.full).then_some(args.max_paths as usize);
+    let diff = diff_runs(&registry, &global.artifacts_dir, a, b, cap)?;
+    // Written as it is encoded, never built whole in memory first.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &json_report(&diff))
+            .context("writing the diff to stdout")?;
+        out.write_all(b"\n").context("writing to stdout")?;
     } else {
-        text_report(&diff, args.max_paths as usize)
-    };
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .context("writing to stdout")?;
+        out.write_all(text_report(&diff).as_bytes())
+            .context("writing to stdout")?;
+    }
+    out.flush().context("writing to stdout")?;
     Ok(if diff.identical() {
         exit::SUCCESS
     } else {
@@ -101,7 +106,8 @@ fn json_report(d: &RunDiff) -> Value {
                 "status": s.status,
                 "sha256_a": s.sha256_a,
                 "sha256_b": s.sha256_b,
-                "counts": different.then(|| Counts::of(&s.changes)),
+                "counts": different.then_some(s.counts),
+                "truncated": different.then(|| s.truncated()),
                 "patch": different.then(|| s.changes.iter().map(Change::to_patch_op).collect::<Vec<_>>()),
             })
         })
@@ -177,7 +183,7 @@ fn status_text(s: StageStatus) -> &'static str {
     }
 }
 
-fn text_report(d: &RunDiff, max_paths: usize) -> String {
+fn text_report(d: &RunDiff) -> String {
     let mut out = String::new();
     for (label, r) in [("A", &d.run_a), ("B", &d.run_b)] {
         let _ = writeln!(
@@ -190,15 +196,15 @@ fn text_report(d: &RunDiff, max_paths: usize) -> String {
         );
     }
     out.push('\n');
-    let shown = |out: &mut String, changes: &[Change]| {
-        for c in changes.iter().take(max_paths) {
+    let shown = |out: &mut String, changes: &[Change], total: usize| {
+        for c in changes {
             let _ = writeln!(out, "{}", change_line(c));
         }
-        if changes.len() > max_paths {
+        if total > changes.len() {
             let _ = writeln!(
                 out,
-                "  … {} more not shown (--max-paths N shows more, --json all)",
-                changes.len() - max_paths
+                "  … {} more not shown (--max-paths N shows more, --full all)",
+                total - changes.len()
             );
         }
     };
@@ -213,7 +219,7 @@ fn text_report(d: &RunDiff, max_paths: usize) -> String {
             paths_word(c.total()),
             counts_text(c)
         );
-        shown(&mut out, &d.config);
+        shown(&mut out, &d.config, d.config.len());
     }
     out.push('\n');
 
@@ -222,7 +228,7 @@ fn text_report(d: &RunDiff, max_paths: usize) -> String {
         let sha = |x: &Option<String>| x.as_deref().map_or_else(|| "-".to_string(), short_sha);
         let result = match s.status {
             StageStatus::Different => {
-                let n = s.changes.len();
+                let n = s.counts.total();
                 format!("different ({n} {})", paths_word(n))
             }
             other => status_text(other).to_string(),
@@ -242,7 +248,7 @@ fn text_report(d: &RunDiff, max_paths: usize) -> String {
         .iter()
         .filter(|s| s.status == StageStatus::Different)
     {
-        let c = Counts::of(&s.changes);
+        let c = s.counts;
         let _ = writeln!(
             out,
             "\n{} (stage {}): {} {} ({})",
@@ -252,7 +258,7 @@ fn text_report(d: &RunDiff, max_paths: usize) -> String {
             paths_word(c.total()),
             counts_text(c)
         );
-        shown(&mut out, &s.changes);
+        shown(&mut out, &s.changes, c.total());
     }
     out.push('\n');
     match d.first_divergence() {
