@@ -151,6 +151,14 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
         .artifacts_dir
         .join(&opts.config.config.project_id)
         .join(run_id);
+    // Refused before the run's header is printed (the runner checks again).
+    orchestrator::pipeline::take::refuse_reused_run_id(
+        &registry,
+        &run_dir,
+        &opts.config.config.project_id,
+        run_id,
+        &opts.config.config_hash,
+    )?;
     let stdout = std::io::stdout();
     if !args.json {
         let mut out = stdout.lock();

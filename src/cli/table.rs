@@ -112,7 +112,7 @@ impl Table {
                 widths[i] = widths[i].max(cell.chars().count());
             }
         }
-        let line = |f: &mut fmt::Formatter<'_>, cells: &[String], colour: bool| {
+        let line = |f: &mut fmt::Formatter<'_>, cells: &[String], colour: bool, first: bool| {
             let mut out = String::new();
             for (i, cell) in cells.iter().enumerate().take(columns) {
                 // A newline inside a cell would split the row in two.
@@ -132,11 +132,14 @@ impl Table {
                     out.push_str(&" ".repeat(pad + 2));
                 }
             }
-            writeln!(f, "{}", out.trim_end())
+            // Like the boxed form, no newline after the last line: callers
+            // print tables with `writeln!`.
+            let sep = if first { "" } else { "\n" };
+            write!(f, "{sep}{}", out.trim_end())
         };
-        line(f, &self.headers, false)?;
+        line(f, &self.headers, false, true)?;
         for row in &self.rows {
-            line(f, row, color_enabled())?;
+            line(f, row, color_enabled(), false)?;
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ pub mod runner;
 pub mod stage;
 pub mod stages;
 pub mod summary;
-mod take;
+pub mod take;
 
 pub use plan::{Action, PlannedStage, RunPlan, plan_run};
 pub use runner::{LockedRun, RunOptions, RunOutcome, lock_run, run_pipeline};
