@@ -1210,3 +1210,33 @@ fn a_cycle_inserted_by_hand_terminates_in_every_format() {
         );
     }
 }
+
+#[test]
+fn lineage_json_flag_is_format_json() {
+    let ex = Example::new();
+    let long = ex
+        .ws
+        .cmd()
+        .args(["lineage", "RenderOutput", "--format", "json"])
+        .output()
+        .unwrap();
+    let short = ex
+        .ws
+        .cmd()
+        .args(["lineage", "RenderOutput", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        short.status.success(),
+        "{}",
+        String::from_utf8_lossy(&short.stderr)
+    );
+    assert_eq!(short.stdout, long.stdout);
+    let both = ex
+        .ws
+        .cmd()
+        .args(["lineage", "RenderOutput", "--json", "--format", "dot"])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2));
+}

@@ -46,6 +46,10 @@ pub struct LineageArgs {
     /// How to print the graph. `dot` and `mermaid` draw edges parent -> child.
     #[arg(long, value_enum, default_value_t = Format::Tree)]
     pub format: Format,
+
+    /// The same as `--format json`, as on every other query command.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }
 
 /// Output formats of `orchestrator lineage`.
@@ -76,7 +80,8 @@ pub fn run(global: &GlobalArgs, args: &LineageArgs) -> anyhow::Result<()> {
         Direction::Ancestors
     };
     let graph = lineage::lineage(&registry, &target, direction, args.depth)?;
-    let text = match args.format {
+    let format = if args.json { Format::Json } else { args.format };
+    let text = match format {
         Format::Tree => tree(&graph),
         Format::Json => json(&graph)?,
         Format::Dot => dot(&graph),
