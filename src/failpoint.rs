@@ -38,6 +38,8 @@ pub const POINTS: &[&str] = &[
     "summary.before_write",
     // `run_summary.json` is rewritten; the run is not yet marked finished.
     "summary.after_write",
+    // `package --archive`: each write into the archive's temp file.
+    "archive.write",
 ];
 
 /// Pass point `name`: `Ok` unless the environment arms it for this hit.
