@@ -216,3 +216,176 @@ fn reindex_brings_the_package_back_with_its_edges() {
     assert_eq!(lineage(&ws), before);
     assert_eq!(package_ok(&ws, &[run_id])["written"], false);
 }
+
+/// `package <args>` started in the background; returns it once it says it
+/// is waiting for the run's lock, and a handle that yields its whole stderr.
+fn package_waiting(
+    ws: &Workspace,
+    args: &[&str],
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    use std::io::BufRead;
+    let mut all = vec!["package", "--lock-timeout", "60"];
+    all.extend_from_slice(args);
+    let mut child = ws.spawn(&all);
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if line.starts_with("waiting for run") {
+                let _ = tx.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    if rx.recv_timeout(std::time::Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        panic!("package never waited: {}", reader.join().unwrap());
+    }
+    (child, reader)
+}
+
+/// Exit code, stdout and stderr of a `package_waiting` child, which must
+/// end within a minute.
+fn finished(
+    mut child: std::process::Child,
+    stderr: std::thread::JoinHandle<String>,
+) -> (Option<i32>, Vec<u8>, String) {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("package hung after the lock was released");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stdout = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    (status.code(), stdout, stderr.join().unwrap())
+}
+
+/// Whether process `pid` is stopped (SIGSTOP), from `/proc/<pid>/stat`.
+#[cfg(feature = "failpoints")]
+fn is_stopped(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('T'))
+}
+
+// A real `run --force` held mid-way by the `stop` failpoint.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_package_waiting_on_a_run_packages_the_run_as_it_finished_not_as_it_began() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let config = ws.path().join("project.json");
+    let mut run = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"))
+        .current_dir(ws.path())
+        .env_remove("ORCHESTRATOR_ARTIFACTS_DIR")
+        .env_remove("ORCHESTRATOR_DB")
+        .env("ORCHESTRATOR_FAILPOINTS", "stage.after_commit=stop@2")
+        .args(["run", "--json", "--force", "--run-id", run_id, "--project"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !is_stopped(run.id()) {
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "the run ended before its stop"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never stopped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The run is `running` now, and package reads it so before it waits.
+    assert_eq!(ws.runs_list(&[])[0]["status"], "running");
+    let (package, stderr) = package_waiting(&ws, &[run_id, "--json"]);
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(run.id() as i32, libc::SIGCONT) }, 0);
+    let ran = run.wait_with_output().unwrap();
+    assert!(ran.status.success(), "{ran:?}");
+    let ran: Value = serde_json::from_slice(&ran.stdout).unwrap();
+
+    let (code, stdout, stderr) = finished(package, stderr);
+    assert_eq!(code, Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(report["written"], true);
+    let pkg: Value = serde_json::from_slice(
+        &std::fs::read(ws.run_dir("lighthouse", run_id).join("RenderPackage.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pkg["config_hash"], ran["config_hash"]);
+    let verify = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+#[test]
+fn a_package_waiting_on_a_run_replaced_meanwhile_records_the_new_config_hash() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let held = ws.hold_live_run("lighthouse", run_id);
+    let (package, stderr) = package_waiting(&ws, &[run_id, "--json"]);
+    // What a replacement under the lock changes in the row package read.
+    let replaced = "f".repeat(64);
+    ws.sqlite()
+        .execute(
+            "UPDATE runs SET config_hash = ?1 WHERE run_id = ?2",
+            rusqlite::params![replaced, run_id],
+        )
+        .unwrap();
+    drop(held);
+    let (code, _, stderr) = finished(package, stderr);
+    assert_eq!(code, Some(0), "{stderr}");
+    let pkg: Value = serde_json::from_slice(
+        &std::fs::read(ws.run_dir("lighthouse", run_id).join("RenderPackage.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pkg["config_hash"], replaced.as_str());
+}
+
+#[test]
+fn a_package_waiting_on_a_run_removed_meanwhile_says_it_was_removed() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let held = ws.hold_live_run("lighthouse", run_id);
+    let (package, stderr) = package_waiting(&ws, &[run_id, "--archive", "run.tar"]);
+    // What `gc --run` does once it holds the run: rows, then the directory.
+    let db = ws.sqlite();
+    db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    db.execute("DELETE FROM runs WHERE run_id = ?1", [run_id])
+        .unwrap();
+    drop(db);
+    std::fs::remove_dir_all(ws.run_dir("lighthouse", run_id)).unwrap();
+    drop(held);
+    let (code, stdout, stderr) = finished(package, stderr);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains(&format!("run lighthouse/{run_id} was removed while")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not complete"), "{stderr}");
+    assert!(!ws.path().join("run.tar").exists());
+}
