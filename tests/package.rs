@@ -389,3 +389,121 @@ fn a_package_waiting_on_a_run_removed_meanwhile_says_it_was_removed() {
     assert!(!stderr.contains("not complete"), "{stderr}");
     assert!(!ws.path().join("run.tar").exists());
 }
+
+/// sha256 of every file under `dir`, by path relative to it.
+fn tree_hashes(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                dirs.push(e.path());
+            } else if t.is_file() {
+                let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+                out.insert(rel, sha256_file(&e.path()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn an_archive_over_an_artifact_or_the_registry_is_refused_and_nothing_is_written() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let run_dir = format!("artifacts/lighthouse/{run_id}");
+    std::os::unix::fs::symlink(ws.run_dir("lighthouse", run_id), ws.path().join("runlink"))
+        .unwrap();
+    std::fs::create_dir(ws.path().join("sub")).unwrap();
+    std::fs::hard_link(
+        ws.run_dir("lighthouse", run_id).join("Script.json"),
+        ws.path().join("hard.json"),
+    )
+    .unwrap();
+    std::fs::write(ws.path().join("important.txt"), b"keep me").unwrap();
+    std::os::unix::fs::symlink("important.txt", ws.path().join("out.tar")).unwrap();
+    let before = tree_hashes(&ws.artifacts());
+    let db_before = sha256_file(&ws.db());
+    for dest in [
+        format!("{run_dir}/RenderOutput.json"),
+        format!("{run_dir}/new.tar"),
+        "artifacts/registry.db".to_string(),
+        "artifacts/registry.db-wal".to_string(),
+        "artifacts/anything.tar".to_string(),
+        format!("sub/../{run_dir}/Script.json"),
+        "runlink/ShotList.json".to_string(),
+        "hard.json".to_string(),
+        "out.tar".to_string(),
+    ] {
+        let out = package(&ws, &[run_id, "--archive", &dest]);
+        let stderr = common::assert_usage_error(&out);
+        assert!(stderr.contains(&format!("`{dest}`")), "{dest}: {stderr}");
+        assert!(!stderr.contains(".tmp-"), "{stderr}");
+    }
+    // Nothing was written: not even the package, which comes first.
+    assert_eq!(tree_hashes(&ws.artifacts()), before);
+    assert_eq!(sha256_file(&ws.db()), db_before);
+    assert_eq!(
+        std::fs::read(ws.path().join("important.txt")).unwrap(),
+        b"keep me"
+    );
+    assert!(
+        std::fs::symlink_metadata(ws.path().join("out.tar"))
+            .unwrap()
+            .is_symlink()
+    );
+
+    // The registry wherever --db puts it, its side files included.
+    std::fs::create_dir(ws.path().join("reg")).unwrap();
+    std::fs::copy(ws.db(), ws.path().join("reg/my.db")).unwrap();
+    for dest in [
+        "reg/my.db",
+        "reg/my.db-shm",
+        "reg/my.db.users",
+        "reg/my.db.reindex-7",
+    ] {
+        let out = package(&ws, &["--db", "reg/my.db", run_id, "--archive", dest]);
+        common::assert_usage_error(&out);
+    }
+    // Beside them, an ordinary file is fine.
+    let report = package_ok(&ws, &[run_id, "--archive", "sub/run.tar"]);
+    assert_eq!(report["archive"]["path"], "sub/run.tar");
+}
+
+#[test]
+fn a_db_inside_a_run_directory_is_refused_by_every_command() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let run_dir = ws.run_dir("lighthouse", run_id);
+    // A registry that got there somehow: gc of the run would delete it.
+    std::fs::copy(ws.db(), run_dir.join("registry.db")).unwrap();
+    let before = tree_hashes(&ws.artifacts());
+    for db in [
+        format!("artifacts/lighthouse/{run_id}/registry.db"),
+        format!("artifacts/lighthouse/{run_id}/deeper/registry.db"),
+        "artifacts/lighthouse/new-run/registry.db".to_string(),
+    ] {
+        for args in [
+            vec!["run", "--project", "project.json"],
+            vec!["runs", "list"],
+            vec!["verify"],
+            vec!["lineage", "Script"],
+            vec!["gc", "--run", run_id, "--yes"],
+            vec!["package", run_id],
+            vec!["export", "--format", "prov", run_id],
+            vec!["reindex"],
+            vec!["diff", run_id, run_id],
+        ] {
+            let out = ws.cmd().arg("--db").arg(&db).args(&args).output().unwrap();
+            let stderr = common::assert_usage_error(&out);
+            assert!(
+                stderr.contains("inside a run directory"),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+    assert_eq!(tree_hashes(&ws.artifacts()), before);
+    assert!(!ws.artifacts().join("lighthouse/new-run").exists());
+}
