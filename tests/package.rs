@@ -507,3 +507,138 @@ fn a_db_inside_a_run_directory_is_refused_by_every_command() {
     assert_eq!(tree_hashes(&ws.artifacts()), before);
     assert!(!ws.artifacts().join("lighthouse/new-run").exists());
 }
+
+// Kills a package with a failpoint, so it needs the test build's feature.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_killed_package_leaves_no_temp_files_after_the_next_package_or_verify() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let dir = ws.run_dir("lighthouse", run_id);
+    let temps = || {
+        common::dir_names(&dir)
+            .into_iter()
+            .filter(|n| n.starts_with(".tmp-"))
+            .count()
+    };
+    let killed_package = || {
+        let out = ws
+            .cmd()
+            .env("ORCHESTRATOR_FAILPOINTS", "write.before_rename=kill@1")
+            .args(["package", run_id])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert_eq!(temps(), 1, "the kill left its temp file");
+    };
+    killed_package();
+    let verify = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    assert_eq!(temps(), 0, "verify removed the dead writer's temp file");
+
+    killed_package();
+    package_ok(&ws, &[run_id]);
+    assert_eq!(temps(), 0, "package removed the dead writer's temp file");
+}
+
+#[test]
+fn verify_leaves_the_temp_files_of_a_run_in_progress_alone() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let temp = ws.run_dir("lighthouse", run_id).join(".tmp-alive");
+    std::fs::write(&temp, b"being written").unwrap();
+    let held = ws.hold_live_run("lighthouse", run_id);
+    let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    assert!(out.status.success() || out.status.code() == Some(1));
+    assert!(temp.exists(), "a live writer's temp file was removed");
+    drop(held);
+}
+
+#[test]
+fn a_non_utf8_file_name_is_reported_as_it_is_and_left_out_of_the_archive() {
+    use std::os::unix::ffi::OsStrExt;
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let dir = ws.run_dir("lighthouse", run_id);
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+    std::fs::write(dir.join(odd), b"12345").unwrap();
+
+    let verify = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    assert_eq!(verify.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{report}");
+    assert_eq!(problems[0]["kind"], "unregistered");
+    assert_eq!(
+        problems[0]["path"],
+        format!("lighthouse/{run_id}/caf\\xE9.png")
+    );
+    assert_eq!(problems[0]["found"], "a file of 5 bytes");
+
+    let out = package(&ws, &[run_id, "--archive", "run.tar", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("`caf\\xE9.png`"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["archive"]["left_out"],
+        serde_json::json!(["caf\\xE9.png"])
+    );
+    assert_eq!(members(&ws.path().join("run.tar")).len(), 13);
+}
+
+#[test]
+fn an_archive_holds_only_the_registered_files_of_the_run() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let dir = ws.run_dir("lighthouse", run_id);
+    std::fs::write(dir.join("notes.txt"), b"private").unwrap();
+    std::fs::write(dir.join("Script.json.bak"), b"old").unwrap();
+    std::fs::create_dir(dir.join("scratch")).unwrap();
+    let report = package_ok(&ws, &[run_id, "--archive", "run.tar"]);
+    let names: Vec<String> = members(&ws.path().join("run.tar"))
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
+    let mut expected = vec![format!("lighthouse/{run_id}/run_summary.json")];
+    for ty in TYPES.iter().chain(&["RenderPackage"]) {
+        expected.push(format!("lighthouse/{run_id}/{ty}.json"));
+        expected.push(format!("lighthouse/{run_id}/{ty}.meta.json"));
+    }
+    expected.sort();
+    assert_eq!(names, expected);
+    assert_eq!(
+        report["archive"]["left_out"],
+        serde_json::json!(["Script.json.bak", "notes.txt", "scratch"])
+    );
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_full_disk_while_archiving_names_the_archive_not_the_file_read() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let out = ws
+        .cmd()
+        .env("ORCHESTRATOR_FAILPOINTS", "archive.write=enospc@3")
+        .args(["package", run_id, "--archive", "run.tar"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    let first = stderr.lines().next().unwrap();
+    assert_eq!(first, "error: writing `run.tar`", "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(!stderr.contains(".tmp-"), "{stderr}");
+    assert!(!ws.path().join("run.tar").exists());
+    assert!(
+        !ws.entries().iter().any(|n| n.starts_with(".tmp-")),
+        "{:?}",
+        ws.entries()
+    );
+}
