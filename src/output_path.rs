@@ -158,13 +158,18 @@ pub fn check_output_path(path: &Path, artifacts_dir: &Path, db: &Path) -> Result
         }
     }
 
-    // The registry and its side files, where `--db` puts them.
-    let db_name = db.file_name().unwrap_or(db.as_os_str());
-    let db_dir = parent_of(db);
-    if std::fs::metadata(db_dir).is_ok_and(|m| id_of(&m) == id_of(&dir_meta))
-        && is_registry_file(file_name, db_name)
-    {
-        return Err(registry_file(path, db));
+    // The registry and its side files, where `--db` puts them, and beside
+    // the file it links to when it is a symlink (where SQLite puts them).
+    let registries: Vec<PathBuf> = std::iter::once(db.to_path_buf())
+        .chain(db.canonicalize().ok())
+        .collect();
+    for registry in &registries {
+        let db_name = registry.file_name().unwrap_or(registry.as_os_str());
+        if std::fs::metadata(parent_of(registry)).is_ok_and(|m| id_of(&m) == id_of(&dir_meta))
+            && is_registry_file(file_name, db_name)
+        {
+            return Err(registry_file(path, db));
+        }
     }
 
     // A hard link shares the inode of what it links to: replacing the name
@@ -172,10 +177,10 @@ pub fn check_output_path(path: &Path, artifacts_dir: &Path, db: &Path) -> Result
     // artifact, so it is refused as the artifact would be.
     if let Some(meta) = existing.filter(|m| link_count(m) > 1) {
         let id = id_of(&meta);
-        let registry_twin = REGISTRY_SIDE_FILES
+        let registry_twin = registries
             .iter()
-            .map(|s| with_suffix(db, s))
-            .any(|p| std::fs::symlink_metadata(&p).is_ok_and(|m| id_of(&m) == id));
+            .flat_map(|r| REGISTRY_SIDE_FILES.iter().map(|s| with_suffix(r, s)))
+            .any(|p| std::fs::metadata(&p).is_ok_and(|m| id_of(&m) == id));
         if registry_twin {
             return Err(registry_file(path, db));
         }
@@ -592,6 +597,13 @@ mod tests {
             assert_eq!(err.exit_code(), crate::error::exit::USAGE, "{name}: {err}");
         }
         assert!(check_output_path(&t.root.join("reg/my.dbx"), &t.artifacts, &elsewhere).is_ok());
+        // `--db` a symlink: SQLite keeps the side files beside its target.
+        std::fs::write(&elsewhere, b"db").unwrap();
+        let link = t.root.join("link.db");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        let err =
+            check_output_path(&t.root.join("reg/my.db-wal"), &t.artifacts, &link).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::USAGE, "{err}");
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! `orchestrator package`: the self-contained manifest of a finished run
 //! (`RenderPackage.json`), registered like any artifact with the five stage
-//! outputs as its parents, and an optional deterministic tar of the run.
+//! outputs as its parents, and an optional deterministic tar of the run's
+//! deliverable: its registered files, nothing else found in its directory.
+//!
+//! Everything is decided under the run's lock, from what is read after
+//! taking it: the run may have finished, been replaced or been removed
+//! while `package` waited.
 //!
 //! Packaging is idempotent: a run whose package is already written and
 //! registered with the same bytes is left untouched, so two packagings of
@@ -366,13 +371,13 @@ fn archive_members(registry: &Registry, run: &RunRow) -> Result<Vec<Member>> {
             sha256: None,
         });
     }
-    if let Some((path, sha256)) = registry.run_summary_of(&run.project_id, &run.run_id)? {
-        if path.strip_prefix(&prefix) == Some(RUN_SUMMARY_FILE) {
-            members.push(Member {
-                name: RUN_SUMMARY_FILE.to_string(),
-                sha256: Some(sha256),
-            });
-        }
+    if let Some((path, sha256)) = registry.run_summary_of(&run.project_id, &run.run_id)?
+        && path.strip_prefix(&prefix) == Some(RUN_SUMMARY_FILE)
+    {
+        members.push(Member {
+            name: RUN_SUMMARY_FILE.to_string(),
+            sha256: Some(sha256),
+        });
     }
     members.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(members)

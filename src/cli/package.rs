@@ -24,7 +24,9 @@ pub struct PackageArgs {
     #[arg(long, value_name = "P")]
     pub project: Option<String>,
 
-    /// Also write a tar of the run directory here (deterministic bytes).
+    /// Also write a tar of the run's registered files here (deterministic
+    /// bytes). Never inside the artifacts directory, over the registry's
+    /// files or through a symlink.
     #[arg(long, value_name = "FILE")]
     pub archive: Option<PathBuf>,
 
