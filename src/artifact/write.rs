@@ -94,10 +94,24 @@ pub fn remove_stale_temp_files_if_idle(
     project_id: &str,
     run_id: &str,
 ) -> usize {
+    let run_dir = artifacts_dir.join(project_id).join(run_id);
+    // Holding the run idle makes it read as live to every other reader's
+    // probe for that moment (`runs list`, `gc`, another `verify`): do it
+    // only when there is something to remove, which is rare.
+    let any_temp = std::fs::read_dir(&run_dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.file_name()
+                .as_encoded_bytes()
+                .starts_with(TEMP_PREFIX.as_bytes())
+        })
+    });
+    if !any_temp {
+        return 0;
+    }
     let Some(_idle) = crate::lock::hold_if_idle(artifacts_dir, project_id, run_id) else {
         return 0;
     };
-    remove_stale_temp_files(&artifacts_dir.join(project_id).join(run_id)).unwrap_or(0)
+    remove_stale_temp_files(&run_dir).unwrap_or(0)
 }
 
 /// Whether `path` is a regular file (not a symlink) holding exactly
