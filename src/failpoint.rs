@@ -9,7 +9,9 @@
 //! ```
 //!
 //! `kill` sends the process SIGKILL (no destructors, no flush: what a power
-//! cut or `kill -9` leaves), `enospc` and `eio` make the point fail as a
+//! cut or `kill -9` leaves), `stop` sends it SIGSTOP (a test holds the
+//! process there, locks held, until it sends SIGCONT; the point then
+//! passes), `enospc` and `eio` make the point fail as a
 //! full disk or a failing device would. `@N` fires on the N-th time the
 //! point is reached (default 1), so `stage.*@3` hits stage 3. The crash
 //! tests in `tests/crash.rs` drive every point listed in [`POINTS`].
@@ -38,6 +40,8 @@ pub const POINTS: &[&str] = &[
     "summary.before_write",
     // `run_summary.json` is rewritten; the run is not yet marked finished.
     "summary.after_write",
+    // `package --archive`: each write into the archive's temp file.
+    "archive.write",
 ];
 
 /// Pass point `name`: `Ok` unless the environment arms it for this hit.
@@ -60,6 +64,7 @@ mod armed {
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     enum Action {
         Kill,
+        Stop,
         Errno(i32),
     }
 
@@ -98,6 +103,7 @@ mod armed {
             };
             let action = match action {
                 "kill" => Action::Kill,
+                "stop" => Action::Stop,
                 "enospc" => Action::Errno(libc::ENOSPC),
                 "eio" => Action::Errno(libc::EIO),
                 other => panic!("failpoint `{name}`: unknown action `{other}`"),
@@ -123,6 +129,13 @@ mod armed {
                     libc::raise(libc::SIGKILL);
                 }
                 unreachable!("SIGKILL returned");
+            }
+            Action::Stop => {
+                // SAFETY: as above; the process resumes here on SIGCONT.
+                unsafe {
+                    libc::raise(libc::SIGSTOP);
+                }
+                Ok(())
             }
             Action::Errno(code) => Err(std::io::Error::from_raw_os_error(code)),
         }

@@ -228,6 +228,29 @@ pub fn is_held(artifacts_dir: &Path, project_id: &str, run_id: &str) -> bool {
     }
 }
 
+/// A run found idle and kept so while this value lives: see [`hold_if_idle`].
+#[derive(Debug)]
+pub struct IdleRun {
+    _live: File,
+}
+
+/// Hold the run idle, for a reader that must change its directory (remove
+/// the temp files of a writer that died) without being a writer: the
+/// liveness flag taken exclusively, without waiting. `None` when a process
+/// holds the run, or the flag is missing (no process has completed taking
+/// the run's lock since `.locks/` was made) or not a regular file.
+///
+/// Only the flag is taken, never the run lock, so a `run` is never refused
+/// because of it: one that starts meanwhile takes the run lock and then
+/// waits on the flag (a blocking `lock()` in [`acquire`]) until this is
+/// dropped, before it writes anything.
+pub fn hold_if_idle(artifacts_dir: &Path, project_id: &str, run_id: &str) -> Option<IdleRun> {
+    let path = live_path(artifacts_dir, project_id, run_id);
+    let file = crate::regular_file::open_nofollow(&path).ok()?;
+    file.try_lock().ok()?;
+    Some(IdleRun { _live: file })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

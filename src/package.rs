@@ -1,6 +1,11 @@
 //! `orchestrator package`: the self-contained manifest of a finished run
 //! (`RenderPackage.json`), registered like any artifact with the five stage
-//! outputs as its parents, and an optional deterministic tar of the run.
+//! outputs as its parents, and an optional deterministic tar of the run's
+//! deliverable: its registered files, nothing else found in its directory.
+//!
+//! Everything is decided under the run's lock, from what is read after
+//! taking it: the run may have finished, been replaced or been removed
+//! while `package` waited.
 //!
 //! Packaging is idempotent: a run whose package is already written and
 //! registered with the same bytes is left untouched, so two packagings of
@@ -10,6 +15,7 @@
 //! (The package's time is when its newest artifact was made, so a no-op
 //! resume of the run does not change the package.)
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -18,13 +24,15 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::artifact::{
-    ArtifactType, ComputeOrigin, CreationParams, MetaRecord, ParentRef, SCHEMA_VERSION,
-    TEMP_PREFIX, canonical_bytes, sha256_hex, write_atomic,
+    ArtifactType, ComputeOrigin, CreationParams, MetaRecord, ParentRef, RUN_SUMMARY_FILE,
+    SCHEMA_VERSION, TEMP_PREFIX, canonical_bytes, remove_stale_temp_files, sha256_hex,
+    write_atomic,
 };
 use crate::clock::{Clock, rfc3339};
 use crate::error::{Error, Result};
+use crate::output_path::{OutputPath, write_output_with};
 use crate::registry::{Registry, RunRow};
-use crate::{lock, schema};
+use crate::{lock, path_text, schema};
 
 /// The packaging step's version, recorded as the package's stage version.
 pub const PACKAGE_VERSION: &str = "1.0.0";
@@ -58,11 +66,15 @@ pub struct PackageReport {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ArchiveReport {
+    /// As the user named it.
     pub path: PathBuf,
     pub sha256: String,
     pub size_bytes: u64,
     /// Member names, in archive order.
     pub members: Vec<String>,
+    /// Names in the run directory the registry does not know, so not in
+    /// the archive (non-UTF-8 bytes escaped as `\xNN`), in name order.
+    pub left_out: Vec<String>,
 }
 
 /// Take `run`'s lock for packaging it, waiting as `wait` says for a `run`
@@ -84,18 +96,31 @@ pub fn lock_for_packaging(
     )
 }
 
-/// Package `run` (which must be complete), optionally writing a tar of its
-/// directory to `archive`, under the run's lock ([`lock_for_packaging`]),
-/// so no `run` of it changes the files being packaged.
+/// Package `project_id`/`run_id` (which must be complete), optionally
+/// writing a tar of it to `archive` (checked beforehand with
+/// [`crate::output_path::check_output_path`]), under the run's lock
+/// ([`lock_for_packaging`]), so no `run` of it changes the files being
+/// packaged.
+///
+/// Everything is read here, under the lock: what was read while waiting
+/// for it (the run row `resolve_run` gave) may describe a run that has
+/// since finished, been replaced or been removed.
 pub fn package(
     _locked: &lock::RunLock,
     registry: &mut Registry,
     artifacts_dir: &Path,
-    run: &RunRow,
-    archive: Option<&Path>,
+    project_id: &str,
+    run_id: &str,
+    archive: Option<&OutputPath>,
     clock: &dyn Clock,
 ) -> Result<PackageReport> {
+    let run = &run_under_lock(registry, project_id, run_id)?;
     let run_dir = artifacts_dir.join(&run.project_id).join(&run.run_id);
+    // Under the lock no writer is alive in the run directory: a temp file
+    // there was left by one that died (a killed `run` or `package`).
+    if std::fs::symlink_metadata(&run_dir).is_ok_and(|m| m.is_dir()) {
+        remove_stale_temp_files(&run_dir)?;
+    }
     let (listed, created_at) = checked_artifacts(registry, artifacts_dir, run)?;
     let value = json!({
         "artifact_type": ArtifactType::RenderPackage.name(),
@@ -154,7 +179,7 @@ pub fn package(
         true
     };
     let archive = archive
-        .map(|dest| write_archive(&run_dir, run, &created_at, dest))
+        .map(|dest| write_archive(registry, &run_dir, run, &created_at, dest))
         .transpose()?;
     Ok(PackageReport {
         project_id: run.project_id.clone(),
@@ -166,6 +191,25 @@ pub fn package(
         artifacts: listed,
         archive,
     })
+}
+
+/// The run's row as it is now, read under its lock. A `running` row then
+/// belongs to a process that died (it would hold the lock otherwise): it
+/// reads as `interrupted`, as `runs show` says. A run gone meanwhile (a
+/// `gc` of it, or a `reindex` that dropped it) is a usage error naming it.
+fn run_under_lock(registry: &Registry, project_id: &str, run_id: &str) -> Result<RunRow> {
+    match registry.run_if_recorded(project_id, run_id)? {
+        Some(mut row) => {
+            if row.status == "running" {
+                row.status = "interrupted".to_string();
+            }
+            Ok(row)
+        }
+        None => Err(Error::usage_with_hint(
+            format!("run {project_id}/{run_id} was removed while `package` waited for its lock"),
+            "`orchestrator runs list` shows the runs that remain",
+        )),
+    }
 }
 
 /// The five stage outputs of a complete run, each checked on disk against
@@ -291,126 +335,225 @@ fn hash_regular_file(path: &Path) -> Result<String> {
         .collect())
 }
 
-/// Write a tar of the run directory to `dest` (atomically): every regular
-/// file, in name order, as `<project>/<run>/<name>`, with mode 0644,
-/// uid/gid 0, no owner names and the run's finish time as mtime. The same
-/// directory gives the same bytes.
+/// One file of the archive: its name in the run directory and, for a
+/// file the registry holds a hash of, that hash.
+struct Member {
+    name: String,
+    sha256: Option<String>,
+}
+
+/// What goes into the archive: the run's registered artifacts (the five
+/// stage outputs and the package), the meta file of each, and the
+/// registered run summary. Nothing else in the run directory is a
+/// deliverable (a stray file, a temp file of a writer that died), so
+/// nothing else is archived; those names are reported as left out.
+fn archive_members(registry: &Registry, run: &RunRow) -> Result<Vec<Member>> {
+    let prefix = format!("{}/{}/", run.project_id, run.run_id);
+    let mut members = Vec::new();
+    for a in registry.artifacts_of_run(&run.project_id, &run.run_id)? {
+        let Some(ty) = ArtifactType::EVERY
+            .into_iter()
+            .find(|t| t.name() == a.artifact_type)
+        else {
+            continue;
+        };
+        // Registered paths are `<project>/<run>/<file>`; anything else is
+        // not this run's file to ship (verify reports it).
+        if a.path.strip_prefix(&prefix) != Some(ty.file_name().as_str()) {
+            continue;
+        }
+        members.push(Member {
+            name: ty.file_name(),
+            sha256: Some(a.sha256),
+        });
+        members.push(Member {
+            name: ty.meta_file_name(),
+            sha256: None,
+        });
+    }
+    if let Some((path, sha256)) = registry.run_summary_of(&run.project_id, &run.run_id)?
+        && path.strip_prefix(&prefix) == Some(RUN_SUMMARY_FILE)
+    {
+        members.push(Member {
+            name: RUN_SUMMARY_FILE.to_string(),
+            sha256: Some(sha256),
+        });
+    }
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(members)
+}
+
+/// Write a tar of the run's deliverable ([`archive_members`]) to `dest`
+/// (atomically): each file as `<project>/<run>/<name>`, in name order,
+/// with mode 0644, uid/gid 0, no owner names and the run's finish time as
+/// mtime. The same registered files give the same bytes. Each file with a
+/// registered hash is hashed as it is archived: one that changed is
+/// [`Error::ArtifactChanged`] and no archive is left.
 fn write_archive(
+    registry: &Registry,
     run_dir: &Path,
     run: &RunRow,
     finished_at: &str,
-    dest: &Path,
+    dest: &OutputPath,
 ) -> Result<ArchiveReport> {
     let mtime = chrono::DateTime::parse_from_rfc3339(finished_at)
         .map(|t| t.timestamp().max(0) as u64)
         .unwrap_or(0);
-    let mut names = Vec::new();
-    let entries = std::fs::read_dir(run_dir).map_err(|e| Error::io("listing", run_dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("listing", run_dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(TEMP_PREFIX) {
-            continue;
+    let members = archive_members(registry, run)?;
+    let left_out = left_out(run_dir, &members)?;
+    let (sha256, size_bytes, names) = write_output_with(dest, |file| {
+        let mut out = HashingWriter {
+            inner: file,
+            hasher: Sha256::new(),
+            len: 0,
+            failed: false,
+        };
+        let mut names = Vec::with_capacity(members.len());
+        {
+            let mut tar = tar::Builder::new(&mut out);
+            for m in &members {
+                let path = run_dir.join(&m.name);
+                let member = format!("{}/{}/{}", run.project_id, run.run_id, m.name);
+                append_member(&mut tar, &path, &member, m.sha256.as_deref(), mtime, dest)?;
+                names.push(member);
+            }
+            tar.finish()
+                .map_err(|e| Error::io("writing", dest.path(), e))?;
         }
-        let kind = entry
-            .file_type()
-            .map_err(|e| Error::io("inspecting", entry.path(), e))?;
-        if !kind.is_file() {
-            return Err(Error::usage_with_hint(
-                format!(
-                    "`{}` is not a regular file; a run directory holds only artifact files",
-                    entry.path().display()
-                ),
-                "`orchestrator verify` reports it; move it out of the run directory, then package again",
-            ));
-        }
-        names.push(name);
-    }
-    names.sort();
+        let sha256 = out
+            .hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+        Ok((sha256, out.len, names))
+    })?;
+    Ok(ArchiveReport {
+        path: dest.path().to_path_buf(),
+        sha256,
+        size_bytes,
+        members: names,
+        left_out,
+    })
+}
 
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("creating a temporary file in", dir, e))?;
-    let handle = tmp
-        .reopen()
-        .map_err(|e| Error::io("opening", tmp.path().to_path_buf(), e))?;
-    let mut out = HashingWriter {
-        inner: std::io::BufWriter::new(handle),
-        hasher: Sha256::new(),
-        len: 0,
-    };
-    let mut members = Vec::with_capacity(names.len());
-    {
-        let mut tar = tar::Builder::new(&mut out);
-        for name in &names {
-            let path = run_dir.join(name);
-            let file = crate::regular_file::open_nofollow(&path)
-                .map_err(|e| Error::io("reading", &path, e))?;
-            let len = file
-                .metadata()
-                .map_err(|e| Error::io("reading", &path, e))?
-                .len();
-            let member = format!("{}/{}/{name}", run.project_id, run.run_id);
-            let mut header = tar::Header::new_ustar();
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(len);
-            header.set_mode(0o644);
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_mtime(mtime);
-            // `take` keeps the member exactly `len` long even if the file
-            // grew; the run lock means it cannot change under us.
-            tar.append_data(&mut header, &member, file.take(len))
-                .map_err(|e| Error::io("archiving", &path, e))?;
-            members.push(member);
-        }
-        tar.finish().map_err(|e| Error::io("writing", dest, e))?;
+/// Append the file at `path` as `member`, checking it against `expected`
+/// when the registry holds its hash. An error names the archive when
+/// writing it failed (a full disk) and the file when reading it did.
+fn append_member<W: Write>(
+    tar: &mut tar::Builder<&mut HashingWriter<W>>,
+    path: &Path,
+    member: &str,
+    expected: Option<&str>,
+    mtime: u64,
+    dest: &OutputPath,
+) -> Result<()> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io("reading", path, e))?;
+    if !meta.file_type().is_file() {
+        return Err(Error::io(
+            "reading",
+            path,
+            std::io::Error::other("not a regular file"),
+        ));
     }
-    let HashingWriter { inner, hasher, len } = out;
-    inner
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io("writing", dest, e))?;
-    let sha256 = hasher
+    let file =
+        crate::regular_file::open_nofollow(path).map_err(|e| Error::io("reading", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("reading", path, e))?
+        .len();
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(len);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime);
+    // `take` keeps the member exactly `len` long even if the file grew;
+    // the run lock means a `run` cannot change it under us.
+    let mut source = HashingReader {
+        inner: file.take(len),
+        hasher: Sha256::new(),
+    };
+    if let Err(e) = tar.append_data(&mut header, member, &mut source) {
+        return Err(if tar.get_ref().failed {
+            Error::io("writing", dest.path(), e)
+        } else {
+            Error::io("reading", path, e)
+        });
+    }
+    let found: String = source
+        .hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let size_bytes = len;
-    tmp.persist(dest)
-        .map_err(|e| Error::io("replacing", dest, e.error))?;
-    crate::artifact::write::sync_dir(dir)?;
-    Ok(ArchiveReport {
-        path: dest.to_path_buf(),
-        sha256,
-        size_bytes,
-        members,
-    })
+    match expected {
+        Some(expected) if expected != found => Err(Error::ArtifactChanged {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            found,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The names in `run_dir` that are not archive members, escaped for
+/// showing, in name order; temp files of a dead writer are not listed
+/// (they were removed, or are going).
+fn left_out(run_dir: &Path, members: &[Member]) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(run_dir).map_err(|e| Error::io("listing", run_dir, e))?;
+    let mut names: Vec<OsString> = Vec::new();
+    for entry in entries {
+        let name = entry
+            .map_err(|e| Error::io("listing", run_dir, e))?
+            .file_name();
+        let temp = name.as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes());
+        let member = members
+            .iter()
+            .any(|m| name.to_str() == Some(m.name.as_str()));
+        if !temp && !member {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names.iter().map(|n| path_text::escaped(n)).collect())
+}
+
+/// Hashes what is read through it.
+struct HashingReader<R: Read> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Hashes and counts what passes through, so the archive is hashed as it
-/// is written rather than read back.
+/// is written rather than read back; remembers whether a write failed, so
+/// an error out of `tar` can be blamed on the archive or on the file read.
 struct HashingWriter<W: Write> {
     inner: W,
     hasher: Sha256,
     len: u64,
+    failed: bool,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
+        let written = crate::failpoint::hit("archive.write").and_then(|()| self.inner.write(buf));
+        let n = written.inspect_err(|_| self.failed = true)?;
         self.hasher.update(&buf[..n]);
         self.len += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+        self.inner.flush().inspect_err(|_| self.failed = true)
     }
 }

@@ -846,3 +846,32 @@ fn prov_after_a_reproducing_force_credits_the_execution_that_wrote_the_bytes() {
         assert!(start <= time && time <= end, "{start} <= {time} <= {end}");
     }
 }
+
+#[test]
+fn an_export_over_an_artifact_or_the_registry_is_refused_and_nothing_is_written() {
+    let (ws, summary) = example_run();
+    let run = run_id(&summary);
+    let script = ws.run_dir("lighthouse", &run).join("Script.json");
+    let script_sha = common::sha256_file(&script);
+    let db_sha = common::sha256_file(&ws.db());
+    for dest in [
+        format!("artifacts/lighthouse/{run}/Script.json"),
+        "artifacts/registry.db".to_string(),
+        "artifacts/registry.db.lock".to_string(),
+        "./artifacts/../artifacts/prov.json".to_string(),
+    ] {
+        let out = export(&ws, &["--format", "prov", &run, "--output", &dest]);
+        let err = assert_usage_error(&out);
+        assert!(err.contains(&format!("`{dest}`")), "{err}");
+    }
+    assert_eq!(common::sha256_file(&script), script_sha);
+    assert_eq!(common::sha256_file(&ws.db()), db_sha);
+    assert!(!ws.artifacts().join("prov.json").exists());
+    // A symlink at the output is neither followed nor replaced.
+    std::fs::write(ws.path().join("keep.txt"), b"keep").unwrap();
+    std::os::unix::fs::symlink("keep.txt", ws.path().join("prov.json")).unwrap();
+    let out = export(&ws, &["--format", "prov", &run, "--output", "prov.json"]);
+    let err = assert_usage_error(&out);
+    assert!(err.contains("symlink"), "{err}");
+    assert_eq!(std::fs::read(ws.path().join("keep.txt")).unwrap(), b"keep");
+}

@@ -216,3 +216,429 @@ fn reindex_brings_the_package_back_with_its_edges() {
     assert_eq!(lineage(&ws), before);
     assert_eq!(package_ok(&ws, &[run_id])["written"], false);
 }
+
+/// `package <args>` started in the background; returns it once it says it
+/// is waiting for the run's lock, and a handle that yields its whole stderr.
+fn package_waiting(
+    ws: &Workspace,
+    args: &[&str],
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    use std::io::BufRead;
+    let mut all = vec!["package", "--lock-timeout", "60"];
+    all.extend_from_slice(args);
+    let mut child = ws.spawn(&all);
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if line.starts_with("waiting for run") {
+                let _ = tx.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    if rx.recv_timeout(std::time::Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        panic!("package never waited: {}", reader.join().unwrap());
+    }
+    (child, reader)
+}
+
+/// Exit code, stdout and stderr of a `package_waiting` child, which must
+/// end within a minute.
+fn finished(
+    mut child: std::process::Child,
+    stderr: std::thread::JoinHandle<String>,
+) -> (Option<i32>, Vec<u8>, String) {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("package hung after the lock was released");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stdout = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    (status.code(), stdout, stderr.join().unwrap())
+}
+
+/// Whether process `pid` is stopped (SIGSTOP), from `/proc/<pid>/stat`.
+#[cfg(feature = "failpoints")]
+fn is_stopped(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('T'))
+}
+
+// A real `run --force` held mid-way by the `stop` failpoint.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_package_waiting_on_a_run_packages_the_run_as_it_finished_not_as_it_began() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let config = ws.path().join("project.json");
+    let mut run = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"))
+        .current_dir(ws.path())
+        .env_remove("ORCHESTRATOR_ARTIFACTS_DIR")
+        .env_remove("ORCHESTRATOR_DB")
+        .env("ORCHESTRATOR_FAILPOINTS", "stage.after_commit=stop@2")
+        .args(["run", "--json", "--force", "--run-id", run_id, "--project"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !is_stopped(run.id()) {
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "the run ended before its stop"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never stopped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The run is `running` now, and package reads it so before it waits.
+    assert_eq!(ws.runs_list(&[])[0]["status"], "running");
+    let (package, stderr) = package_waiting(&ws, &[run_id, "--json"]);
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(run.id() as i32, libc::SIGCONT) }, 0);
+    let ran = run.wait_with_output().unwrap();
+    assert!(ran.status.success(), "{ran:?}");
+    let ran: Value = serde_json::from_slice(&ran.stdout).unwrap();
+
+    let (code, stdout, stderr) = finished(package, stderr);
+    assert_eq!(code, Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(report["written"], true);
+    let pkg: Value = serde_json::from_slice(
+        &std::fs::read(ws.run_dir("lighthouse", run_id).join("RenderPackage.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pkg["config_hash"], ran["config_hash"]);
+    let verify = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+#[test]
+fn a_package_waiting_on_a_run_replaced_meanwhile_records_the_new_config_hash() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let held = ws.hold_live_run("lighthouse", run_id);
+    let (package, stderr) = package_waiting(&ws, &[run_id, "--json"]);
+    // What a replacement under the lock changes in the row package read.
+    let replaced = "f".repeat(64);
+    ws.sqlite()
+        .execute(
+            "UPDATE runs SET config_hash = ?1 WHERE run_id = ?2",
+            rusqlite::params![replaced, run_id],
+        )
+        .unwrap();
+    drop(held);
+    let (code, _, stderr) = finished(package, stderr);
+    assert_eq!(code, Some(0), "{stderr}");
+    let pkg: Value = serde_json::from_slice(
+        &std::fs::read(ws.run_dir("lighthouse", run_id).join("RenderPackage.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pkg["config_hash"], replaced.as_str());
+}
+
+#[test]
+fn a_package_waiting_on_a_run_removed_meanwhile_says_it_was_removed() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let held = ws.hold_live_run("lighthouse", run_id);
+    let (package, stderr) = package_waiting(&ws, &[run_id, "--archive", "run.tar"]);
+    // What `gc --run` does once it holds the run: rows, then the directory.
+    let db = ws.sqlite();
+    db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    db.execute("DELETE FROM runs WHERE run_id = ?1", [run_id])
+        .unwrap();
+    drop(db);
+    std::fs::remove_dir_all(ws.run_dir("lighthouse", run_id)).unwrap();
+    drop(held);
+    let (code, stdout, stderr) = finished(package, stderr);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains(&format!("run lighthouse/{run_id} was removed while")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not complete"), "{stderr}");
+    assert!(!ws.path().join("run.tar").exists());
+}
+
+/// sha256 of every file under `dir`, by path relative to it.
+fn tree_hashes(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                dirs.push(e.path());
+            } else if t.is_file() {
+                let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+                out.insert(rel, sha256_file(&e.path()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn an_archive_over_an_artifact_or_the_registry_is_refused_and_nothing_is_written() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let run_dir = format!("artifacts/lighthouse/{run_id}");
+    std::os::unix::fs::symlink(ws.run_dir("lighthouse", run_id), ws.path().join("runlink"))
+        .unwrap();
+    std::fs::create_dir(ws.path().join("sub")).unwrap();
+    std::fs::hard_link(
+        ws.run_dir("lighthouse", run_id).join("Script.json"),
+        ws.path().join("hard.json"),
+    )
+    .unwrap();
+    std::fs::write(ws.path().join("important.txt"), b"keep me").unwrap();
+    std::os::unix::fs::symlink("important.txt", ws.path().join("out.tar")).unwrap();
+    let before = tree_hashes(&ws.artifacts());
+    let db_before = sha256_file(&ws.db());
+    for dest in [
+        format!("{run_dir}/RenderOutput.json"),
+        format!("{run_dir}/new.tar"),
+        "artifacts/registry.db".to_string(),
+        "artifacts/registry.db-wal".to_string(),
+        "artifacts/anything.tar".to_string(),
+        format!("sub/../{run_dir}/Script.json"),
+        "runlink/ShotList.json".to_string(),
+        "hard.json".to_string(),
+        "out.tar".to_string(),
+    ] {
+        let out = package(&ws, &[run_id, "--archive", &dest]);
+        let stderr = common::assert_usage_error(&out);
+        assert!(stderr.contains(&format!("`{dest}`")), "{dest}: {stderr}");
+        assert!(!stderr.contains(".tmp-"), "{stderr}");
+    }
+    // Nothing was written: not even the package, which comes first.
+    assert_eq!(tree_hashes(&ws.artifacts()), before);
+    assert_eq!(sha256_file(&ws.db()), db_before);
+    assert_eq!(
+        std::fs::read(ws.path().join("important.txt")).unwrap(),
+        b"keep me"
+    );
+    assert!(
+        std::fs::symlink_metadata(ws.path().join("out.tar"))
+            .unwrap()
+            .is_symlink()
+    );
+
+    // The registry wherever --db puts it, its side files included.
+    std::fs::create_dir(ws.path().join("reg")).unwrap();
+    std::fs::copy(ws.db(), ws.path().join("reg/my.db")).unwrap();
+    for dest in [
+        "reg/my.db",
+        "reg/my.db-shm",
+        "reg/my.db.users",
+        "reg/my.db.reindex-7",
+    ] {
+        let out = package(&ws, &["--db", "reg/my.db", run_id, "--archive", dest]);
+        common::assert_usage_error(&out);
+    }
+    // Beside them, an ordinary file is fine.
+    let report = package_ok(&ws, &[run_id, "--archive", "sub/run.tar"]);
+    assert_eq!(report["archive"]["path"], "sub/run.tar");
+}
+
+#[test]
+fn a_db_inside_a_run_directory_is_refused_by_every_command() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let run_dir = ws.run_dir("lighthouse", run_id);
+    // A registry that got there somehow: gc of the run would delete it.
+    std::fs::copy(ws.db(), run_dir.join("registry.db")).unwrap();
+    let before = tree_hashes(&ws.artifacts());
+    for db in [
+        format!("artifacts/lighthouse/{run_id}/registry.db"),
+        format!("artifacts/lighthouse/{run_id}/deeper/registry.db"),
+        "artifacts/lighthouse/new-run/registry.db".to_string(),
+    ] {
+        for args in [
+            vec!["run", "--project", "project.json"],
+            vec!["runs", "list"],
+            vec!["verify"],
+            vec!["lineage", "Script"],
+            vec!["gc", "--run", run_id, "--yes"],
+            vec!["package", run_id],
+            vec!["export", "--format", "prov", run_id],
+            vec!["reindex"],
+            vec!["diff", run_id, run_id],
+        ] {
+            let out = ws.cmd().arg("--db").arg(&db).args(&args).output().unwrap();
+            let stderr = common::assert_usage_error(&out);
+            assert!(
+                stderr.contains("inside a run directory"),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+    assert_eq!(tree_hashes(&ws.artifacts()), before);
+    assert!(!ws.artifacts().join("lighthouse/new-run").exists());
+}
+
+// Kills a package with a failpoint, so it needs the test build's feature.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_killed_package_leaves_no_temp_files_after_the_next_package_or_verify() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let dir = ws.run_dir("lighthouse", run_id);
+    let temps = || {
+        common::dir_names(&dir)
+            .into_iter()
+            .filter(|n| n.starts_with(".tmp-"))
+            .count()
+    };
+    let killed_package = || {
+        let out = ws
+            .cmd()
+            .env("ORCHESTRATOR_FAILPOINTS", "write.before_rename=kill@1")
+            .args(["package", run_id])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert_eq!(temps(), 1, "the kill left its temp file");
+    };
+    killed_package();
+    let verify = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    assert_eq!(temps(), 0, "verify removed the dead writer's temp file");
+
+    killed_package();
+    package_ok(&ws, &[run_id]);
+    assert_eq!(temps(), 0, "package removed the dead writer's temp file");
+}
+
+#[test]
+fn verify_leaves_the_temp_files_of_a_run_in_progress_alone() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let temp = ws.run_dir("lighthouse", run_id).join(".tmp-alive");
+    std::fs::write(&temp, b"being written").unwrap();
+    let held = ws.hold_live_run("lighthouse", run_id);
+    let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    assert!(out.status.success() || out.status.code() == Some(1));
+    assert!(temp.exists(), "a live writer's temp file was removed");
+    drop(held);
+}
+
+#[test]
+fn a_non_utf8_file_name_is_reported_as_it_is_and_left_out_of_the_archive() {
+    use std::os::unix::ffi::OsStrExt;
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let dir = ws.run_dir("lighthouse", run_id);
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+    std::fs::write(dir.join(odd), b"12345").unwrap();
+
+    let verify = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    assert_eq!(verify.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{report}");
+    assert_eq!(problems[0]["kind"], "unregistered");
+    assert_eq!(
+        problems[0]["path"],
+        format!("lighthouse/{run_id}/caf\\xE9.png")
+    );
+    assert_eq!(problems[0]["found"], "a file of 5 bytes");
+
+    let out = package(&ws, &[run_id, "--archive", "run.tar", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("`caf\\xE9.png`"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["archive"]["left_out"],
+        serde_json::json!(["caf\\xE9.png"])
+    );
+    assert_eq!(members(&ws.path().join("run.tar")).len(), 13);
+}
+
+#[test]
+fn an_archive_holds_only_the_registered_files_of_the_run() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let dir = ws.run_dir("lighthouse", run_id);
+    std::fs::write(dir.join("notes.txt"), b"private").unwrap();
+    std::fs::write(dir.join("Script.json.bak"), b"old").unwrap();
+    std::fs::create_dir(dir.join("scratch")).unwrap();
+    let report = package_ok(&ws, &[run_id, "--archive", "run.tar"]);
+    let names: Vec<String> = members(&ws.path().join("run.tar"))
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
+    let mut expected = vec![format!("lighthouse/{run_id}/run_summary.json")];
+    for ty in TYPES.iter().chain(&["RenderPackage"]) {
+        expected.push(format!("lighthouse/{run_id}/{ty}.json"));
+        expected.push(format!("lighthouse/{run_id}/{ty}.meta.json"));
+    }
+    expected.sort();
+    assert_eq!(names, expected);
+    assert_eq!(
+        report["archive"]["left_out"],
+        serde_json::json!(["Script.json.bak", "notes.txt", "scratch"])
+    );
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_full_disk_while_archiving_names_the_archive_not_the_file_read() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let out = ws
+        .cmd()
+        .env("ORCHESTRATOR_FAILPOINTS", "archive.write=enospc@3")
+        .args(["package", run_id, "--archive", "run.tar"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    let first = stderr.lines().next().unwrap();
+    assert_eq!(first, "error: writing `run.tar`", "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(!stderr.contains(".tmp-"), "{stderr}");
+    assert!(!ws.path().join("run.tar").exists());
+    assert!(
+        !ws.entries().iter().any(|n| n.starts_with(".tmp-")),
+        "{:?}",
+        ws.entries()
+    );
+}

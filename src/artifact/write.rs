@@ -55,6 +55,65 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Delete the `.tmp-*` files in the run directory `run_dir`: what writers
+/// that died left there (a killed `run` or `package`). Returns how many.
+///
+/// A temp file is stale exactly when no process can still be writing it.
+/// Every writer of a run directory holds the run's lock while it writes,
+/// so this may be called only by a process that holds that lock
+/// ([`crate::lock::acquire`]) or has found the run idle
+/// ([`remove_stale_temp_files_if_idle`]); then every temp file there is a
+/// dead writer's.
+pub fn remove_stale_temp_files(run_dir: &Path) -> Result<usize> {
+    let entries = std::fs::read_dir(run_dir)
+        .map_err(|e| Error::io("listing the run directory", run_dir, e))?;
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        // By bytes: a name that is not UTF-8 is still compared exactly.
+        let is_temp = entry
+            .file_name()
+            .as_encoded_bytes()
+            .starts_with(TEMP_PREFIX.as_bytes());
+        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| Error::io("removing a stale temporary file", entry.path(), e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// [`remove_stale_temp_files`] for a process that does not hold the run
+/// (`verify`): only while the run is idle, which it holds for the time it
+/// takes ([`crate::lock::hold_if_idle`]), and best effort: a run in
+/// progress or a directory this process may not change is left as it is,
+/// and its temp files are what a listing of it shows. Returns how many
+/// were removed.
+pub fn remove_stale_temp_files_if_idle(
+    artifacts_dir: &Path,
+    project_id: &str,
+    run_id: &str,
+) -> usize {
+    let run_dir = artifacts_dir.join(project_id).join(run_id);
+    // Holding the run idle makes it read as live to every other reader's
+    // probe for that moment (`runs list`, `gc`, another `verify`): do it
+    // only when there is something to remove, which is rare.
+    let any_temp = std::fs::read_dir(&run_dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.file_name()
+                .as_encoded_bytes()
+                .starts_with(TEMP_PREFIX.as_bytes())
+        })
+    });
+    if !any_temp {
+        return 0;
+    }
+    let Some(_idle) = crate::lock::hold_if_idle(artifacts_dir, project_id, run_id) else {
+        return 0;
+    };
+    remove_stale_temp_files(&run_dir).unwrap_or(0)
+}
+
 /// Whether `path` is a regular file (not a symlink) holding exactly
 /// `bytes`.
 ///

@@ -8,8 +8,9 @@ use anyhow::Context;
 
 use super::GlobalArgs;
 use orchestrator::export::{RunHistory, openlineage, prov};
+use orchestrator::output_path::{check_output_path, write_output_atomic};
 use orchestrator::registry::Registry;
-use orchestrator::{Error, artifact, lock};
+use orchestrator::{Error, lock};
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
@@ -26,7 +27,8 @@ pub struct ExportArgs {
     pub project: Option<String>,
 
     /// Write to FILE (atomically: a reader sees the old file or the whole
-    /// new one) instead of stdout.
+    /// new one) instead of stdout. Never inside the artifacts directory,
+    /// over the registry's files or through a symlink.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -60,6 +62,13 @@ pub fn run(global: &GlobalArgs, args: &ExportArgs) -> anyhow::Result<()> {
         (Some(ns), _) => ns.clone(),
         (None, _) => openlineage::DEFAULT_NAMESPACE.to_string(),
     };
+    // Before the registry is opened: an output that would replace an
+    // artifact or the registry is refused with nothing written.
+    let output = args
+        .output
+        .as_deref()
+        .map(|path| check_output_path(path, &global.artifacts_dir, &global.db_path()))
+        .transpose()?;
     let registry = Registry::open_existing(&global.db_path(), &global.artifacts_dir)?;
     let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
     let run = registry.resolve_run(&args.run, args.project.as_deref(), &live)?;
@@ -86,10 +95,10 @@ pub fn run(global: &GlobalArgs, args: &ExportArgs) -> anyhow::Result<()> {
             text
         }
     };
-    match &args.output {
-        Some(path) => {
-            artifact::write_atomic(path, &bytes)?;
-            eprintln!("wrote {} ({} bytes)", path.display(), bytes.len());
+    match &output {
+        Some(out) => {
+            write_output_atomic(out, &bytes)?;
+            eprintln!("wrote {} ({} bytes)", out.path().display(), bytes.len());
             Ok(())
         }
         None => {

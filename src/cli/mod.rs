@@ -95,6 +95,10 @@ pub enum Command {
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     use orchestrator::error::exit::SUCCESS;
     table::init_color(cli.global.color);
+    // Once, for every command, before any of them opens or creates it.
+    if let Some(db) = &cli.global.db {
+        orchestrator::output_path::check_registry_location(db, &cli.global.artifacts_dir)?;
+    }
     let result = match cli.command {
         Command::Run(args) => run::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Runs(cmd) => runs::run(&cli.global, &cmd).map(|()| SUCCESS),

@@ -10,6 +10,7 @@ use super::table::new_table;
 use orchestrator::artifact::short_sha;
 use orchestrator::clock::SystemClock;
 use orchestrator::lock;
+use orchestrator::output_path::check_output_path;
 use orchestrator::package::{PackageReport, lock_for_packaging, package};
 use orchestrator::registry::{BUSY_TIMEOUT, Registry};
 
@@ -23,7 +24,9 @@ pub struct PackageArgs {
     #[arg(long, value_name = "P")]
     pub project: Option<String>,
 
-    /// Also write a tar of the run directory here (deterministic bytes).
+    /// Also write a tar of the run's registered files here (deterministic
+    /// bytes). Never inside the artifacts directory, over the registry's
+    /// files or through a symlink.
     #[arg(long, value_name = "FILE")]
     pub archive: Option<PathBuf>,
 
@@ -38,6 +41,13 @@ pub struct PackageArgs {
 
 pub fn run(global: &GlobalArgs, args: &PackageArgs) -> anyhow::Result<()> {
     let db = global.db_path();
+    // Before anything is read, waited for or written: an archive that
+    // would replace an artifact or the registry is refused outright.
+    let archive = args
+        .archive
+        .as_deref()
+        .map(|path| check_output_path(path, &global.artifacts_dir, &db))
+        .transpose()?;
     let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
     let run = Registry::open_existing(&db, &global.artifacts_dir)?.resolve_run(
         &args.run,
@@ -56,14 +66,29 @@ pub fn run(global: &GlobalArgs, args: &PackageArgs) -> anyhow::Result<()> {
         },
     )?;
     let mut registry = Registry::open_existing(&db, &global.artifacts_dir)?;
+    // Only the run's ids are carried over the wait: the run may have
+    // finished, been replaced or been removed meanwhile, so `package` reads
+    // it again under the lock.
     let report = package(
         &locked,
         &mut registry,
         &global.artifacts_dir,
-        &run,
-        args.archive.as_deref(),
+        &run.project_id,
+        &run.run_id,
+        archive.as_ref(),
         &SystemClock,
     )?;
+    if let Some(a) = report.archive.as_ref().filter(|a| !a.left_out.is_empty()) {
+        eprintln!(
+            "note: not in the archive, as the registry does not know {}: {}",
+            if a.left_out.len() == 1 { "it" } else { "them" },
+            a.left_out
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use crate::artifact::TEMP_PREFIX;
 use crate::error::{Error, Result};
 
 /// The project and run directories must be real directories: artifacts are
@@ -27,17 +26,6 @@ pub(crate) fn refuse_symlinked_dirs(artifacts_dir: &Path, parts: &[&str]) -> Res
     Ok(())
 }
 
-/// Delete `.tmp-*` files an interrupted writer left in the run directory.
-/// Safe only under the run lock: then no live writer can own them.
-pub(crate) fn remove_stale_temp_files(run_dir: &Path) -> Result<()> {
-    let entries = std::fs::read_dir(run_dir)
-        .map_err(|e| Error::io("listing the run directory", run_dir, e))?;
-    for entry in entries.flatten() {
-        let is_temp = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
-        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
-            std::fs::remove_file(entry.path())
-                .map_err(|e| Error::io("removing a stale temporary file", entry.path(), e))?;
-        }
-    }
-    Ok(())
-}
+/// One rule for which temp files are stale, shared with `package` and
+/// `verify`: see its docs.
+pub(crate) use crate::artifact::remove_stale_temp_files;

@@ -269,6 +269,13 @@ fn verify_chunk(
             if let Some(p) = run_dir::check_run_dir_itself(artifacts_dir, run) {
                 return Ok(RunDir::Refused(p));
             }
+            // A killed writer's temp files go (when the run is idle) before
+            // the listing that would report them.
+            crate::artifact::remove_stale_temp_files_if_idle(
+                artifacts_dir,
+                &run.project_id,
+                &run.run_id,
+            );
             Ok(RunDir::Entered {
                 summary: run_dir::check_summary(artifacts_dir, run, summaries[i].as_ref(), scratch),
                 names: run_dir::list_run_dir(artifacts_dir, run)?,
@@ -383,7 +390,7 @@ enum RunDir {
     /// directory (`None`: it does not exist).
     Entered {
         summary: Option<Problem>,
-        names: Option<Vec<String>>,
+        names: Option<Vec<std::ffi::OsString>>,
     },
 }
 

@@ -2,6 +2,7 @@
 //! artifacts directory, its run summary is as registered, nothing in it is
 //! unregistered, and no parent edge went stale.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::file::{Scratch, contained, describe_non_regular, hash_file, lstat_regular};
@@ -123,7 +124,7 @@ pub(super) fn check_summary(
 
 /// The names in the run directory; `None` if it does not exist (its
 /// missing files are reported one by one).
-pub(super) fn list_run_dir(artifacts_dir: &Path, run: &RunRow) -> Result<Option<Vec<String>>> {
+pub(super) fn list_run_dir(artifacts_dir: &Path, run: &RunRow) -> Result<Option<Vec<OsString>>> {
     let dir: PathBuf = artifacts_dir.join(&run.run_dir);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -133,7 +134,8 @@ pub(super) fn list_run_dir(artifacts_dir: &Path, run: &RunRow) -> Result<Option<
     let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("listing the run directory", &dir, e))?;
-        names.push(entry.file_name().to_string_lossy().into_owned());
+        // As they are: a lossy name would not be found again by lstat.
+        names.push(entry.file_name());
     }
     Ok(Some(names))
 }
@@ -143,7 +145,7 @@ pub(super) fn list_run_dir(artifacts_dir: &Path, run: &RunRow) -> Result<Option<
 pub(super) fn unregistered(
     artifacts_dir: &Path,
     run: &RunRow,
-    names: &[String],
+    names: &[OsString],
     artifacts: &[ArtifactRecord],
     summary: Option<&(String, String)>,
 ) -> Vec<Problem> {
@@ -161,13 +163,17 @@ pub(super) fn unregistered(
                 None => name == RUN_SUMMARY_FILE,
             }
     };
-    let mut extra: Vec<&String> = names.iter().filter(|n| !known(n)).collect();
+    // A name that is not UTF-8 is no registered name.
+    let mut extra: Vec<&OsString> = names
+        .iter()
+        .filter(|n| n.to_str().is_none_or(|n| !known(n)))
+        .collect();
     extra.sort();
     extra
         .into_iter()
         .map(|name| {
-            let rel = format!("{prefix}{name}");
-            let full = artifacts_dir.join(&rel);
+            let rel = format!("{prefix}{}", crate::path_text::escaped(name));
+            let full = artifacts_dir.join(&run.run_dir).join(name);
             let found = match std::fs::symlink_metadata(&full) {
                 Ok(m) if m.file_type().is_file() => format!("a file of {} bytes", m.len()),
                 Ok(m) => describe_non_regular(&full, &m),
