@@ -37,7 +37,7 @@ use crate::artifact::TEMP_PREFIX;
 use crate::error::{Error, Result};
 use crate::registry::{RebuiltRun, Registry, lock_for_swap};
 
-pub use read::{META_LIMIT, SUMMARY_LIMIT};
+pub use read::{META_LIMIT, PARSE_LIMIT, SUMMARY_LIMIT};
 
 /// Runs per transaction: few enough commits to be fast under
 /// `synchronous = FULL`, few enough rows to bound memory.
@@ -74,6 +74,8 @@ pub enum FindingKind {
     SchemaInvalid,
     /// A parent that is not an indexed artifact of the same run.
     ParentNotIndexed,
+    /// A meta record whose parents leave out an input its stage reads.
+    ParentMissing,
     /// The registry's constraints refused a run's rows.
     Refused,
     /// Note: an edge indexed with a parent hash that is no longer current.
@@ -99,6 +101,7 @@ impl FindingKind {
             FindingKind::HashMismatch => "hash mismatch",
             FindingKind::SchemaInvalid => "schema invalid",
             FindingKind::ParentNotIndexed => "parent not indexed",
+            FindingKind::ParentMissing => "parent missing",
             FindingKind::Refused => "refused by the registry",
             FindingKind::StaleParent => "stale parent",
             FindingKind::EmptyRun => "empty run directory",
