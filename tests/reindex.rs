@@ -865,6 +865,8 @@ fn times_with_offsets_are_stored_in_utc_so_they_sort_as_text() {
 /// memory blow-up fails fast instead of taking the machine) and return its
 /// output and peak RSS in KiB, read with wait4(2) as the bench suite does.
 #[cfg(unix)]
+// Reaped with wait4(2), which `Child::wait` cannot replace: it drops the rusage.
+#[allow(clippy::zombie_processes)]
 fn run_measured(mut cmd: std::process::Command, cap: u64) -> (std::process::Output, u64) {
     use std::io::Read;
     use std::os::unix::process::CommandExt;
