@@ -38,6 +38,16 @@ pub const POINTS: &[&str] = &[
     "summary.before_write",
     // `run_summary.json` is rewritten; the run is not yet marked finished.
     "summary.after_write",
+    // Reindex: the rebuilt registry is complete and closed beside the old
+    // one, which is untouched; no process has the old one open.
+    "reindex.before_swap",
+    // The old registry's WAL is checkpointed into its file.
+    "reindex.after_fold",
+    // The old registry's `-wal`, `-shm` and `-journal` are gone.
+    "reindex.after_side_files",
+    // The rebuilt registry is renamed into place; the directory is not
+    // yet synced and the rebuild's side files are not yet removed.
+    "reindex.after_rename",
 ];
 
 /// Pass point `name`: `Ok` unless the environment arms it for this hit.

@@ -277,10 +277,12 @@ fn an_oversized_meta_file_is_reported_without_being_read_whole() {
 }
 
 #[test]
-fn a_garbage_registry_is_replaced_without_being_opened() {
+fn a_damaged_registry_is_replaced_and_a_stale_wal_beside_it_removed() {
     let (ws, summary) = example_run();
+    // Half a registry: its header (with the registry's mark) is intact.
+    let bytes = std::fs::read(ws.db()).unwrap();
     delete_registry(&ws);
-    std::fs::write(ws.db(), b"this is not a database, and never was").unwrap();
+    std::fs::write(ws.db(), &bytes[..bytes.len() / 2]).unwrap();
     // A stale WAL beside it would be replayed into the new file if left.
     let mut wal = ws.db().into_os_string();
     wal.push("-wal");
@@ -961,4 +963,76 @@ fn a_huge_file_in_place_of_an_artifact_is_reported_with_bounded_memory() {
         reindex_leftovers(&ws)
     );
     eprintln!("reindex peak RSS with a 300 MB artifact: {peak_kib} KiB");
+}
+
+/// Contents and modification time: "left untouched" means both.
+fn fingerprint(path: &Path) -> (Vec<u8>, std::time::SystemTime) {
+    let meta = std::fs::metadata(path).unwrap();
+    (std::fs::read(path).unwrap(), meta.modified().unwrap())
+}
+
+#[test]
+fn reindex_refuses_to_overwrite_a_file_that_is_not_a_registry() {
+    let (ws, _) = example_run();
+    let json = ws.path().join("project.json");
+    let photos = ws.path().join("photos.db");
+    rusqlite::Connection::open(&photos)
+        .unwrap()
+        .execute_batch("CREATE TABLE photos (id INTEGER PRIMARY KEY, caption TEXT)")
+        .unwrap();
+    for (file, says) in [
+        (&json, "is not a SQLite database"),
+        (&photos, "not an orchestrator registry"),
+    ] {
+        let before = fingerprint(file);
+        // The hint of the read commands must not lead to a reindex of it.
+        let listed = ws
+            .cmd()
+            .args(["runs", "list", "--db"])
+            .arg(file)
+            .output()
+            .unwrap();
+        assert_eq!(listed.status.code(), Some(3));
+        let stderr = String::from_utf8_lossy(&listed.stderr);
+        assert!(
+            !stderr.contains("run `orchestrator reindex`"),
+            "{}: {stderr}",
+            file.display()
+        );
+
+        let names = common::dir_names(ws.path());
+        let out = ws
+            .cmd()
+            .args(["reindex", "--db"])
+            .arg(file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{}: {stderr}", file.display());
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(stderr.contains("left untouched"), "{stderr}");
+        assert!(
+            fingerprint(file) == before,
+            "{} was changed",
+            file.display()
+        );
+        // Nothing made beside it either.
+        assert_eq!(common::dir_names(ws.path()), names);
+    }
+}
+
+#[test]
+fn reindex_with_db_elsewhere_does_not_report_the_trees_registry_files() {
+    let (ws, _) = example_run();
+    let elsewhere = ws.path().join("elsewhere.db");
+    let out = ws
+        .cmd()
+        .args(["reindex", "--json", "--db"])
+        .arg(&elsewhere)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(findings(&report, "problems"), vec![]);
+    assert_eq!(report["runs"], 1);
 }
