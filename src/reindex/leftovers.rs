@@ -89,6 +89,11 @@ impl LiveMark {
     /// (`create_new` also refuses a symlink planted there).
     pub fn take(db: &Path) -> Result<LiveMark> {
         let path = with_suffix(&temp_db_path(db, std::process::id()), LIVE);
+        // `--db` may name a file in a directory not made yet.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io("creating the registry directory", dir, e))?;
+        }
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
