@@ -366,3 +366,76 @@ pub fn fold_wal_into(path: &Path) -> rusqlite::Result<()> {
     }
     conn.close().map_err(|(_, e)| e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Incompatibility;
+
+    #[test]
+    fn only_a_registry_of_this_tool_or_nothing_is_replaceable() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        assert_eq!(
+            existing_registry(&at("none")).unwrap(),
+            ExistingRegistry::Absent
+        );
+        std::fs::write(at("empty"), b"").unwrap();
+        assert_eq!(
+            existing_registry(&at("empty")).unwrap(),
+            ExistingRegistry::Replaceable
+        );
+        std::fs::write(at("project.json"), b"{\"a\": 1}").unwrap();
+        assert_eq!(
+            existing_registry(&at("project.json")).unwrap(),
+            ExistingRegistry::Foreign(Incompatibility::NotSqlite)
+        );
+        rusqlite::Connection::open(at("photos.db"))
+            .unwrap()
+            .execute_batch("CREATE TABLE photos (id INTEGER)")
+            .unwrap();
+        assert_eq!(
+            existing_registry(&at("photos.db")).unwrap(),
+            ExistingRegistry::Foreign(Incompatibility::Foreign)
+        );
+        rusqlite::Connection::open(at("other.db"))
+            .unwrap()
+            .execute_batch("PRAGMA application_id = 7; CREATE TABLE runs (id INTEGER)")
+            .unwrap();
+        assert_eq!(
+            existing_registry(&at("other.db")).unwrap(),
+            ExistingRegistry::Foreign(Incompatibility::Foreign)
+        );
+
+        let db = at("registry.db");
+        drop(Registry::open(&db).unwrap());
+        assert_eq!(
+            existing_registry(&db).unwrap(),
+            ExistingRegistry::Replaceable
+        );
+        // Half of it: the mark in the header is still there.
+        let bytes = std::fs::read(&db).unwrap();
+        std::fs::write(at("half.db"), &bytes[..bytes.len() / 2]).unwrap();
+        assert_eq!(
+            existing_registry(&at("half.db")).unwrap(),
+            ExistingRegistry::Replaceable
+        );
+        // A registry from before the mark is known by its tables...
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("PRAGMA application_id = 0")
+            .unwrap();
+        assert_eq!(
+            existing_registry(&db).unwrap(),
+            ExistingRegistry::Replaceable
+        );
+        // ...and when those cannot be read, it is not guessed at.
+        let mut bytes = std::fs::read(&db).unwrap();
+        bytes[100..4096].fill(0xA5);
+        std::fs::write(&db, bytes).unwrap();
+        assert_eq!(
+            existing_registry(&db).unwrap(),
+            ExistingRegistry::Foreign(Incompatibility::Unrecognised)
+        );
+    }
+}
