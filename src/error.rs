@@ -100,6 +100,16 @@ pub enum Error {
         problem: Incompatibility,
     },
 
+    /// The file at the registry's path is not a SQLite database at all (no
+    /// SQLite header), so nothing says it is a registry: `reindex` will not
+    /// replace it, and the hint does not send the user there.
+    #[error("the registry `{}` is unusable: it is not a SQLite database", path.display())]
+    NotARegistry {
+        path: PathBuf,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
     /// No registry file, but the artifacts directory holds runs it would
     /// have indexed: an empty answer would be a lie.
     #[error(
@@ -187,6 +197,7 @@ impl Error {
             | Error::ArtifactChanged { .. } => exit::PROBLEM,
             Error::StageFailed { source, .. } => source.exit_code(),
             Error::RegistryUnusable { .. }
+            | Error::NotARegistry { .. }
             | Error::RegistryIncompatible { .. }
             | Error::RegistryMissing { .. } => exit::REGISTRY,
             Error::Sql(e) => sql_exit_code(e),
@@ -207,6 +218,7 @@ impl Error {
                     .into(),
             ),
             Error::RegistryIncompatible { problem, .. } => Some(problem.hint().into()),
+            Error::NotARegistry { .. } => Some(Incompatibility::NotSqlite.hint().into()),
             Error::RegistryMissing { .. } => {
                 Some("run `orchestrator reindex` to rebuild it from those runs".into())
             }
@@ -235,6 +247,14 @@ pub enum Incompatibility {
     Divergent { version: i64, name: String },
     /// A SQLite database with tables but no migration history.
     Foreign,
+    /// Not a SQLite database (no SQLite header).
+    NotSqlite,
+    /// A symlink, directory or special file where a registry file belongs.
+    NotRegularFile { what: String },
+    /// A SQLite file SQLite cannot read, without this tool's application id
+    /// in its header: a damaged registry from before the mark, or anyone
+    /// else's damaged database. Reindex cannot tell, so it does not guess.
+    Unrecognised,
 }
 
 impl std::fmt::Display for Incompatibility {
@@ -251,6 +271,15 @@ impl std::fmt::Display for Incompatibility {
             Incompatibility::Foreign => {
                 f.write_str("is a SQLite database but not an orchestrator registry")
             }
+            Incompatibility::NotSqlite => {
+                f.write_str("is not a SQLite database, so not an orchestrator registry")
+            }
+            Incompatibility::NotRegularFile { what } => {
+                write!(f, "is {what}, not a registry file")
+            }
+            Incompatibility::Unrecognised => f.write_str(
+                "cannot be read, and nothing in its header marks it as an orchestrator registry",
+            ),
         }
     }
 }
@@ -261,8 +290,17 @@ impl Incompatibility {
             Incompatibility::Newer { .. } | Incompatibility::Divergent { .. } => {
                 "the file was left untouched; use the orchestrator that wrote it, or pass `--db` to use another registry"
             }
-            Incompatibility::Foreign => {
+            Incompatibility::Foreign | Incompatibility::NotRegularFile { .. } => {
                 "the file was left untouched; pass `--db` with the path of an orchestrator registry"
+            }
+            Incompatibility::NotSqlite => {
+                "the file was left untouched, and `orchestrator reindex` will not replace it: pass \
+                 `--db` with the path of an orchestrator registry (or, if this file took the \
+                 registry's place, move it away; `orchestrator reindex` then rebuilds the registry)"
+            }
+            Incompatibility::Unrecognised => {
+                "the file was left untouched; if it is a damaged orchestrator registry, move it \
+                 away and run `orchestrator reindex` again"
             }
         }
     }

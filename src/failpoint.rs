@@ -42,6 +42,16 @@ pub const POINTS: &[&str] = &[
     "summary.after_write",
     // `package --archive`: each write into the archive's temp file.
     "archive.write",
+    // Reindex: the rebuilt registry is complete and closed beside the old
+    // one, which is untouched; no process has the old one open.
+    "reindex.before_swap",
+    // The old registry's WAL is checkpointed into its file.
+    "reindex.after_fold",
+    // The old registry's `-wal`, `-shm` and `-journal` are gone.
+    "reindex.after_side_files",
+    // The rebuilt registry is renamed into place; the directory is not
+    // yet synced and the rebuild's side files are not yet removed.
+    "reindex.after_rename",
 ];
 
 /// Pass point `name`: `Ok` unless the environment arms it for this hit.

@@ -558,3 +558,93 @@ fn an_interrupted_run_counts_the_stages_it_executed_everywhere() {
         .count();
     assert_eq!(executed, 3, "{shown}");
 }
+
+/// The failpoints of reindex's swap, in order (see `swap` in src/reindex).
+const REINDEX_SWAP_POINTS: [&str; 4] = [
+    "reindex.before_swap",
+    "reindex.after_fold",
+    "reindex.after_side_files",
+    "reindex.after_rename",
+];
+
+/// Artifacts the registry holds for run `run_id` (opening it replays a
+/// WAL beside it, as any command would).
+fn artifacts_of(ws: &Workspace, run_id: &str) -> i64 {
+    let db = ws.sqlite();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    db.query_row(
+        "SELECT count(*) FROM artifacts WHERE run_id = ?1",
+        [run_id],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+fn reindex_files(ws: &Workspace) -> Vec<String> {
+    common::dir_names(&ws.artifacts())
+        .into_iter()
+        .filter(|n| n.contains(".reindex-"))
+        .collect()
+}
+
+#[test]
+fn a_reindex_killed_at_any_step_of_the_swap_keeps_every_commit_and_the_next_cleans_up() {
+    for point in REINDEX_SWAP_POINTS {
+        let ws = Workspace::new();
+        let config = ws.example();
+        ws.run_ok(&config, &[]);
+        // A run killed after its third stage's commit: its rows are only
+        // in the registry's WAL, which nothing has checkpointed.
+        let killed = ws
+            .cmd()
+            .env("ORCHESTRATOR_FAILPOINTS", "stage.after_commit=kill@3")
+            .args(["run", "--json", "--run-id", "take-b", "--project"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(killed.status.signal(), Some(9), "{point}");
+        let mut wal = ws.db().into_os_string();
+        wal.push("-wal");
+        assert!(
+            std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0),
+            "{point}: the killed run's commits should be in the WAL"
+        );
+
+        let out = ws
+            .cmd()
+            .env("ORCHESTRATOR_FAILPOINTS", format!("{point}=kill"))
+            .arg("reindex")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{point}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The old registry with the killed run's commits, or the rebuilt
+        // one (which has them from the files): never one without them.
+        assert_eq!(artifacts_of(&ws, "take-b"), 3, "{point}");
+        let stale = orchestrator::reindex::stale_leftovers(&ws.db());
+        assert!(!stale.is_empty(), "{point}: {:?}", reindex_files(&ws));
+        assert_eq!(stale.len(), reindex_files(&ws).len(), "{point}");
+
+        // The next reindex removes what the killed one left, and says so.
+        let again = ws.cmd().args(["reindex", "--json"]).output().unwrap();
+        let report: Value = serde_json::from_slice(&again.stdout).unwrap();
+        assert_eq!(again.status.code(), Some(0), "{point}: {report:#}");
+        let removed: Vec<&str> = report["removed_leftovers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(removed.len(), stale.len(), "{point}: {removed:?}");
+        assert!(reindex_files(&ws).is_empty(), "{point}");
+        assert_eq!(artifacts_of(&ws, "take-b"), 3, "{point}");
+        assert_nothing_lost(&ws, point);
+    }
+}

@@ -277,10 +277,12 @@ fn an_oversized_meta_file_is_reported_without_being_read_whole() {
 }
 
 #[test]
-fn a_garbage_registry_is_replaced_without_being_opened() {
+fn a_damaged_registry_is_replaced_and_a_stale_wal_beside_it_removed() {
     let (ws, summary) = example_run();
+    // Half a registry: its header (with the registry's mark) is intact.
+    let bytes = std::fs::read(ws.db()).unwrap();
     delete_registry(&ws);
-    std::fs::write(ws.db(), b"this is not a database, and never was").unwrap();
+    std::fs::write(ws.db(), &bytes[..bytes.len() / 2]).unwrap();
     // A stale WAL beside it would be replayed into the new file if left.
     let mut wal = ws.db().into_os_string();
     wal.push("-wal");
@@ -733,4 +735,304 @@ fn a_run_whose_lock_file_was_made_anew_during_reindex_is_refused_too() {
     );
     // The registry that recorded the second attempt was kept.
     assert_eq!(ws.runs_list(&[])[0]["attempts"], 2);
+}
+
+/// Edit a JSON file of the example run in place.
+fn edit_json(path: &Path, edit: impl FnOnce(&mut Value)) {
+    let mut value: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    edit(&mut value);
+    std::fs::write(path, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+}
+
+#[test]
+fn a_summary_whose_attempt_cannot_be_counted_on_is_refused_and_the_next_run_works() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let path = ws.run_dir("lighthouse", run_id).join("run_summary.json");
+    edit_json(&path, |v| v["attempt"] = u32::MAX.into());
+
+    let r = reindex(&ws);
+    assert_eq!(r.code, 1, "{:#}", r.report);
+    let problems = findings(&r.report, "problems");
+    assert_eq!(
+        problems[0],
+        (
+            "summary_invalid".to_string(),
+            format!("lighthouse/{run_id}/run_summary.json")
+        ),
+        "{problems:?}"
+    );
+    let message = r.report["problems"][0]["message"].as_str().unwrap();
+    assert!(message.contains("attempt 4294967295"), "{message}");
+    assert_eq!(r.report["runs"], 0);
+    // Nothing unusable was indexed: the run can be run again.
+    let out = ws.run_output(&ws.path().join("project.json"), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_meta_record_leaving_out_a_parent_is_refused_not_indexed_without_its_edge() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let dir = ws.run_dir("lighthouse", run_id);
+    edit_json(&dir.join("AssetManifest.meta.json"), |v| {
+        v["parents"] = serde_json::json!([]);
+    });
+
+    let r = reindex(&ws);
+    assert_eq!(r.code, 1, "{:#}", r.report);
+    let rel = |f: &str| format!("lighthouse/{run_id}/{f}");
+    assert_eq!(
+        findings(&r.report, "problems"),
+        vec![
+            ("parent_missing".to_string(), rel("AssetManifest.meta.json")),
+            (
+                "parent_not_indexed".to_string(),
+                rel("RenderPlan.meta.json")
+            ),
+            (
+                "parent_not_indexed".to_string(),
+                rel("RenderOutput.meta.json")
+            ),
+        ]
+    );
+    let message = r.report["problems"][0]["message"].as_str().unwrap();
+    assert!(message.contains("ShotList"), "{message}");
+    // No AssetManifest row stands without the edges it was made from.
+    let types: Vec<String> = ws
+        .sqlite()
+        .prepare("SELECT artifact_type FROM artifacts ORDER BY stage")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(types, TYPES[..2]);
+}
+
+#[test]
+fn times_with_offsets_are_stored_in_utc_so_they_sort_as_text() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let dir = ws.run_dir("lighthouse", run_id);
+    // 2026-11-24T08:00:00Z written as it was on a clock at +14:00.
+    edit_json(&dir.join("run_summary.json"), |v| {
+        v["started_at"] = "2026-11-24T22:00:00+14:00".into();
+        v["finished_at"] = "2026-11-24T08:00:01.25+00:00".into();
+        v["stages"][0]["started_at"] = "2026-11-23T23:00:00-09:00".into();
+    });
+    edit_json(&dir.join("Script.meta.json"), |v| {
+        v["created_at"] = "2026-11-24T09:00:00.5+01:00".into();
+    });
+
+    let r = reindex(&ws);
+    assert_eq!(r.code, 0, "{:#}", r.report);
+    let db = ws.sqlite();
+    let (started, finished): (String, String) = db
+        .query_row("SELECT started_at, finished_at FROM runs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(started, "2026-11-24T08:00:00.000Z");
+    assert_eq!(finished, "2026-11-24T08:00:01.250Z");
+    let stage1: String = db
+        .query_row(
+            "SELECT started_at FROM stage_executions WHERE stage = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stage1, "2026-11-24T08:00:00.000Z");
+    let created: String = db
+        .query_row(
+            "SELECT created_at FROM artifacts WHERE artifact_type = 'Script'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(created, "2026-11-24T08:00:00.500Z");
+    let project: (String, String) = db
+        .query_row("SELECT first_run_at, last_run_at FROM projects", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(project.0, "2026-11-24T08:00:00.000Z");
+}
+
+/// Run `cmd` with its address space capped at `cap` bytes (so that a
+/// memory blow-up fails fast instead of taking the machine) and return its
+/// output and peak RSS in KiB, read with wait4(2) as the bench suite does.
+#[cfg(unix)]
+// Reaped with wait4(2), which `Child::wait` cannot replace: it drops the rusage.
+#[allow(clippy::zombie_processes)]
+fn run_measured(mut cmd: std::process::Command, cap: u64) -> (std::process::Output, u64) {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    // SAFETY: setrlimit is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: cap as libc::rlim_t,
+                rlim_max: cap as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The report is small: read it all, then reap (a full pipe cannot block).
+    let mut stdout = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    let mut stderr = Vec::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut stderr)
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our unwaited child; both out-parameters outlive the call.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid);
+    let output = std::process::Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw(status),
+        stdout,
+        stderr,
+    };
+    (output, usage.ru_maxrss as u64)
+}
+
+#[cfg(unix)]
+#[test]
+fn a_huge_file_in_place_of_an_artifact_is_reported_with_bounded_memory() {
+    use std::io::Write;
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let path = ws.run_dir("lighthouse", run_id).join("RenderOutput.json");
+    // 300 MB of valid JSON: parsed whole, it would take gigabytes.
+    let mut file = std::io::BufWriter::new(File::create(&path).unwrap());
+    file.write_all(b"[").unwrap();
+    let chunk = b"0,".repeat(1 << 19);
+    for _ in 0..286 {
+        file.write_all(&chunk).unwrap();
+    }
+    file.write_all(b"0]").unwrap();
+    file.into_inner().unwrap().sync_all().unwrap();
+
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"));
+    cmd.current_dir(ws.path())
+        .env_remove("ORCHESTRATOR_ARTIFACTS_DIR")
+        .env_remove("ORCHESTRATOR_DB")
+        .args(["reindex", "--json"]);
+    let (out, peak_kib) = run_measured(cmd, 1 << 30);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        findings(&report, "problems"),
+        vec![(
+            "hash_mismatch".to_string(),
+            format!("lighthouse/{run_id}/RenderOutput.json")
+        )]
+    );
+    assert_eq!(report["artifacts"], 4);
+    // A correctness bound, not a timing: the file is streamed, never held.
+    assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB");
+    assert!(
+        reindex_leftovers(&ws).is_empty(),
+        "{:?}",
+        reindex_leftovers(&ws)
+    );
+    eprintln!("reindex peak RSS with a 300 MB artifact: {peak_kib} KiB");
+}
+
+/// Contents and modification time: "left untouched" means both.
+fn fingerprint(path: &Path) -> (Vec<u8>, std::time::SystemTime) {
+    let meta = std::fs::metadata(path).unwrap();
+    (std::fs::read(path).unwrap(), meta.modified().unwrap())
+}
+
+#[test]
+fn reindex_refuses_to_overwrite_a_file_that_is_not_a_registry() {
+    let (ws, _) = example_run();
+    let json = ws.path().join("project.json");
+    let photos = ws.path().join("photos.db");
+    rusqlite::Connection::open(&photos)
+        .unwrap()
+        .execute_batch("CREATE TABLE photos (id INTEGER PRIMARY KEY, caption TEXT)")
+        .unwrap();
+    for (file, says) in [
+        (&json, "is not a SQLite database"),
+        (&photos, "not an orchestrator registry"),
+    ] {
+        let before = fingerprint(file);
+        // The hint of the read commands must not lead to a reindex of it.
+        let listed = ws
+            .cmd()
+            .args(["runs", "list", "--db"])
+            .arg(file)
+            .output()
+            .unwrap();
+        assert_eq!(listed.status.code(), Some(3));
+        let stderr = String::from_utf8_lossy(&listed.stderr);
+        assert!(
+            !stderr.contains("run `orchestrator reindex`"),
+            "{}: {stderr}",
+            file.display()
+        );
+
+        let names = common::dir_names(ws.path());
+        let out = ws
+            .cmd()
+            .args(["reindex", "--db"])
+            .arg(file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{}: {stderr}", file.display());
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(stderr.contains("left untouched"), "{stderr}");
+        assert!(
+            fingerprint(file) == before,
+            "{} was changed",
+            file.display()
+        );
+        // Nothing made beside it either.
+        assert_eq!(common::dir_names(ws.path()), names);
+    }
+}
+
+#[test]
+fn reindex_with_db_elsewhere_does_not_report_the_trees_registry_files() {
+    let (ws, _) = example_run();
+    let elsewhere = ws.path().join("elsewhere.db");
+    let out = ws
+        .cmd()
+        .args(["reindex", "--json", "--db"])
+        .arg(&elsewhere)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(findings(&report, "problems"), vec![]);
+    assert_eq!(report["runs"], 1);
 }

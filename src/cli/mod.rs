@@ -57,9 +57,10 @@ pub struct GlobalArgs {
 
 impl GlobalArgs {
     pub fn db_path(&self) -> PathBuf {
-        self.db
-            .clone()
-            .unwrap_or_else(|| self.artifacts_dir.join("registry.db"))
+        self.db.clone().unwrap_or_else(|| {
+            self.artifacts_dir
+                .join(orchestrator::reindex::DEFAULT_REGISTRY_FILE)
+        })
     }
 }
 
@@ -125,7 +126,11 @@ fn name_damaged_registry(err: anyhow::Error, db: &std::path::Path) -> anyhow::Er
     let already_named = err.chain().any(|c| {
         matches!(
             c.downcast_ref::<Error>(),
-            Some(Error::RegistryUnusable { .. } | Error::RegistryIncompatible { .. })
+            Some(
+                Error::RegistryUnusable { .. }
+                    | Error::NotARegistry { .. }
+                    | Error::RegistryIncompatible { .. }
+            )
         )
     });
     let code = err.chain().find_map(|c| {

@@ -51,6 +51,12 @@ fn print_text(out: &mut impl Write, r: &ReindexReport, db: &str) -> std::io::Res
     for n in &r.notes {
         writeln!(out, "note: {}: {}: {}", n.path, n.kind.as_str(), n.message)?;
     }
+    for f in &r.removed_leftovers {
+        writeln!(
+            out,
+            "note: removed `{f}`, left by a reindex that did not finish"
+        )?;
+    }
     writeln!(
         out,
         "{} `{db}`: {} in {}, {}, {}, {}",

@@ -29,7 +29,10 @@ use crate::error::{Error, Result};
 pub use artifacts::ArtifactRecord;
 pub use executions::{CompletedExecution, ExecutionRecord, StageRow};
 pub use open::{lock_for_swap, migration_lock_path, runs_on_disk, users_lock_path};
-pub use reindex::{Inserted, RebuiltArtifact, RebuiltRun, RebuiltSummary};
+pub use reindex::{
+    APPLICATION_ID, ExistingRegistry, Inserted, RebuiltArtifact, RebuiltRun, RebuiltSummary,
+    existing_registry, fold_wal_into,
+};
 pub use runs::{LiveCheck, NewRun, RunFilter, RunFinish, RunRow, SummaryFile};
 pub use verification::{StaleEdge, Verification};
 

@@ -352,7 +352,7 @@ struct KnownMigration {
 /// millisecond on every command, the largest part of opening a registry. A
 /// unit test checks this list against the runner, and prints the list to
 /// paste here when a migration is added.
-const KNOWN_MIGRATIONS: [KnownMigration; 5] = [
+const KNOWN_MIGRATIONS: [KnownMigration; 6] = [
     KnownMigration {
         version: 1,
         name: "registry",
@@ -377,6 +377,11 @@ const KNOWN_MIGRATIONS: [KnownMigration; 5] = [
         version: 5,
         name: "render_package",
         checksum: "10374052891821076515",
+    },
+    KnownMigration {
+        version: 6,
+        name: "application_id",
+        checksum: "7356562232780389291",
     },
 ];
 
@@ -596,6 +601,14 @@ pub(super) fn unusable(path: &Path, e: rusqlite::Error) -> Error {
             | ErrorCode::DiskFull
             | ErrorCode::SystemIoFailure,
         ) => return Error::io("opening the registry", path, std::io::Error::other(e)),
+        // No SQLite header: someone else's file, which `reindex` must not
+        // be suggested for (it would not replace it).
+        Some(ErrorCode::NotADatabase) if !super::reindex::has_sqlite_header(path) => {
+            return Error::NotARegistry {
+                path: path.to_path_buf(),
+                source: Some(Box::new(e)),
+            };
+        }
         Some(ErrorCode::NotADatabase) => "it is not a SQLite database",
         Some(ErrorCode::DatabaseCorrupt) => "it is corrupt",
         _ => "SQLite cannot use it",

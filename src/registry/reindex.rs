@@ -7,6 +7,8 @@
 //! back alone and reported, instead of aborting the rebuild. Everything
 //! else (disk full, I/O) aborts it.
 
+use std::path::Path;
+
 use rusqlite::{ErrorCode, params};
 
 use super::{ExecutionRecord, Registry, RunRow};
@@ -229,4 +231,211 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, b: &RebuiltRun) -> Result<Inserted
         inserted.executions += 1;
     }
     Ok(inserted)
+}
+
+/// This tool's mark in a registry file's header, set by migration V6:
+/// `0x4F524348`, "ORCH" in ASCII.
+pub const APPLICATION_ID: u32 = 0x4F52_4348;
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// What lies at the path a rebuilt registry would be renamed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExistingRegistry {
+    Absent,
+    /// A registry of this tool, readable or not, or an empty file: nothing
+    /// that the artifact tree does not hold is lost by replacing it.
+    Replaceable,
+    /// Anyone else's file, which must be left exactly as it is.
+    Foreign(crate::error::Incompatibility),
+}
+
+/// Tell a registry of this tool (which reindex may replace, damaged or
+/// not: that is what reindex is for) from anything else. Reads the header
+/// without SQLite first, so a file with no SQLite header is never handed to
+/// SQLite, and a damaged registry is still recognised by the application id
+/// in its first 100 bytes. A registry from before that mark (or whose mark
+/// is still only in its `-wal`) is recognised by its migration history,
+/// read through a read-only connection that writes nothing.
+pub fn existing_registry(path: &Path) -> Result<ExistingRegistry> {
+    use crate::error::Incompatibility;
+    use std::io::Read;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(ExistingRegistry::Absent);
+        }
+        Err(e) => return Err(Error::io("inspecting the registry", path, e)),
+    };
+    if !meta.file_type().is_file() {
+        let what = if meta.file_type().is_symlink() {
+            "a symlink"
+        } else if meta.is_dir() {
+            "a directory"
+        } else {
+            "a special file"
+        };
+        return Ok(ExistingRegistry::Foreign(Incompatibility::NotRegularFile {
+            what: what.to_string(),
+        }));
+    }
+    if meta.len() == 0 {
+        // What SQLite makes of a new database before its first write.
+        return Ok(ExistingRegistry::Replaceable);
+    }
+    let mut header = Vec::with_capacity(100);
+    crate::regular_file::open_nofollow(path)
+        .and_then(|f| f.take(100).read_to_end(&mut header))
+        .map_err(|e| Error::io("reading the header of the registry", path, e))?;
+    if !header.starts_with(SQLITE_MAGIC) {
+        return Ok(ExistingRegistry::Foreign(Incompatibility::NotSqlite));
+    }
+    let app_id = header
+        .get(68..72)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    match app_id {
+        Some(APPLICATION_ID) => return Ok(ExistingRegistry::Replaceable),
+        Some(0) => {}
+        // Too short to hold a header: SQLite never wrote a page of it.
+        None => return Ok(ExistingRegistry::Replaceable),
+        Some(_) => return Ok(ExistingRegistry::Foreign(Incompatibility::Foreign)),
+    }
+    Ok(match marks_of_a_registry(path) {
+        Ok(true) => ExistingRegistry::Replaceable,
+        Ok(false) => ExistingRegistry::Foreign(Incompatibility::Foreign),
+        Err(_) => ExistingRegistry::Foreign(Incompatibility::Unrecognised),
+    })
+}
+
+/// Whether SQLite reads `path` as a registry of this tool: its application
+/// id, or the tables of one (the migration history and `runs`), or no
+/// tables at all (an empty database holds nothing to lose).
+fn marks_of_a_registry(path: &Path) -> rusqlite::Result<bool> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    if app_id == i64::from(APPLICATION_ID) {
+        return Ok(true);
+    }
+    let (tables, ours): (i64, i64) = conn.query_row(
+        "SELECT count(*), count(*) FILTER (WHERE name IN ('refinery_schema_history', 'runs'))
+         FROM sqlite_schema WHERE type = 'table'",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(app_id == 0 && (tables == 0 || ours == 2))
+}
+
+/// Whether `path` starts with SQLite's header: a file without one is not a
+/// damaged registry but someone else's file.
+pub(super) fn has_sqlite_header(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 16];
+    crate::regular_file::open_nofollow(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| &magic == SQLITE_MAGIC)
+}
+
+/// Fold the old registry's `-wal` into its database file, so that no commit
+/// lives only in a file that the swap deletes: after this, the database
+/// file alone holds every commit (a kill from here on leaves it complete).
+/// The caller holds the users lock exclusively, so no other connection is
+/// open. `Err` when SQLite cannot use the file (a damaged registry: what
+/// its log holds cannot be read either).
+pub fn fold_wal_into(path: &Path) -> rusqlite::Result<()> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(super::BUSY_TIMEOUT)?;
+    // Reading the schema replays a hot `-journal` and recovers the WAL index.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    if busy != 0 {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            Some("the WAL could not be checkpointed completely".to_string()),
+        ));
+    }
+    conn.close().map_err(|(_, e)| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Incompatibility;
+
+    #[test]
+    fn only_a_registry_of_this_tool_or_nothing_is_replaceable() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        assert_eq!(
+            existing_registry(&at("none")).unwrap(),
+            ExistingRegistry::Absent
+        );
+        std::fs::write(at("empty"), b"").unwrap();
+        assert_eq!(
+            existing_registry(&at("empty")).unwrap(),
+            ExistingRegistry::Replaceable
+        );
+        std::fs::write(at("project.json"), b"{\"a\": 1}").unwrap();
+        assert_eq!(
+            existing_registry(&at("project.json")).unwrap(),
+            ExistingRegistry::Foreign(Incompatibility::NotSqlite)
+        );
+        rusqlite::Connection::open(at("photos.db"))
+            .unwrap()
+            .execute_batch("CREATE TABLE photos (id INTEGER)")
+            .unwrap();
+        assert_eq!(
+            existing_registry(&at("photos.db")).unwrap(),
+            ExistingRegistry::Foreign(Incompatibility::Foreign)
+        );
+        rusqlite::Connection::open(at("other.db"))
+            .unwrap()
+            .execute_batch("PRAGMA application_id = 7; CREATE TABLE runs (id INTEGER)")
+            .unwrap();
+        assert_eq!(
+            existing_registry(&at("other.db")).unwrap(),
+            ExistingRegistry::Foreign(Incompatibility::Foreign)
+        );
+
+        let db = at("registry.db");
+        drop(Registry::open(&db).unwrap());
+        assert_eq!(
+            existing_registry(&db).unwrap(),
+            ExistingRegistry::Replaceable
+        );
+        // Half of it: the mark in the header is still there.
+        let bytes = std::fs::read(&db).unwrap();
+        std::fs::write(at("half.db"), &bytes[..bytes.len() / 2]).unwrap();
+        assert_eq!(
+            existing_registry(&at("half.db")).unwrap(),
+            ExistingRegistry::Replaceable
+        );
+        // A registry from before the mark is known by its tables...
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("PRAGMA application_id = 0")
+            .unwrap();
+        assert_eq!(
+            existing_registry(&db).unwrap(),
+            ExistingRegistry::Replaceable
+        );
+        // ...and when those cannot be read, it is not guessed at.
+        let mut bytes = std::fs::read(&db).unwrap();
+        bytes[100..4096].fill(0xA5);
+        std::fs::write(&db, bytes).unwrap();
+        assert_eq!(
+            existing_registry(&db).unwrap(),
+            ExistingRegistry::Foreign(Incompatibility::Unrecognised)
+        );
+    }
 }

@@ -12,7 +12,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::read::{META_LIMIT, ReadError, SUMMARY_LIMIT, hash_and_parse, read_limited};
+use super::read::{
+    META_LIMIT, PARSE_LIMIT, ReadError, SUMMARY_LIMIT, Unparsed, bytes, hash_and_parse,
+    read_limited,
+};
 use super::summary::{self, is_sha256};
 use super::walk::{Entry, RunDir, run_files};
 use super::{Finding, FindingKind};
@@ -169,7 +172,7 @@ fn check_artifact(
         Ok(b) => b,
         Err(e) => return problem(read_error_kind(&e), &meta_rel, e.describe()),
     };
-    let meta: MetaRecord = match serde_json::from_slice(&meta_bytes) {
+    let mut meta: MetaRecord = match serde_json::from_slice(&meta_bytes) {
         Ok(m) => m,
         Err(e) => {
             return problem(
@@ -181,6 +184,10 @@ fn check_artifact(
     };
     if let Err(why) = check_placement(&meta, run, ty) {
         return problem(FindingKind::MetaMisplaced, &meta_rel, why);
+    }
+    match summary::utc_time("created_at", &meta.created_at) {
+        Ok(t) => meta.created_at = t,
+        Err(why) => return problem(FindingKind::MetaInvalid, &meta_rel, why),
     }
     let mut stale = Vec::new();
     let mut seen = BTreeSet::new();
@@ -224,8 +231,32 @@ fn check_artifact(
             Some(_) => {}
         }
     }
+    // An input left out of `parents` would be an edge silently dropped, and
+    // one the stage does not read an edge made up.
+    if let Some(inputs) = declared_inputs(ty) {
+        if let Some(missing) = inputs.iter().find(|t| !seen.contains(t)) {
+            return problem(
+                FindingKind::ParentMissing,
+                &meta_rel,
+                format!(
+                    "its parents do not list {missing}, which stage {} reads",
+                    ty.stage()
+                ),
+            );
+        }
+        if let Some(extra) = seen.iter().find(|t| !inputs.contains(t)) {
+            return problem(
+                FindingKind::MetaInvalid,
+                &meta_rel,
+                format!(
+                    "its parents list {extra}, which stage {} does not read",
+                    ty.stage()
+                ),
+            );
+        }
+    }
 
-    let streamed = match hash_and_parse(&run.path.join(ty.file_name())) {
+    let streamed = match hash_and_parse(&run.path.join(ty.file_name()), meta.size_bytes) {
         Ok(s) => s,
         Err(e) => return problem(read_error_kind(&e), &file_rel, e.describe()),
     };
@@ -241,11 +272,24 @@ fn check_artifact(
     }
     let value = match streamed.json {
         Ok(v) => v,
-        Err(e) => {
+        Err(Unparsed::Invalid(e)) => {
             return problem(
                 FindingKind::SchemaInvalid,
                 &file_rel,
                 format!("not JSON: {e}"),
+            );
+        }
+        // Its hash and size match its record, so only the size kept it
+        // from being parsed.
+        Err(Unparsed::Skipped) => {
+            return problem(
+                FindingKind::TooLarge,
+                &file_rel,
+                format!(
+                    "not checked against its schema: {} bytes is over the {} parse limit",
+                    streamed.size,
+                    bytes(PARSE_LIMIT)
+                ),
             );
         }
     };
@@ -273,6 +317,15 @@ fn check_artifact(
         path: file_rel,
         meta_json,
     }))
+}
+
+/// The types the stage making `ty` reads, which its meta record must list as
+/// parents; `None` for the package, which no stage makes.
+fn declared_inputs(ty: ArtifactType) -> Option<&'static [ArtifactType]> {
+    crate::pipeline::default_stages()
+        .iter()
+        .find(|s| s.output() == ty)
+        .map(|s| s.inputs())
 }
 
 /// The meta record must describe the file beside it, in the run it lies in.

@@ -22,11 +22,11 @@
 //! reindex is run. What cannot be indexed is reported, never guessed.
 
 mod check;
+mod leftovers;
 mod read;
 mod summary;
 mod walk;
 
-use std::ffi::OsString;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -35,9 +35,14 @@ use serde::Serialize;
 
 use crate::artifact::TEMP_PREFIX;
 use crate::error::{Error, Result};
-use crate::registry::{RebuiltRun, Registry, lock_for_swap};
+use crate::registry::{ExistingRegistry, RebuiltRun, Registry, existing_registry, lock_for_swap};
+use leftovers::{LiveMark, remove_if_present, with_suffix};
 
-pub use read::{META_LIMIT, SUMMARY_LIMIT};
+pub use read::{META_LIMIT, PARSE_LIMIT, SUMMARY_LIMIT};
+
+/// The registry's file name in the artifacts directory when `--db` is not
+/// given.
+pub const DEFAULT_REGISTRY_FILE: &str = "registry.db";
 
 /// Runs per transaction: few enough commits to be fast under
 /// `synchronous = FULL`, few enough rows to bound memory.
@@ -74,6 +79,8 @@ pub enum FindingKind {
     SchemaInvalid,
     /// A parent that is not an indexed artifact of the same run.
     ParentNotIndexed,
+    /// A meta record whose parents leave out an input its stage reads.
+    ParentMissing,
     /// The registry's constraints refused a run's rows.
     Refused,
     /// Note: an edge indexed with a parent hash that is no longer current.
@@ -99,6 +106,7 @@ impl FindingKind {
             FindingKind::HashMismatch => "hash mismatch",
             FindingKind::SchemaInvalid => "schema invalid",
             FindingKind::ParentNotIndexed => "parent not indexed",
+            FindingKind::ParentMissing => "parent missing",
             FindingKind::Refused => "refused by the registry",
             FindingKind::StaleParent => "stale parent",
             FindingKind::EmptyRun => "empty run directory",
@@ -141,10 +149,16 @@ pub struct ReindexReport {
     pub problems: Vec<Finding>,
     /// Indexed, but worth knowing.
     pub notes: Vec<Finding>,
+    /// Files of killed reindexes that this one removed (see
+    /// [`stale_leftovers`]).
+    pub removed_leftovers: Vec<String>,
 }
 
 /// Rebuild the registry at `db` from the tree at `artifacts_dir`. With
 /// `dry_run`, build and check it all the same, then discard it.
+///
+/// A file at `db` that is not a registry of this tool is refused with
+/// [`Error::RegistryIncompatible`] and left exactly as it was.
 pub fn reindex(
     artifacts_dir: &Path,
     db: &Path,
@@ -167,6 +181,8 @@ pub fn reindex(
         }
         Err(e) => return Err(Error::io("inspecting", artifacts_dir, e)),
     }
+    refuse_foreign(db)?;
+    let removed = leftovers::remove_stale(db)?;
     let held = hold_run_locks(artifacts_dir)?;
 
     let tmp = TempDb::new(db)?;
@@ -182,6 +198,7 @@ pub fn reindex(
         stage_executions: 0,
         problems: Vec::new(),
         notes: Vec::new(),
+        removed_leftovers: removed.iter().map(|p| p.display().to_string()).collect(),
     };
     let runs = walk::run_dirs(artifacts_dir, &is_registry_file, &mut report.problems)?;
     let mut projects = std::collections::BTreeSet::new();
@@ -215,15 +232,73 @@ pub fn reindex(
     // And again: a run may have begun, written to the old registry and
     // ended while this waited.
     refuse_new_runs(artifacts_dir, &held)?;
+    swap(&tmp.path, db)?;
+    tmp.disarm();
+    drop(held);
+    Ok(report)
+}
+
+/// Put the rebuilt file at `tmp` in place of `db`. After a kill at any
+/// point, `db` is either the old registry with every commit it had or the
+/// rebuilt one:
+///
+/// 1. the old registry's `-wal` is checkpointed into its database file
+///    (a run killed before this reindex may have left commits only there),
+///    and SQLite removes the emptied log on closing;
+/// 2. any `-wal`, `-shm` or `-journal` still there is removed: a stale log
+///    beside the new file would be replayed into it and corrupt it;
+/// 3. the rename, which is atomic, then the directory's fsync.
+///
+/// A registry SQLite cannot read cannot be checkpointed: its log, which
+/// cannot be read either, is removed in step 2 as before.
+fn swap(tmp: &Path, db: &Path) -> Result<()> {
+    let step = |point: &'static str| {
+        crate::failpoint::hit(point)
+            .map_err(|e| Error::io("swapping the rebuilt registry into place at", db, e))
+    };
+    step("reindex.before_swap")?;
+    // Checked again: the file may have been replaced while this rebuilt.
+    if refuse_foreign(db)? == ExistingRegistry::Replaceable {
+        // Fails only for a damaged registry, whose log cannot be read
+        // either: nothing is lost that was not lost already.
+        let _ = crate::registry::fold_wal_into(db);
+    }
+    step("reindex.after_fold")?;
     for suffix in ["-wal", "-shm", "-journal"] {
         remove_if_present(&with_suffix(db, suffix))?;
     }
-    std::fs::rename(&tmp.path, db)
+    step("reindex.after_side_files")?;
+    std::fs::rename(tmp, db)
         .map_err(|e| Error::io("moving the rebuilt registry into place at", db, e))?;
-    tmp.disarm();
-    sync_parent(db)?;
-    drop(held);
-    Ok(report)
+    step("reindex.after_rename")?;
+    sync_parent(db)
+}
+
+/// Refuse (exit 3, untouched) a file at `db` that is not a registry of
+/// this tool; see [`crate::registry::existing_registry`].
+fn refuse_foreign(db: &Path) -> Result<ExistingRegistry> {
+    match existing_registry(db)? {
+        ExistingRegistry::Foreign(problem) => Err(Error::RegistryIncompatible {
+            path: db.to_path_buf(),
+            problem,
+        }),
+        other => Ok(other),
+    }
+}
+
+/// Every file a reindex that is no longer running left beside `db`: its
+/// rebuilt database, that database's SQLite and lock files, and its
+/// `.live` mark. Nothing is removed (the next `reindex` removes them).
+///
+/// A leftover is a file named `<db name>.reindex-<pid>` followed by
+/// nothing, `-wal`, `-shm`, `-journal`, `.lock`, `.users` or `.live`, in
+/// `db`'s directory. Its reindex is alive while it holds an exclusive
+/// `flock` on `<db>.reindex-<pid>.live` (which the OS releases however the
+/// process ends), so a reused pid cannot make a dead reindex look alive;
+/// only a group without a `.live` file (from a build before it) is judged
+/// by whether a process has that pid.
+pub fn stale_leftovers(db: &Path) -> Vec<PathBuf> {
+    leftovers::stale_leftovers(db)
 }
 
 fn flush(
@@ -256,9 +331,12 @@ fn flush(
     Ok(())
 }
 
-/// Which top-level names are the registry's own files (`registry.db`, its
-/// `-wal`/`-shm`, temp databases of a reindex): only when the registry
-/// lives directly in the artifacts directory.
+/// Which top-level names are registry files, skipped by the walk: the
+/// default registry's (`registry.db`, its `-wal`/`-shm`/`.lock`/`.users`,
+/// a reindex's `registry.db.reindex-*`) wherever `--db` points, since the
+/// tree may hold one from before; and `db`'s own when it lives directly in
+/// the artifacts directory. None of these names is a valid project id, so
+/// nothing that could be indexed is skipped.
 fn registry_file_filter(artifacts_dir: &Path, db: &Path) -> impl Fn(&str) -> bool + use<> {
     let db_dir = db
         .parent()
@@ -272,7 +350,10 @@ fn registry_file_filter(artifacts_dir: &Path, db: &Path) -> impl Fn(&str) -> boo
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .filter(|_| same_dir);
-    move |entry: &str| name.as_deref().is_some_and(|n| entry.starts_with(n))
+    move |entry: &str| {
+        entry.starts_with(DEFAULT_REGISTRY_FILE)
+            || name.as_deref().is_some_and(|n| entry.starts_with(n))
+    }
 }
 
 /// Take every run lock under `.locks/` (each a `<project>.<run>.lock` file
@@ -386,18 +467,23 @@ fn lock_files(artifacts_dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// `<db>.reindex-<pid>` and its `-wal`/`-shm` (and the lock files opening
 /// it created), removed on drop unless the rebuild got as far as
-/// renaming it into place.
+/// renaming it into place; the [`LiveMark`] that says this process is
+/// using them goes last.
 struct TempDb {
     path: PathBuf,
     armed: bool,
+    _live: LiveMark,
 }
 
 impl TempDb {
     fn new(db: &Path) -> Result<TempDb> {
-        let path = with_suffix(db, &format!(".reindex-{}", std::process::id()));
-        // Left by an earlier reindex that had this pid and was killed.
-        remove_db_files(&path)?;
-        Ok(TempDb { path, armed: true })
+        let live = LiveMark::take(db)?;
+        let path = leftovers::temp_db_path(db, std::process::id());
+        Ok(TempDb {
+            path,
+            armed: true,
+            _live: live,
+        })
     }
 
     fn disarm(mut self) {
@@ -407,38 +493,12 @@ impl TempDb {
 
 impl Drop for TempDb {
     fn drop(&mut self) {
-        if self.armed {
-            let _ = remove_db_files(&self.path);
-        } else {
-            // The database file itself was renamed; only side files remain.
-            let _ = ["-wal", "-shm", "-journal", ".lock", ".users"]
-                .iter()
-                .try_for_each(|s| remove_if_present(&with_suffix(&self.path, s)));
+        // The database file itself is gone once renamed into place.
+        let first = if self.armed { 0 } else { 1 };
+        for suffix in &["", "-wal", "-shm", "-journal", ".lock", ".users"][first..] {
+            let _ = remove_if_present(&with_suffix(&self.path, suffix));
         }
     }
-}
-
-/// A database file, its SQLite side files and its lock files
-/// (`registry::migration_lock_path`, `registry::users_lock_path`).
-fn remove_db_files(db: &Path) -> Result<()> {
-    for suffix in ["", "-wal", "-shm", "-journal", ".lock", ".users"] {
-        remove_if_present(&with_suffix(db, suffix))?;
-    }
-    Ok(())
-}
-
-fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("removing", path, e)),
-        _ => Ok(()),
-    }
-}
-
-/// `registry.db` + `-wal` → `registry.db-wal`, without going through UTF-8.
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s: OsString = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 /// Make the rename durable.

@@ -7,7 +7,10 @@
 //! be that same file. JSON records are read through a size cap
 //! ([`Read::take`]) and parsed with serde_json's default nesting limit (128),
 //! so neither a huge nor a deeply nested file can exhaust memory or stack.
-//! Artifacts, which have no size cap, are hashed while they stream.
+//! Artifacts, which have no size cap, are hashed while they stream, and
+//! parsed only up to [`PARSE_LIMIT`] (what `verify` parses): a parsed
+//! `Value` takes many times the file's bytes, so a 300 MB file in place of
+//! an artifact would otherwise take gigabytes.
 
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader, Read};
@@ -22,6 +25,9 @@ use crate::artifact::canonical::hex;
 pub const META_LIMIT: u64 = 1 << 20;
 /// Largest `run_summary.json` read: real ones are a few kilobytes.
 pub const SUMMARY_LIMIT: u64 = 64 << 20;
+/// Largest artifact parsed (larger ones are hashed, not parsed): the cap
+/// `verify` uses.
+pub const PARSE_LIMIT: u64 = crate::verify::MAX_PARSED_BYTES;
 
 /// Why a file could not be read.
 #[derive(Debug)]
@@ -151,12 +157,33 @@ pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
 pub struct Streamed {
     pub sha256: String,
     pub size: u64,
-    pub json: Result<Value, String>,
+    pub json: Result<Value, Unparsed>,
 }
 
-/// Hash a regular file while parsing it as JSON, in one pass.
-pub fn hash_and_parse(path: &Path) -> Result<Streamed, ReadError> {
-    let (file, _) = open_regular(path)?;
+/// Why an artifact's JSON is not at hand.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unparsed {
+    /// Not parsed: larger than the parse limit, or not the size expected.
+    Skipped,
+    /// Parsed, and not JSON.
+    Invalid(String),
+}
+
+/// Hash a regular file by streaming it, and parse it as JSON in the same
+/// pass when it is `expected_size` bytes (a file of another size fails its
+/// hash check anyway) and at most [`PARSE_LIMIT`]. Memory stays bounded
+/// whatever the file holds.
+pub fn hash_and_parse(path: &Path, expected_size: u64) -> Result<Streamed, ReadError> {
+    hash_and_parse_limited(path, expected_size, PARSE_LIMIT)
+}
+
+fn hash_and_parse_limited(
+    path: &Path,
+    expected_size: u64,
+    limit: u64,
+) -> Result<Streamed, ReadError> {
+    let (file, meta) = open_regular(path)?;
+    let parse = meta.len() == expected_size && meta.len() <= limit;
     // The tee sits under the buffer so the hasher sees large reads, while
     // serde_json reads byte by byte from the buffer.
     let mut reader = BufReader::with_capacity(
@@ -167,14 +194,24 @@ pub fn hash_and_parse(path: &Path) -> Result<Streamed, ReadError> {
             size: 0,
         },
     );
-    let json = match serde_json::from_reader::<_, Value>(&mut reader) {
-        Ok(v) => Ok(v),
-        Err(e) if e.is_io() => return Err(ReadError::Io(io::Error::other(e))),
-        Err(e) => Err(e.to_string()),
+    let json = if parse {
+        // The cap holds even if the file grows while it is read.
+        match serde_json::from_reader::<_, Value>((&mut reader).take(limit)) {
+            Ok(v) => Ok(v),
+            Err(e) if e.is_io() => return Err(ReadError::Io(io::Error::other(e))),
+            Err(e) => Err(Unparsed::Invalid(e.to_string())),
+        }
+    } else {
+        Err(Unparsed::Skipped)
     };
-    // After a parse error the rest of the file still counts for the hash.
+    // After a parse error (or none) the rest of the file still counts for
+    // the hash.
     io::copy(&mut reader, &mut io::sink()).map_err(ReadError::Io)?;
     let tee = reader.into_inner();
+    let json = match json {
+        Ok(_) if tee.size != meta.len() => Err(Unparsed::Skipped),
+        other => other,
+    };
     Ok(Streamed {
         sha256: hex(&tee.hasher.finalize()),
         size: tee.size,
@@ -224,7 +261,7 @@ mod tests {
             b"\xff\xfe",
         ] {
             std::fs::write(&path, content).unwrap();
-            let s = hash_and_parse(&path).unwrap();
+            let s = hash_and_parse(&path, content.len() as u64).unwrap();
             assert_eq!(s.sha256, sha256_hex(content));
             assert_eq!(s.size, content.len() as u64);
             assert_eq!(s.json.is_ok(), content.ends_with(b"\n"), "{content:?}");
@@ -237,8 +274,27 @@ mod tests {
         let path = dir.path().join("deep.json");
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         std::fs::write(&path, &deep).unwrap();
-        let s = hash_and_parse(&path).unwrap();
-        assert!(s.json.unwrap_err().contains("recursion limit"));
+        let s = hash_and_parse(&path, deep.len() as u64).unwrap();
+        match s.json {
+            Err(Unparsed::Invalid(e)) => assert!(e.contains("recursion limit"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_file_over_the_parse_limit_or_of_another_size_is_hashed_not_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.json");
+        let content = b"[1, 2, 3]";
+        std::fs::write(&path, content).unwrap();
+        let n = content.len() as u64;
+        let s = hash_and_parse_limited(&path, n, n - 1).unwrap();
+        assert_eq!(s.json, Err(Unparsed::Skipped));
+        assert_eq!(s.sha256, sha256_hex(content));
+        let s = hash_and_parse_limited(&path, n + 1, n).unwrap();
+        assert_eq!(s.json, Err(Unparsed::Skipped));
+        assert_eq!(s.size, n);
+        assert!(hash_and_parse_limited(&path, n, n).unwrap().json.is_ok());
     }
 
     #[cfg(unix)]
@@ -264,7 +320,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(made.success());
-        match hash_and_parse(&fifo) {
+        match hash_and_parse(&fifo, 0) {
             Err(ReadError::NotRegular {
                 symlink: false,
                 what,

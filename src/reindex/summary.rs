@@ -65,18 +65,24 @@ pub struct CheckedSummary {
 }
 
 /// Parse and check the summary of run `run_id` of `project_id`. `Err` says
-/// what is wrong, for a report line.
+/// what is wrong, for a report line. Every time is rewritten in the
+/// registry's one format (UTC, milliseconds, `Z`), which sorts as text: a
+/// `+14:00` offset stored as written would order runs wrongly.
 pub fn parse(bytes: &[u8], project_id: &str, run_id: &str) -> Result<CheckedSummary, String> {
-    let summary: RunSummary =
+    let mut summary: RunSummary =
         serde_json::from_slice(bytes).map_err(|e| format!("not a run summary: {e}"))?;
-    let config_json = check(&summary, project_id, run_id)?;
+    let config_json = check(&mut summary, project_id, run_id)?;
     Ok(CheckedSummary {
         summary,
         config_json,
     })
 }
 
-fn check(s: &RunSummary, project_id: &str, run_id: &str) -> Result<String, String> {
+/// The largest attempt number a summary may record: the next `run` of the
+/// run counts one more, and attempts are `u32` everywhere.
+pub const MAX_ATTEMPT: u32 = u32::MAX - 1;
+
+fn check(s: &mut RunSummary, project_id: &str, run_id: &str) -> Result<String, String> {
     if s.project_id != project_id || s.run_id != run_id {
         return Err(format!(
             "it describes run {}/{}, not the directory it is in",
@@ -89,8 +95,30 @@ fn check(s: &RunSummary, project_id: &str, run_id: &str) -> Result<String, Strin
     if s.attempt == 0 {
         return Err("attempt is 0 (they count from 1)".to_string());
     }
-    check_time("started_at", Some(&s.started_at))?;
-    check_time("finished_at", s.finished_at.as_deref())?;
+    if s.attempt > MAX_ATTEMPT {
+        return Err(format!(
+            "attempt {} is out of range (at most {MAX_ATTEMPT}, so that the next run can count one more)",
+            s.attempt
+        ));
+    }
+    // Each counts stages of this run, of which there are five.
+    let stage_count = crate::artifact::ArtifactType::ALL.len() as u32;
+    for (field, n) in [
+        ("stages_executed", s.stages_executed),
+        ("stages_skipped", s.stages_skipped),
+    ] {
+        if n > stage_count {
+            return Err(format!(
+                "{field} {n} is out of range (a run has {stage_count} stages)"
+            ));
+        }
+    }
+    s.started_at = utc_time("started_at", &s.started_at)?;
+    s.finished_at = s
+        .finished_at
+        .as_deref()
+        .map(|t| utc_time("finished_at", t))
+        .transpose()?;
     check_ms("duration_ms", s.duration_ms)?;
     if !s.config.is_object() {
         return Err("`config` is not an object".to_string());
@@ -104,7 +132,7 @@ fn check(s: &RunSummary, project_id: &str, run_id: &str) -> Result<String, Strin
         ));
     }
     let mut seen = BTreeSet::new();
-    for st in &s.stages {
+    for st in &mut s.stages {
         let at = format!("stage {}", st.stage);
         if !(1..=5).contains(&st.stage) || !seen.insert(st.stage) {
             return Err(format!("{at} is out of range or listed twice"));
@@ -125,11 +153,13 @@ fn check(s: &RunSummary, project_id: &str, run_id: &str) -> Result<String, Strin
         if st.status == "not_run" {
             continue;
         }
-        if st.started_at.is_none() || st.finished_at.is_none() {
+        let (Some(started), Some(finished)) = (&st.started_at, &st.finished_at) else {
             return Err(format!("{at} has no started_at/finished_at"));
-        }
-        check_time(&format!("{at} started_at"), st.started_at.as_deref())?;
-        check_time(&format!("{at} finished_at"), st.finished_at.as_deref())?;
+        };
+        let started = utc_time(&format!("{at} started_at"), started)?;
+        let finished = utc_time(&format!("{at} finished_at"), finished)?;
+        st.started_at = Some(started);
+        st.finished_at = Some(finished);
         check_ms(&format!("{at} duration_ms"), Some(st.duration_ms))?;
         if let Some(sha) = &st.sha256
             && !is_sha256(sha)
@@ -140,13 +170,12 @@ fn check(s: &RunSummary, project_id: &str, run_id: &str) -> Result<String, Strin
     Ok(config_json)
 }
 
-fn check_time(field: &str, value: Option<&str>) -> Result<(), String> {
-    match value {
-        Some(t) if chrono::DateTime::parse_from_rfc3339(t).is_err() => {
-            Err(format!("{field} `{t}` is not an RFC 3339 time"))
-        }
-        _ => Ok(()),
-    }
+/// An RFC 3339 time, in the registry's own format: UTC, milliseconds, `Z`
+/// ([`crate::clock::rfc3339`]), so that times compare correctly as text.
+pub fn utc_time(field: &str, value: &str) -> Result<String, String> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| crate::clock::rfc3339(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| format!("{field} `{value}` is not an RFC 3339 time"))
 }
 
 /// SQLite integers are signed 64-bit.
@@ -302,6 +331,20 @@ mod tests {
     }
 
     #[test]
+    fn times_with_offsets_are_stored_in_utc_so_they_sort_as_text() {
+        let mut v = summary(vec![stage(1, "executed")]);
+        v["started_at"] = "2026-11-24T22:00:00+14:00".into();
+        v["finished_at"] = "2026-11-24T08:00:01.5-00:30".into();
+        v["stages"][0]["started_at"] = "2026-11-24T08:00:00.000001Z".into();
+        let s = parse_value(&v).unwrap();
+        let row = s.run_row();
+        assert_eq!(row.started_at, "2026-11-24T08:00:00.000Z");
+        assert_eq!(row.finished_at.as_deref(), Some("2026-11-24T08:30:01.500Z"));
+        assert_eq!(s.executions()[0].started_at, "2026-11-24T08:00:00.000Z");
+        assert_eq!(s.written_at(), "2026-11-24T08:30:01.500Z");
+    }
+
+    #[test]
     fn a_summary_written_at_run_start_indexes_as_running() {
         let mut v = summary(vec![]);
         v["status"] = "running".into();
@@ -321,6 +364,15 @@ mod tests {
             ("describes run p/r2", |v| v["run_id"] = "r2".into()),
             ("unknown status", |v| v["status"] = "done".into()),
             ("attempt is 0", |v| v["attempt"] = 0.into()),
+            ("attempt 4294967295 is out of range", |v| {
+                v["attempt"] = u32::MAX.into()
+            }),
+            ("stages_executed 6 is out of range", |v| {
+                v["stages_executed"] = 6.into()
+            }),
+            ("stage 1 finished_at", |v| {
+                v["stages"][0]["finished_at"] = "soon".into()
+            }),
             ("config_hash", |v| v["config"]["seed"] = 8.into()),
             ("not an object", |v| v["config"] = json!([1])),
             ("started_at", |v| v["started_at"] = "yesterday".into()),

@@ -23,7 +23,7 @@ use crate::schema;
 /// The largest artifact parsed for a schema check. The stub stages' largest
 /// artifact at the maximum 10,000 scenes is about 26 MB; parsing costs
 /// several times the file's size in memory.
-pub(super) const MAX_PARSED_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_PARSED_BYTES: u64 = 64 << 20;
 
 /// A meta record is about 1 KB; a bigger file in its place is not read.
 const MAX_META_BYTES: u64 = 1 << 20;

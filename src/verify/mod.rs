@@ -20,6 +20,8 @@
 //! `artifact.rs`).
 
 mod artifact;
+// Reindex parses artifacts under the same cap.
+pub(crate) use artifact::MAX_PARSED_BYTES;
 mod file;
 mod run_dir;
 
