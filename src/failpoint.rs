@@ -10,7 +10,9 @@
 //!
 //! `kill` sends the process SIGKILL (no destructors, no flush: what a power
 //! cut or `kill -9` leaves), `enospc` and `eio` make the point fail as a
-//! full disk or a failing device would. `@N` fires on the N-th time the
+//! full disk or a failing device would, and `pause` (for races) creates
+//! `failpoint-<name>.paused` in the working directory and waits (up to a
+//! minute) until a test creates `failpoint-<name>.resume` beside it. `@N` fires on the N-th time the
 //! point is reached (default 1), so `stage.*@3` hits stage 3. The crash
 //! tests in `tests/crash.rs` drive every point listed in [`POINTS`].
 //!
@@ -38,6 +40,16 @@ pub const POINTS: &[&str] = &[
     "summary.before_write",
     // `run_summary.json` is rewritten; the run is not yet marked finished.
     "summary.after_write",
+    // gc: the run directory has its deletion name; nothing is deleted yet.
+    "gc.after_mark",
+    // gc: one more file of a run being deleted is gone (`@N`: the N-th).
+    "gc.file_removed",
+    // gc: every file gc may delete is gone; the registry rows are not.
+    "gc.before_rows",
+    // gc: the registry rows are gone; the emptied directory is not.
+    "gc.after_rows",
+    // verify: every run of a chunk is checked; no result is recorded yet.
+    "verify.before_record",
 ];
 
 /// Pass point `name`: `Ok` unless the environment arms it for this hit.
@@ -61,6 +73,7 @@ mod armed {
     enum Action {
         Kill,
         Errno(i32),
+        Pause,
     }
 
     struct Armed {
@@ -100,6 +113,7 @@ mod armed {
                 "kill" => Action::Kill,
                 "enospc" => Action::Errno(libc::ENOSPC),
                 "eio" => Action::Errno(libc::EIO),
+                "pause" => Action::Pause,
                 other => panic!("failpoint `{name}`: unknown action `{other}`"),
             };
             out.insert(name.to_string(), Armed { action, on_hit });
@@ -115,7 +129,8 @@ mod armed {
         let Some(point) = armed.get(name).filter(|p| p.on_hit == *count) else {
             return Ok(());
         };
-        match point.action {
+        let action = point.action;
+        match action {
             Action::Kill => {
                 // SAFETY: raise(2) has no memory-safety preconditions; the
                 // process does not return from SIGKILL.
@@ -125,6 +140,18 @@ mod armed {
                 unreachable!("SIGKILL returned");
             }
             Action::Errno(code) => Err(std::io::Error::from_raw_os_error(code)),
+            Action::Pause => {
+                drop(guard);
+                std::fs::write(format!("failpoint-{name}.paused"), b"")?;
+                let resume = format!("failpoint-{name}.resume");
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while !std::path::Path::new(&resume).exists()
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Ok(())
+            }
         }
     }
 }
