@@ -11,8 +11,10 @@
 //! `kill` sends the process SIGKILL (no destructors, no flush: what a power
 //! cut or `kill -9` leaves), `stop` sends it SIGSTOP (a test holds the
 //! process there, locks held, until it sends SIGCONT; the point then
-//! passes), `enospc` and `eio` make the point fail as a
-//! full disk or a failing device would. `@N` fires on the N-th time the
+//! passes), `enospc` and `eio` make the point fail as a full disk or a
+//! failing device would, and `pause` (for races) creates
+//! `failpoint-<name>.paused` in the working directory and waits (up to a
+//! minute) until a test creates `failpoint-<name>.resume` beside it. `@N` fires on the N-th time the
 //! point is reached (default 1), so `stage.*@3` hits stage 3. The crash
 //! tests in `tests/crash.rs` drive every point listed in [`POINTS`].
 //!
@@ -52,6 +54,16 @@ pub const POINTS: &[&str] = &[
     // The rebuilt registry is renamed into place; the directory is not
     // yet synced and the rebuild's side files are not yet removed.
     "reindex.after_rename",
+    // gc: the run directory has its deletion name; nothing is deleted yet.
+    "gc.after_mark",
+    // gc: one more file of a run being deleted is gone (`@N`: the N-th).
+    "gc.file_removed",
+    // gc: every file gc may delete is gone; the registry rows are not.
+    "gc.before_rows",
+    // gc: the registry rows are gone; the emptied directory is not.
+    "gc.after_rows",
+    // verify: every run of a chunk is checked; no result is recorded yet.
+    "verify.before_record",
 ];
 
 /// Pass point `name`: `Ok` unless the environment arms it for this hit.
@@ -76,6 +88,7 @@ mod armed {
         Kill,
         Stop,
         Errno(i32),
+        Pause,
     }
 
     struct Armed {
@@ -116,6 +129,7 @@ mod armed {
                 "stop" => Action::Stop,
                 "enospc" => Action::Errno(libc::ENOSPC),
                 "eio" => Action::Errno(libc::EIO),
+                "pause" => Action::Pause,
                 other => panic!("failpoint `{name}`: unknown action `{other}`"),
             };
             out.insert(name.to_string(), Armed { action, on_hit });
@@ -131,7 +145,8 @@ mod armed {
         let Some(point) = armed.get(name).filter(|p| p.on_hit == *count) else {
             return Ok(());
         };
-        match point.action {
+        let action = point.action;
+        match action {
             Action::Kill => {
                 // SAFETY: raise(2) has no memory-safety preconditions; the
                 // process does not return from SIGKILL.
@@ -148,6 +163,18 @@ mod armed {
                 Ok(())
             }
             Action::Errno(code) => Err(std::io::Error::from_raw_os_error(code)),
+            Action::Pause => {
+                drop(guard);
+                std::fs::write(format!("failpoint-{name}.paused"), b"")?;
+                let resume = format!("failpoint-{name}.resume");
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while !std::path::Path::new(&resume).exists()
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Ok(())
+            }
         }
     }
 }

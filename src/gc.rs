@@ -5,15 +5,21 @@
 //! selectors must all hold), minus the runs that must stay — one a live
 //! process holds, and one whose artifacts are parents of an artifact in a
 //! run that stays (followed transitively, so nothing kept loses a parent).
-//! Applying it removes each run's registry rows in one transaction (the
-//! commit point: from then on the run is gone), then its directory; files
-//! already deleted by hand are simply not there to remove.
+//! Applying it deletes each run as [`delete`] says: marked in the tree
+//! first, then its files, then its registry rows, so that a gc killed or
+//! failing half-way leaves a run `verify` reports and the next gc finishes.
+//! Every deletion an earlier gc left unfinished is part of every plan,
+//! whatever the selectors. Files already deleted by hand are simply not
+//! there to remove; files gc did not write are never removed.
+
+pub mod delete;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::Serialize;
 
+use self::delete::{Mode, delete_run};
 use crate::error::{Error, Result};
 use crate::lock;
 use crate::registry::{LiveCheck, Registry, RunFilter, RunRow};
@@ -54,18 +60,35 @@ pub struct Kept {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub remove: Vec<Doomed>,
+    /// Deletions an earlier gc began and did not finish (status
+    /// `deleting`), finished whatever the selectors.
+    pub finish: Vec<Doomed>,
     pub kept: Vec<Kept>,
     pub bytes: u64,
+}
+
+/// A path gc left in place because it did not write it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Left {
+    /// Relative to the artifacts directory.
+    pub path: String,
+    pub reason: String,
 }
 
 /// What applying a plan did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Outcome {
     pub removed: Vec<Doomed>,
-    /// Runs that became busy between planning and removing, left alone.
+    pub finished: Vec<Doomed>,
+    /// Runs that became busy between planning and removing, left alone,
+    /// and runs gc refused to remove.
     pub skipped: Vec<Kept>,
+    pub left: Vec<Left>,
     pub bytes_freed: u64,
 }
+
+/// The status shown for a deletion being finished.
+pub const DELETING: &str = "deleting";
 
 /// Work out what `selection` would remove.
 pub fn plan(
@@ -142,7 +165,11 @@ pub fn plan(
 
     let mut remove = Vec::new();
     for run in selected.iter().filter(|r| doomed.contains(&key(r))) {
-        let (files, bytes) = dir_usage(&artifacts_dir.join(&run.project_id).join(&run.run_id));
+        let project_dir = artifacts_dir.join(&run.project_id);
+        let (files, bytes) = add(
+            dir_usage(&project_dir.join(&run.run_id)),
+            dir_usage(&project_dir.join(delete::deleting_name(&run.run_id))),
+        );
         remove.push(Doomed {
             project_id: run.project_id.clone(),
             run_id: run.run_id.clone(),
@@ -152,71 +179,162 @@ pub fn plan(
             bytes,
         });
     }
-    let bytes = remove.iter().map(|d| d.bytes).sum();
+    // Whatever was selected: an interrupted deletion is finished by any gc
+    // (a run being removed anyway finishes its own).
+    let mut finish = Vec::new();
+    for i in delete::interrupted(artifacts_dir, None) {
+        if doomed.contains(&(i.project_id.clone(), i.run_id.clone())) {
+            continue;
+        }
+        let (files, bytes) = dir_usage(&artifacts_dir.join(&i.rel));
+        finish.push(Doomed {
+            project_id: i.project_id,
+            run_id: i.run_id,
+            status: DELETING.to_string(),
+            started_at: String::new(),
+            files,
+            bytes,
+        });
+    }
+    let bytes = remove.iter().chain(&finish).map(|d| d.bytes).sum();
     Ok(Plan {
         remove,
+        finish,
         kept,
         bytes,
     })
 }
 
-/// Remove what `plan` lists. Each run is locked (without waiting) while it
-/// goes; one that became busy since the plan is skipped, not waited for.
+fn add(a: (u64, u64), b: (u64, u64)) -> (u64, u64) {
+    (a.0 + b.0, a.1 + b.1)
+}
+
+/// Remove what `plan` lists, interrupted deletions first. Each run is
+/// locked (without waiting) while it goes; one that became busy since the
+/// plan is skipped, not waited for.
 pub fn apply(
     registry: &mut Registry,
     artifacts_dir: &Path,
     plan: &Plan,
     now: &str,
 ) -> Result<Outcome> {
-    let mut removed = Vec::new();
-    let mut skipped = Vec::new();
-    for run in &plan.remove {
-        let held = lock::acquire(
-            artifacts_dir,
-            &run.project_id,
-            &run.run_id,
-            now,
-            lock::Wait {
-                timeout: std::time::Duration::ZERO,
-                on_wait: None,
-            },
-        );
-        let guard = match held {
-            Ok(guard) => guard,
-            Err(Error::Busy { .. }) => {
-                skipped.push(Kept {
-                    project_id: run.project_id.clone(),
-                    run_id: run.run_id.clone(),
-                    reason: "an `orchestrator run` started on it since the plan".to_string(),
-                });
-                continue;
+    let mut outcome = Outcome {
+        removed: Vec::new(),
+        finished: Vec::new(),
+        skipped: Vec::new(),
+        left: Vec::new(),
+        bytes_freed: 0,
+    };
+    let work = plan
+        .finish
+        .iter()
+        .map(|d| (d, Mode::Finish))
+        .chain(plan.remove.iter().map(|d| (d, Mode::Remove)));
+    // Runs whose files went but whose rows a full disk kept: finished
+    // after every other run has freed its space.
+    let mut rows_pending = Vec::new();
+    for (run, mode) in work {
+        if let Some(done) = delete_locked(registry, artifacts_dir, run, mode, now, &mut outcome)? {
+            if done.rows_pending {
+                rows_pending.push((run, mode, done));
+            } else {
+                record(&mut outcome, run, mode, done);
             }
-            Err(e) => return Err(e),
-        };
-        registry.delete_run(&run.project_id, &run.run_id)?;
-        let project_dir = artifacts_dir.join(&run.project_id);
-        let run_dir = project_dir.join(&run.run_id);
-        let (files, bytes) = dir_usage(&run_dir);
-        remove_tree(&run_dir)?;
-        // An empty project directory goes too; a non-empty one (other runs,
-        // the user's files) stays, which `remove_dir` guarantees.
-        let _ = std::fs::remove_dir(&project_dir);
-        // The lock files stay (a few bytes each): unlinking one while
-        // another process waits on it would let a newcomer lock a fresh
-        // file beside that waiter, and two runs of one run could proceed.
-        drop(guard);
-        removed.push(Doomed {
-            files,
-            bytes,
-            ..run.clone()
-        });
+        }
     }
-    let bytes_freed = removed.iter().map(|d| d.bytes).sum();
-    Ok(Outcome {
-        removed,
-        skipped,
-        bytes_freed,
-    })
+    for (run, mode, mut done) in rows_pending {
+        match delete_locked(
+            registry,
+            artifacts_dir,
+            run,
+            Mode::Finish,
+            now,
+            &mut outcome,
+        )? {
+            Some(again) if again.rows_pending => {
+                return Err(Error::io(
+                    "deleting the registry rows of a run whose files are deleted, in",
+                    registry.path(),
+                    std::io::Error::from_raw_os_error(libc::ENOSPC),
+                ));
+            }
+            Some(again) => {
+                done.left.extend(again.left);
+                record(&mut outcome, run, mode, done);
+            }
+            None => {}
+        }
+    }
+    Ok(outcome)
+}
+
+fn record(outcome: &mut Outcome, run: &Doomed, mode: Mode, deleted: delete::Deleted) {
+    outcome.bytes_freed += deleted.bytes;
+    outcome
+        .left
+        .extend(deleted.left.into_iter().map(|path| Left {
+            path,
+            reason: "not written by orchestrator: gc removes only what it wrote".to_string(),
+        }));
+    let done = Doomed {
+        files: deleted.files,
+        bytes: deleted.bytes,
+        ..run.clone()
+    };
+    match mode {
+        Mode::Remove => outcome.removed.push(done),
+        Mode::Finish => outcome.finished.push(done),
+    }
+}
+
+/// Delete one run under its lock; `None` when it is skipped (busy, or
+/// refused: recorded in `outcome.skipped`).
+fn delete_locked(
+    registry: &mut Registry,
+    artifacts_dir: &Path,
+    run: &Doomed,
+    mode: Mode,
+    now: &str,
+    outcome: &mut Outcome,
+) -> Result<Option<delete::Deleted>> {
+    let held = lock::acquire(
+        artifacts_dir,
+        &run.project_id,
+        &run.run_id,
+        now,
+        lock::Wait {
+            timeout: std::time::Duration::ZERO,
+            on_wait: None,
+        },
+    );
+    let guard = match held {
+        Ok(guard) => guard,
+        Err(Error::Busy { .. }) => {
+            outcome.skipped.push(Kept {
+                project_id: run.project_id.clone(),
+                run_id: run.run_id.clone(),
+                reason: "another process (`run`, `package`, `gc`) holds it".to_string(),
+            });
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let deleted = delete_run(registry, artifacts_dir, &run.project_id, &run.run_id, mode)?;
+    // The lock files stay (a few bytes each): unlinking one while
+    // another process waits on it would let a newcomer lock a fresh
+    // file beside that waiter, and two runs of one run could proceed.
+    drop(guard);
+    match deleted {
+        Ok(d) => Ok(Some(d)),
+        Err(refusal) => {
+            outcome.skipped.push(Kept {
+                project_id: run.project_id.clone(),
+                run_id: run.run_id.clone(),
+                reason: refusal.0,
+            });
+            Ok(None)
+        }
+    }
 }
 
 /// Files and bytes under `dir`, not following symlinks (a link counts as
@@ -241,24 +359,4 @@ fn dir_usage(dir: &Path) -> (u64, u64) {
         }
     }
     (files, bytes)
-}
-
-/// Remove a run directory and everything in it, never following a symlink
-/// (std's `remove_dir_all` removes links, not their targets); a directory
-/// already gone is fine.
-fn remove_tree(dir: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("inspecting", dir, e)),
-        // A run directory replaced by a symlink: remove the link only.
-        Ok(m) if !m.is_dir() => remove_if_present(dir),
-        Ok(_) => std::fs::remove_dir_all(dir).map_err(|e| Error::io("removing", dir, e)),
-    }
-}
-
-fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("removing", path, e)),
-        _ => Ok(()),
-    }
 }

@@ -168,7 +168,12 @@ pub fn acquire(
             Err(TryLockError::Error(e)) => return Err(Error::io("locking", &path, e)),
         }
     }
-    write_holder(&lock, since).map_err(|e| Error::io("writing the run lock", &path, e))?;
+    // The record is only ever shown: on a full disk (where gc must still
+    // run, to free space) it stays unwritten and a waiter names no pid.
+    match write_holder(&lock, since) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {}
+        written => written.map_err(|e| Error::io("writing the run lock", &path, e))?,
+    }
 
     let live_file = live_path(artifacts_dir, project_id, run_id);
     let live = open_rw(&live_file).map_err(|e| Error::io("opening the run lock", &live_file, e))?;

@@ -230,3 +230,338 @@ fn the_dry_run_text_says_nothing_was_deleted() {
     assert!(text.contains("would remove 1 run"), "{text}");
     assert!(text.contains("pass --yes to delete"), "{text}");
 }
+
+/// Entries of the artifacts tree below a project, as `<run dir>/<name>`.
+fn tree(ws: &Workspace, project: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let dir = ws.artifacts().join(project);
+    let Ok(runs) = std::fs::read_dir(&dir) else {
+        return out;
+    };
+    for run in runs {
+        let run = run.unwrap();
+        out.push(run.file_name().to_string_lossy().into_owned());
+        if run.file_type().unwrap().is_dir() {
+            for f in std::fs::read_dir(run.path()).unwrap() {
+                out.push(format!(
+                    "{}/{}",
+                    run.file_name().to_string_lossy(),
+                    f.unwrap().file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn verify_json(ws: &Workspace) -> (Option<i32>, Value) {
+    let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify output not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), report)
+}
+
+/// `(kind, path)` of each problem of a verify report.
+fn problems(report: &Value) -> Vec<(String, String)> {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap().to_string(),
+                p["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn gc_never_removes_a_file_it_did_not_write_and_says_what_it_left() {
+    let ws = workspace();
+    let run_dir = ws.run_dir("lighthouse", "r2");
+    std::fs::write(run_dir.join("notes.txt"), b"my notes").unwrap();
+    std::fs::create_dir(run_dir.join("stills")).unwrap();
+    std::fs::write(run_dir.join("stills/frame.png"), b"png").unwrap();
+    // A temp file an interrupted write left: the tool's own.
+    std::fs::write(run_dir.join(".tmp-abc123"), b"half").unwrap();
+
+    let out = ws
+        .cmd()
+        .args(["gc", "--run", "r2", "--yes", "--json"])
+        .output()
+        .unwrap();
+    let done = summary_of(&out);
+    assert_eq!(ids(&done["removed"]), ["lighthouse/r2"]);
+    let left: Vec<&str> = done["left"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, ["lighthouse/r2/notes.txt", "lighthouse/r2/stills"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lighthouse/r2/notes.txt"), "{stderr}");
+    // The user's files stay where they were, and only they.
+    assert_eq!(
+        std::fs::read(run_dir.join("notes.txt")).unwrap(),
+        b"my notes"
+    );
+    assert!(run_dir.join("stills/frame.png").exists());
+    let r2: Vec<String> = tree(&ws, "lighthouse")
+        .into_iter()
+        .filter(|e| e.starts_with("r2"))
+        .collect();
+    assert_eq!(r2, ["r2", "r2/notes.txt", "r2/stills"]);
+    assert_eq!(listed(&ws), ["harbor/h1", "lighthouse/r1", "lighthouse/r3"]);
+    // What stays is a directory the registry no longer knows: reported.
+    let (code, report) = verify_json(&ws);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        problems(&report),
+        [("unknown_run".to_string(), "lighthouse/r2".to_string())]
+    );
+}
+
+#[test]
+fn a_registry_inside_a_run_directory_survives_gc() {
+    let ws = workspace();
+    // The registry moved (closed, so whole) into a run directory.
+    let inside = ws.run_dir("lighthouse", "r1").join("registry.db");
+    std::fs::rename(ws.db(), &inside).unwrap();
+    let db = inside.to_str().unwrap();
+    let out = ws
+        .cmd()
+        .args(["gc", "--db", db, "--keep-last", "0", "--yes", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Refused outright (exit 2) or done without touching the registry.
+    assert!(
+        matches!(out.status.code(), Some(0 | 2)),
+        "{:?}: {stderr}",
+        out.status
+    );
+    let check: String = rusqlite::Connection::open(&inside)
+        .unwrap()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    if out.status.code() == Some(0) {
+        let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(ids(&done["kept"]), ["lighthouse/r1"]);
+        let reason = done["kept"][0]["reason"].as_str().unwrap();
+        assert!(reason.contains("registry"), "{reason}");
+        assert!(ws.run_dir("lighthouse", "r1").join("Script.json").exists());
+        assert!(!ws.run_dir("lighthouse", "r2").exists());
+    }
+}
+
+/// Makes a file undeletable (even by root) while it lives, and deletable
+/// again when dropped, so a failing test leaves nothing behind.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    /// `None` when this system cannot (no `chattr`, or a file system
+    /// without the attribute).
+    fn new(path: std::path::PathBuf) -> Option<Self> {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(&path)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then_some(Immutable(path))
+    }
+
+    fn release(&self, now_at: &std::path::Path) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(now_at)
+            .output();
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        self.release(&self.0.clone());
+    }
+}
+
+#[test]
+fn an_undeletable_file_leaves_the_run_marked_reported_and_finished_by_a_later_gc() {
+    let ws = workspace();
+    let file = ws.run_dir("lighthouse", "r1").join("ShotList.json");
+    // Where the file is once gc has marked the run for deletion.
+    let marked = ws.artifacts().join("lighthouse/.deleting-r1/ShotList.json");
+    let guard = Immutable::new(file.clone());
+    let _marked_guard;
+    let mode_guard;
+    if guard.is_none() {
+        // Without chattr, a read-only directory does it for anyone but root.
+        assert_ne!(
+            unsafe { libc::geteuid() },
+            0,
+            "chattr is needed to make a file undeletable for root"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            ws.run_dir("lighthouse", "r1"),
+            std::fs::Permissions::from_mode(0o555),
+        )
+        .unwrap();
+        mode_guard = true;
+    } else {
+        _marked_guard = Immutable(marked.clone());
+        mode_guard = false;
+    }
+
+    let out = ws
+        .cmd()
+        .args(["gc", "--run", "r1", "--yes"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("ShotList.json"), "{stderr}");
+    assert!(stderr.contains("marked as being deleted"), "{stderr}");
+    // Visible: verify names the half-deleted run, and only that.
+    let (code, report) = verify_json(&ws);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        problems(&report),
+        [(
+            "deletion_interrupted".to_string(),
+            "lighthouse/.deleting-r1".to_string()
+        )]
+    );
+
+    // Once the file can go, any later gc finishes the deletion.
+    if mode_guard {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            ws.artifacts().join("lighthouse/.deleting-r1"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    } else if let Some(g) = &guard {
+        g.release(&marked);
+    }
+    let done = gc(&ws, &["--keep-last", "10", "--yes"]);
+    assert_eq!(ids(&done["finished"]), ["lighthouse/r1"]);
+    assert_eq!(done["removed"], serde_json::json!([]));
+    assert_eq!(listed(&ws), ["harbor/h1", "lighthouse/r2", "lighthouse/r3"]);
+    assert_eq!(
+        tree(&ws, "lighthouse")
+            .iter()
+            .filter(|e| e.contains("r1"))
+            .count(),
+        0
+    );
+    assert_verify_clean(&ws);
+}
+
+/// A tmpfs mounted for the life of the value.
+struct Mount(std::path::PathBuf);
+
+impl Mount {
+    /// `None` when mounting is not permitted here.
+    fn tmpfs(dir: &std::path::Path, size: &str) -> Option<Mount> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then(|| Mount(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let done = std::process::Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !done {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+}
+
+fn free_bytes(dir: &std::path::Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, 0);
+    st.f_bavail as u64 * st.f_frsize as u64
+}
+
+#[test]
+fn gc_frees_space_on_a_full_disk() {
+    let ws = Workspace::new();
+    let disk = ws.path().join("disk");
+    let Some(_mount) = Mount::tmpfs(&disk, "2m") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "cannot mount a tmpfs, which this test needs under CI"
+        );
+        eprintln!("skipped gc_frees_space_on_a_full_disk: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let mut config = common::example_config();
+    config["scene_count"] = 60.into();
+    let config = ws.write_config("big.json", &config);
+    let small = ws.example();
+    let on_disk = |cmd: &mut assert_cmd::Command| {
+        cmd.args(["--artifacts-dir", "disk/artifacts"]);
+    };
+    for (config, id) in [(&config, "big"), (&small, "small")] {
+        let mut cmd = ws.cmd();
+        on_disk(&mut cmd);
+        let out = cmd
+            .args(["run", "--project"])
+            .arg(config)
+            .args(["--run-id", id])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Fill the disk to the last byte.
+    {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(disk.join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while filler.write_all(&block).is_ok() {}
+        while filler.write_all(&[0]).is_ok() {}
+    }
+    assert_eq!(free_bytes(&disk), 0);
+
+    let mut cmd = ws.cmd();
+    on_disk(&mut cmd);
+    let out = cmd
+        .args(["gc", "--run", "big", "--yes", "--json"])
+        .output()
+        .unwrap();
+    let done = summary_of(&out);
+    assert_eq!(ids(&done["removed"]), ["lighthouse/big"]);
+    assert!(free_bytes(&disk) > 256 * 1024, "{}", free_bytes(&disk));
+    assert!(!disk.join("artifacts/lighthouse/big").exists());
+    assert!(!disk.join("artifacts/lighthouse/.deleting-big").exists());
+    let mut cmd = ws.cmd();
+    on_disk(&mut cmd);
+    let out = cmd.args(["runs", "list", "--json"]).output().unwrap();
+    let runs = summary_of(&out);
+    assert_eq!(ids(&runs), ["lighthouse/small"]);
+}

@@ -591,3 +591,84 @@ fn a_huge_file_in_an_artifacts_place_is_hashed_not_parsed() {
     let found = v.report["problems"][0]["found"].as_str().unwrap();
     assert!(found.contains("not parsed"), "{found}");
 }
+
+/// `(kind, path)` of each problem `verify --json` reports, and its exit code.
+fn verify_kinds(ws: &common::Workspace) -> (Option<i32>, Vec<(String, String)>) {
+    let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify output not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let problems = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap().to_string(),
+                p["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (out.status.code(), problems)
+}
+
+#[test]
+fn verify_reports_a_run_directory_the_registry_does_not_know() {
+    let (ws, summary) = common::example_run();
+    let run = summary["run_id"].as_str().unwrap();
+    let ghost = ws.run_dir("lighthouse", "ghost");
+    std::fs::create_dir(&ghost).unwrap();
+    std::fs::copy(
+        ws.run_dir("lighthouse", run).join("Script.json"),
+        ghost.join("Script.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        verify_kinds(&ws),
+        (
+            Some(1),
+            vec![("unknown_run".to_string(), "lighthouse/ghost".to_string())]
+        )
+    );
+    // Verifying one run does not search the tree.
+    let out = ws.cmd().args(["verify", "--run", run]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn verify_reports_the_copies_a_killed_reindex_left_beside_the_registry() {
+    let (ws, _) = common::example_run();
+    // The registry held open here, as a reader would: reindex builds its
+    // copy, then waits for the reader to close.
+    let reader =
+        orchestrator::registry::Registry::open_existing(&ws.db(), &ws.artifacts()).unwrap();
+    let mut reindexing = ws.spawn(&["reindex", "--lock-timeout", "60"]);
+    let pid = reindexing.id();
+    let copy = ws.artifacts().join(format!("registry.db.reindex-{pid}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !copy.exists() {
+        assert!(std::time::Instant::now() < deadline, "reindex made no copy");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // A live reindex's copy is its own business.
+    assert_eq!(verify_kinds(&ws), (Some(0), vec![]));
+    reindexing.kill().unwrap();
+    reindexing.wait().unwrap();
+    drop(reader);
+    assert!(copy.exists(), "a killed reindex leaves its copy");
+    assert_eq!(
+        verify_kinds(&ws),
+        (
+            Some(1),
+            vec![(
+                "reindex_leftover".to_string(),
+                copy.to_string_lossy()
+                    .into_owned()
+                    .replace(&format!("{}/", ws.path().display()), "")
+            )]
+        )
+    );
+}

@@ -169,6 +169,7 @@ fn small(table: &mut Table) {
         .flatten()
         .map(|a| orchestrator::registry::Verification {
             artifact_id: a.artifact_id,
+            sha256: a.sha256.clone(),
             verified_at: AT.to_string(),
             ok: true,
             problems: "[]".to_string(),

@@ -10,7 +10,7 @@ use orchestrator::clock::SystemClock;
 use orchestrator::error::exit;
 use orchestrator::lock;
 use orchestrator::registry::{Registry, RunFilter};
-use orchestrator::verify::{VerifyReport, verify};
+use orchestrator::verify::{TreeScope, VerifyReport, verify};
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -69,10 +69,18 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
             bar.set_position(done);
         }
     };
+    // The tree is searched for what no run accounts for unless one run
+    // was asked for.
+    let scope = match (&args.run, &args.project) {
+        (Some(_), _) => TreeScope::Runs,
+        (None, Some(p)) => TreeScope::Project(p),
+        (None, None) => TreeScope::All,
+    };
     let report = verify(
         &mut registry,
         &global.artifacts_dir,
         &runs,
+        scope,
         &live,
         &SystemClock,
         &mut progress,
@@ -88,6 +96,12 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
     for r in &report.runs_in_progress {
         eprintln!(
             "note: run {}/{} is being written by another `orchestrator run`; not checked (verify it once it finishes)",
+            r.project_id, r.run_id
+        );
+    }
+    for r in &report.runs_removed {
+        eprintln!(
+            "note: run {}/{} was removed by `orchestrator gc` while verify ran; not checked",
             r.project_id, r.run_id
         );
     }

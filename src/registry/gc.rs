@@ -1,5 +1,6 @@
 //! What `orchestrator gc` asks of the registry: which runs use a run's
-//! artifacts as parents, and removing a run's rows in one transaction.
+//! artifacts as parents, which files it registered for a run, and removing
+//! a run's rows in one transaction.
 
 use rusqlite::params;
 
@@ -21,6 +22,15 @@ const RUNS_USING: &str = "
 /// row all go with the run (ON DELETE CASCADE).
 const DELETE_RUN: &str = "DELETE FROM runs WHERE project_id = ?1 AND run_id = ?2";
 
+/// Whether the registry has a row for the run.
+const RUN_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM runs WHERE project_id = ?1 AND run_id = ?2)";
+
+/// Every file registered for the run: its artifacts and its run summary.
+const RUN_FILES: &str = "
+    SELECT path FROM artifacts WHERE project_id = ?1 AND run_id = ?2
+    UNION ALL
+    SELECT path FROM run_summaries WHERE project_id = ?1 AND run_id = ?2";
+
 const DELETE_PROJECT_IF_EMPTY: &str = "
     DELETE FROM projects WHERE project_id = ?1
       AND NOT EXISTS (SELECT 1 FROM runs WHERE project_id = ?1)";
@@ -32,6 +42,22 @@ impl Registry {
         let rows = stmt
             .query_map(params![project_id, run_id], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Whether the registry records the run.
+    pub fn run_exists(&self, project_id: &str, run_id: &str) -> Result<bool> {
+        let mut stmt = self.conn.prepare_cached(RUN_EXISTS)?;
+        Ok(stmt.query_row(params![project_id, run_id], |r| r.get(0))?)
+    }
+
+    /// The paths (relative to the artifacts directory) of every file
+    /// registered for the run: artifacts and the run summary.
+    pub fn registered_files(&self, project_id: &str, run_id: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare_cached(RUN_FILES)?;
+        let rows = stmt
+            .query_map(params![project_id, run_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
         Ok(rows)
     }
 

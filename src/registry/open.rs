@@ -158,6 +158,34 @@ impl Registry {
         })
     }
 
+    /// [`Registry::open_existing`] for `gc`, which must work on a full disk
+    /// so that the user can free space. Where the usual open fails with an
+    /// I/O error (SQLite cannot create or grow `-shm`, its shared WAL
+    /// index), the file is opened with `locking_mode = EXCLUSIVE`, which
+    /// keeps that index in this process's memory: reading needs no new
+    /// space, and gc deletes files before it writes a row. Other processes
+    /// wait for this one meanwhile. If that fails too, the first error is
+    /// the one reported.
+    pub fn open_existing_for_gc(path: &Path, artifacts_dir: &Path) -> Result<Registry> {
+        let first = match Registry::open_existing(path, artifacts_dir) {
+            Err(e @ Error::Io { .. }) => e,
+            other => return other,
+        };
+        let users = lock_as_user(path)?;
+        let opened = connect(path, Access::ReadWrite).and_then(|conn| {
+            conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE;")?;
+            let found = read_history(&conn)?;
+            Ok((conn, found))
+        });
+        let Ok((conn, found)) = opened else {
+            return Err(first);
+        };
+        match judge(path, found) {
+            Ok(Schema::Current) => Registry::ready(conn, path, false, users),
+            _ => Err(first),
+        }
+    }
+
     /// Set the connection-level promises and wrap the connection. Runs only
     /// after the schema check, so a refused file was never written.
     fn ready(

@@ -18,6 +18,10 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Verification {
     pub artifact_id: i64,
+    /// The hash the artifact was registered with when it was read: the
+    /// result is recorded only for that same row (see
+    /// [`Registry::record_verifications`]).
+    pub sha256: String,
     pub verified_at: String,
     pub ok: bool,
     /// JSON array of the problems found.
@@ -40,9 +44,13 @@ pub struct StaleEdge {
 /// does not cross-check indexes against tables, so it stays linear in size.
 const QUICK_CHECK: &str = "PRAGMA quick_check";
 
+/// Only while the artifact is still the one that was checked: a `gc`
+/// running beside `verify` may have deleted it (and a new artifact taken
+/// its id) since it was read.
 const UPSERT_VERIFICATION: &str = "
     INSERT INTO artifact_verifications (artifact_id, verified_at, result, problems)
-    VALUES (?1, ?2, ?3, ?4)
+    SELECT ?1, ?2, ?3, ?4
+    WHERE EXISTS (SELECT 1 FROM artifacts WHERE artifact_id = ?1 AND sha256 = ?5)
     ON CONFLICT (artifact_id) DO UPDATE SET
         verified_at = excluded.verified_at, result = excluded.result, problems = excluded.problems";
 
@@ -82,6 +90,12 @@ const EDGES_OF_RUNS: &str = "
     JOIN artifact_edges e ON e.child_id = c.artifact_id";
 
 const PARENT: &str = "SELECT artifact_type, sha256, stage FROM artifacts WHERE artifact_id = ?1";
+
+/// The position in ?1 of each run the registry still records.
+const RUNS_PRESENT: &str = "
+    SELECT j.key
+    FROM json_each(?1) j
+    JOIN runs r ON r.project_id = j.value ->> 0 AND r.run_id = j.value ->> 1";
 
 const RUN_SUMMARIES_OF_RUNS: &str = "
     SELECT s.path, s.sha256, j.key
@@ -127,7 +141,9 @@ impl Registry {
         })
     }
 
-    /// Record each artifact's latest verification, in one transaction.
+    /// Record each artifact's latest verification, in one transaction. A
+    /// result whose artifact is gone, or is no longer the row that was
+    /// checked (same id and sha256), is dropped, not an error.
     pub fn record_verifications(&mut self, results: &[Verification]) -> Result<()> {
         self.write(|tx| {
             let mut stmt = tx.prepare(UPSERT_VERIFICATION)?;
@@ -136,7 +152,8 @@ impl Registry {
                     v.artifact_id,
                     v.verified_at,
                     if v.ok { "ok" } else { "problem" },
-                    v.problems
+                    v.problems,
+                    v.sha256
                 ])?;
             }
             Ok(())
@@ -240,6 +257,18 @@ impl Registry {
         let mut rows = stmt.query(params![runs_param(runs)])?;
         while let Some(r) = rows.next()? {
             out[position(r, 2, runs.len())?] = Some((r.get(0)?, r.get(1)?));
+        }
+        Ok(out)
+    }
+
+    /// Whether the registry still records each of `runs` (a `gc` may have
+    /// removed some since they were listed): one query for all of them.
+    pub fn runs_present(&self, runs: &[(&str, &str)]) -> Result<Vec<bool>> {
+        let mut out = vec![false; runs.len()];
+        let mut stmt = self.conn.prepare_cached(RUNS_PRESENT)?;
+        let mut rows = stmt.query(params![runs_param(runs)])?;
+        while let Some(r) = rows.next()? {
+            out[position(r, 0, runs.len())?] = true;
         }
         Ok(out)
     }

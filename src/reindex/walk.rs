@@ -76,6 +76,16 @@ pub fn run_dirs(
                 continue;
             }
             let rel = format!("{project}/{name}");
+            // Half-deleted by an interrupted gc: never indexed as a run.
+            if let (Some(run), true) = (crate::gc::delete::run_of_deleting_name(&name), ft.is_dir())
+            {
+                findings.push(Finding::new(
+                    FindingKind::Unexpected,
+                    &rel,
+                    format!("run {project}/{run} was being deleted by a gc that was interrupted; not indexed (`orchestrator gc --run {run} --yes` finishes deleting it)"),
+                ));
+                continue;
+            }
             if let Some(run) = expect_id_dir(&path, &name, &rel, ft, "run", findings) {
                 runs.push(RunDir {
                     path,

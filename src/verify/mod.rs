@@ -24,6 +24,9 @@ mod artifact;
 pub(crate) use artifact::MAX_PARSED_BYTES;
 mod file;
 mod run_dir;
+mod tree;
+
+pub use tree::TreeScope;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,6 +64,12 @@ pub enum ProblemKind {
     /// A registered path that would leave the artifacts directory (absolute,
     /// or with `..`): never opened.
     UnsafePath,
+    /// A run directory the registry does not record.
+    UnknownRun,
+    /// A run an interrupted `gc` was deleting (`<project>/.deleting-<run>`).
+    DeletionInterrupted,
+    /// Copies of the registry a dead `reindex` left beside it.
+    ReindexLeftover,
 }
 
 impl ProblemKind {
@@ -76,6 +85,9 @@ impl ProblemKind {
             ProblemKind::StaleParent => "stale parent",
             ProblemKind::Unregistered => "unregistered file",
             ProblemKind::UnsafePath => "unsafe path",
+            ProblemKind::UnknownRun => "unknown run directory",
+            ProblemKind::DeletionInterrupted => "interrupted deletion",
+            ProblemKind::ReindexLeftover => "reindex leftover",
         }
     }
 }
@@ -118,6 +130,8 @@ pub struct VerifyReport {
     pub runs_checked: usize,
     /// Runs being written while verify ran; not checked.
     pub runs_in_progress: Vec<RunInProgress>,
+    /// Runs a `gc` removed (or was removing) while verify ran; not checked.
+    pub runs_removed: Vec<RunInProgress>,
     pub artifacts_checked: usize,
     pub problems: Vec<Problem>,
     pub runs: Vec<RunTally>,
@@ -127,16 +141,19 @@ pub struct VerifyReport {
 /// registry (unless it was opened read-only), and return the report.
 /// `progress(done, total)` is called as artifacts are read, in bytes of
 /// registered artifact files. A run that `live` says a process holds,
-/// before or after it is checked, is reported as in progress instead.
+/// before or after it is checked, is reported as in progress instead; one
+/// a `gc` removed meanwhile, as removed. `scope` says how much of the tree
+/// is also searched for what no registered run accounts for.
 pub fn verify(
     registry: &mut Registry,
     artifacts_dir: &Path,
     runs: &[RunRow],
+    scope: TreeScope<'_>,
     live: LiveCheck<'_>,
     clock: &dyn Clock,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport> {
-    verify_in_chunks(
+    let mut report = verify_in_chunks(
         registry,
         artifacts_dir,
         runs,
@@ -144,7 +161,22 @@ pub fn verify(
         clock,
         progress,
         RUNS_PER_CHUNK,
-    )
+    )?;
+    let known = runs
+        .iter()
+        .map(|r| (r.project_id.as_str(), r.run_id.as_str()))
+        .collect();
+    let found = tree::scan(registry, artifacts_dir, scope, &known, live)?;
+    report.problems.extend(found.problems);
+    report.runs_in_progress.extend(found.in_progress);
+    report.runs_removed.extend(found.being_removed);
+    if scope == TreeScope::All {
+        report
+            .problems
+            .extend(tree::reindex_leftovers(registry.path()));
+    }
+    report.ok = report.problems.is_empty();
+    Ok(report)
 }
 
 /// Runs are checked this many at a time, so that memory holds one chunk's
@@ -187,6 +219,7 @@ fn verify_in_chunks(
     let mut checked = Checked {
         verified_at,
         in_progress,
+        removed: Vec::new(),
         problems: Vec::new(),
         tallies: Vec::new(),
     };
@@ -199,15 +232,50 @@ fn verify_in_chunks(
             &mut on_read,
             &mut checked,
         )?;
+        crate::failpoint::hit("verify.before_record")
+            .map_err(|e| crate::error::Error::io("recording results in", registry.path(), e))?;
         // A read-only registry still gets a full report; only the record
         // of it is skipped (the CLI says so).
         if !registry.is_read_only() {
             registry.record_verifications(&verifications)?;
         }
+        // Asked after the results were recorded (results of a run removed
+        // before that were dropped): a run a `gc` removed while it was
+        // being checked was seen half-deleted, and is skipped with a note.
+        let keys = keys_of(chunk);
+        let present = registry.runs_present(&keys)?;
+        let gone: Vec<(&str, &str)> = keys
+            .iter()
+            .zip(present)
+            .filter(|(_, p)| !p)
+            .map(|(k, _)| *k)
+            .collect();
+        if !gone.is_empty() {
+            let is_gone = |p: &str, r: &str| gone.contains(&(p, r));
+            checked
+                .tallies
+                .retain(|t| !is_gone(&t.project_id, &t.run_id));
+            checked
+                .problems
+                .retain(|p| !is_gone(&p.project_id, &p.run_id));
+            checked
+                .in_progress
+                .retain(|p| !is_gone(&p.project_id, &p.run_id));
+            checked
+                .removed
+                .retain(|p| !is_gone(&p.project_id, &p.run_id));
+            checked
+                .removed
+                .extend(gone.iter().map(|(p, r)| RunInProgress {
+                    project_id: p.to_string(),
+                    run_id: r.to_string(),
+                }));
+        }
     }
     let Checked {
         verified_at,
         in_progress,
+        removed,
         problems,
         tallies,
     } = checked;
@@ -216,6 +284,7 @@ fn verify_in_chunks(
         verified_at,
         runs_checked: tallies.len(),
         runs_in_progress: in_progress,
+        runs_removed: removed,
         artifacts_checked: tallies.iter().map(|t| t.artifacts).sum(),
         problems,
         runs: tallies,
@@ -226,6 +295,7 @@ fn verify_in_chunks(
 struct Checked {
     verified_at: String,
     in_progress: Vec<RunInProgress>,
+    removed: Vec<RunInProgress>,
     problems: Vec<Problem>,
     tallies: Vec<RunTally>,
 }
@@ -332,6 +402,7 @@ fn verify_chunk(
             ok += usize::from(artifact_ok);
             results.push(Verification {
                 artifact_id: a.artifact_id,
+                sha256: a.sha256.clone(),
                 verified_at: checked.verified_at.clone(),
                 ok: artifact_ok,
                 problems: if found.is_empty() {
@@ -361,13 +432,39 @@ fn verify_chunk(
                 }
             }
         }
+        let entry = || RunInProgress {
+            project_id: run.project_id.clone(),
+            run_id: run.run_id.clone(),
+        };
+        let marked = tree::is_marked_for_deletion(artifacts_dir, &run.project_id, &run.run_id);
         // A run that started while it was being checked may have been seen
-        // half-written: its findings mean nothing, and none are recorded.
+        // half-written, and one a gc removed (or is removing) since it was
+        // listed was seen half-deleted: their findings mean nothing, and
+        // none are recorded.
         if live(&run.project_id, &run.run_id) {
-            checked.in_progress.push(RunInProgress {
+            if marked {
+                checked.removed.push(entry());
+            } else {
+                checked.in_progress.push(entry());
+            }
+            continue;
+        }
+        // Marked by a gc that stopped: one problem says so, rather than
+        // every file it deleted reported missing.
+        if marked {
+            checked.tallies.push(RunTally {
                 project_id: run.project_id.clone(),
                 run_id: run.run_id.clone(),
+                artifacts: artifacts[i].len(),
+                artifacts_ok: 0,
+                problems: 1,
             });
+            checked.problems.push(tree::interrupted_deletion(
+                artifacts_dir,
+                &run.project_id,
+                &run.run_id,
+                true,
+            ));
             continue;
         }
         verifications.extend(results);
