@@ -23,6 +23,7 @@ use rusqlite::{Connection, ErrorCode, MAIN_DB, OpenFlags, OptionalExtension};
 use super::{BUSY_TIMEOUT, Registry, migrations};
 use crate::artifact::RUN_SUMMARY_FILE;
 use crate::error::{Error, Incompatibility, Result};
+use crate::regular_file::{check_regular_if_present, is_refusal, open_lock_file, open_nofollow};
 
 /// How far the file's schema is from this build's migrations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,7 @@ impl Registry {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io("creating the registry directory", dir, e))?;
         }
+        check_regular(path)?;
         Registry::check_writable(path)?;
         // Before connecting: a connection made during a reindex's swap
         // could reach the file being replaced.
@@ -79,10 +81,22 @@ impl Registry {
     /// at the first write; this asks the OS, which says why. A missing file
     /// passes (it will be created). `run` asks before taking its run lock,
     /// so a read-only registry is named as the problem.
+    ///
+    /// Something other than a regular file at `path` (a FIFO, a directory,
+    /// a device) is refused with exit 5 before anything opens it: opening a
+    /// FIFO would wait for ever.
     pub fn check_writable(path: &Path) -> Result<()> {
+        check_regular(path)?;
         if path.exists() {
-            OpenOptions::new()
-                .write(true)
+            let mut options = OpenOptions::new();
+            options.write(true);
+            #[cfg(unix)]
+            {
+                // Never wait on whatever is swapped in after the check.
+                use std::os::unix::fs::OpenOptionsExt;
+                options.custom_flags(libc::O_NONBLOCK);
+            }
+            options
                 .open(path)
                 .map_err(|e| Error::io("opening the registry for writing", path, e))?;
         }
@@ -98,6 +112,7 @@ impl Registry {
     /// that a registry should have indexed: then it is
     /// [`Error::RegistryMissing`], pointing at `reindex`.
     pub fn open_existing(path: &Path, artifacts_dir: &Path) -> Result<Registry> {
+        check_regular(path)?;
         if !path.exists() {
             let runs = runs_on_disk(artifacts_dir);
             if runs > 0 {
@@ -179,6 +194,14 @@ impl Registry {
             _users: users,
         })
     }
+}
+
+/// The registry path, once symlinks are followed (a user may keep the
+/// registry elsewhere and link it), must be a regular file or absent:
+/// SQLite would block for ever on a FIFO. Exit 5 naming the path, like
+/// every special file where the tool expects one of its files.
+fn check_regular(path: &Path) -> Result<()> {
+    check_regular_if_present(path).map_err(|e| Error::io("opening the registry", path, e))
 }
 
 /// Create and migrate the registry while holding the migration lock, and
@@ -433,11 +456,7 @@ pub fn migration_lock_path(db: &Path) -> PathBuf {
 /// while holding it gets exit 4, not a hang.
 fn lock_for_migration(db: &Path) -> Result<File> {
     let path = migration_lock_path(db);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
+    let file = open_lock_file(&path)
         .map_err(|e| Error::io("opening the registry's migration lock", &path, e))?;
     match wait_for_lock(
         &file,
@@ -474,17 +493,23 @@ pub fn users_lock_path(db: &Path) -> PathBuf {
 /// Take a shared lock on [`users_lock_path`], waiting up to
 /// [`BUSY_TIMEOUT`] while `reindex` swaps. `None` where the lock file can
 /// be neither created nor opened (a read-only location, where nothing can
-/// be swapped either).
+/// be swapped either; a full disk, where no reindex can build a registry
+/// to swap in). A symlink or special file there is refused (exit 5).
 fn lock_as_user(db: &Path) -> Result<Option<File>> {
     let path = users_lock_path(db);
-    let opened = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .or_else(|_| File::open(&path));
-    let Ok(file) = opened else {
-        return Ok(None);
+    let opened = open_lock_file(&path).or_else(|e| {
+        if is_refusal(&e) {
+            Err(e)
+        } else {
+            open_nofollow(&path)
+        }
+    });
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if is_refusal(&e) => {
+            return Err(Error::io("opening the registry's users lock", &path, e));
+        }
+        Err(_) => return Ok(None),
     };
     match wait_for_lock(
         &file,
@@ -510,11 +535,7 @@ fn lock_as_user(db: &Path) -> Result<Option<File>> {
 /// close it.
 pub fn lock_for_swap(db: &Path, wait: Duration) -> Result<File> {
     let path = users_lock_path(db);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
+    let file = open_lock_file(&path)
         .map_err(|e| Error::io("opening the registry's users lock", &path, e))?;
     // An enormous wait is "wait for ever", not an overflow.
     match wait_for_lock(&file, Lock::Exclusive, Instant::now().checked_add(wait)) {
