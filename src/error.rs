@@ -200,7 +200,7 @@ impl Error {
         match self {
             Error::Usage { hint, .. } => hint.clone(),
             Error::Busy { .. } => {
-                Some("wait for the other `orchestrator` process to finish, then retry".into())
+                Some("wait for the process holding it to finish, then retry".into())
             }
             Error::RegistryUnusable { .. } => Some(
                 "run `orchestrator reindex` to rebuild it from the artifact files, which are untouched"

@@ -390,3 +390,53 @@ fn a_symlinked_registry_lock_file_is_refused_not_written() {
     assert_refused(&out, &migration, "a symbolic link");
     assert_eq!(std::fs::read(&important).unwrap(), b"years of notes");
 }
+
+#[test]
+fn a_busy_registry_exits_4_within_the_lock_timeout_and_leaves_no_run_directory() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let mut other = common::example_config();
+    other["project_id"] = "harbour".into();
+    let other = ws.write_config("other.json", &other);
+    // What `sqlite3 registry.db 'begin immediate;'` does, held by this
+    // process for the whole test.
+    let holder = ws.sqlite();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let config = ws.path().join("project.json");
+    let (config, other) = (config.to_str().unwrap(), other.to_str().unwrap());
+    let attempts: [&[&str]; 3] = [
+        &["--project", config, "--run-id", "take-2"],
+        &["--project", config, "--force"],
+        &["--project", other],
+    ];
+    for extra in attempts {
+        let mut args = vec!["run", "--lock-timeout", "2"];
+        args.extend_from_slice(extra);
+        let started = std::time::Instant::now();
+        let out = output_within(&ws, &args, 60);
+        let elapsed = started.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {err}");
+        // One wait of --lock-timeout, not one per statement (it took 40s).
+        assert!(elapsed.as_secs_f64() < 6.0, "{args:?} took {elapsed:?}");
+        let pid = std::process::id();
+        assert!(
+            err.contains(&format!(
+                "error: the registry `artifacts/registry.db` is busy: pid {pid} "
+            )) && err.contains("has held its write lock for over 2s"),
+            "{err}"
+        );
+        assert!(!err.contains("no rows"), "{err}");
+    }
+    assert!(!ws.run_dir("lighthouse", "take-2").exists());
+    assert!(!ws.artifacts().join("harbour").exists());
+    assert!(
+        ws.run_dir("lighthouse", run_id)
+            .join("Script.json")
+            .exists()
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    let rows = ws.runs_list(&[]);
+    assert_eq!((rows.len(), &rows[0]["attempts"]), (1, &Value::from(1)));
+}

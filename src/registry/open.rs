@@ -57,6 +57,13 @@ impl Registry {
     /// A registry that cannot be written (read-only file or location) is an
     /// I/O error naming the path, found before anything is written.
     pub fn open(path: &Path) -> Result<Registry> {
+        Registry::open_waiting(path, BUSY_TIMEOUT)
+    }
+
+    /// [`Registry::open`], waiting at most `wait` for any one lock another
+    /// process holds (the registry's write lock, its migration or users
+    /// lock) before giving up with exit 4: `run --lock-timeout`.
+    pub fn open_waiting(path: &Path, wait: Duration) -> Result<Registry> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io("creating the registry directory", dir, e))?;
@@ -65,15 +72,15 @@ impl Registry {
         Registry::check_writable(path)?;
         // Before connecting: a connection made during a reindex's swap
         // could reach the file being replaced.
-        let users = lock_as_user(path)?;
+        let users = lock_as_user(path, wait)?;
         if path.exists() {
-            let conn = connect(path, Access::ReadWrite).map_err(|e| unusable(path, e))?;
+            let conn = connect(path, Access::ReadWrite, wait).map_err(|e| unusable(path, e))?;
             if check_schema(&conn, path)? == Schema::Current {
-                return Registry::ready(conn, path, false, users);
+                return Registry::ready(conn, path, false, users, wait);
             }
         }
-        let conn = migrate_locked(path, Access::Create)?;
-        Registry::ready(conn, path, false, users)
+        let conn = migrate_locked(path, Access::Create, wait)?;
+        Registry::ready(conn, path, false, users, wait)
     }
 
     /// Whether an existing registry file can be opened for writing: SQLite
@@ -127,10 +134,11 @@ impl Registry {
                 "run `orchestrator run --project <config>` first, or pass `--db <file>`",
             ));
         }
-        let users = lock_as_user(path)?;
+        let wait = BUSY_TIMEOUT;
+        let users = lock_as_user(path, wait)?;
         let mut last_error = None;
         for access in [Access::ReadWrite, Access::ReadOnly, Access::Immutable] {
-            let opened = connect(path, access).and_then(|conn| {
+            let opened = connect(path, access, wait).and_then(|conn| {
                 let found = read_history(&conn)?;
                 Ok((conn, found))
             });
@@ -147,11 +155,11 @@ impl Registry {
             let read_only =
                 access != Access::ReadWrite || conn.is_readonly(MAIN_DB).unwrap_or(true);
             return match (judge(path, found)?, read_only) {
-                (Schema::Current, _) => Registry::ready(conn, path, read_only, users),
+                (Schema::Current, _) => Registry::ready(conn, path, read_only, users, wait),
                 (Schema::Behind, false) => {
                     drop(conn);
-                    let conn = migrate_locked(path, Access::ReadWrite)?;
-                    Registry::ready(conn, path, false, users)
+                    let conn = migrate_locked(path, Access::ReadWrite, wait)?;
+                    Registry::ready(conn, path, false, users, wait)
                 }
                 (Schema::Behind, true) => Err(Error::io(
                     "upgrading the schema of the registry",
@@ -180,6 +188,7 @@ impl Registry {
         path: &Path,
         read_only: bool,
         users: Option<File>,
+        busy_wait: Duration,
     ) -> Result<Registry> {
         if !read_only {
             // FULL sync because the registry is what resume trusts.
@@ -191,6 +200,7 @@ impl Registry {
             conn,
             path: path.to_path_buf(),
             read_only,
+            busy_wait,
             _users: users,
         })
     }
@@ -206,9 +216,9 @@ fn check_regular(path: &Path) -> Result<()> {
 
 /// Create and migrate the registry while holding the migration lock, and
 /// return the migrated connection.
-fn migrate_locked(path: &Path, access: Access) -> Result<Connection> {
-    let _lock = lock_for_migration(path)?;
-    let mut conn = connect(path, access).map_err(|e| unusable(path, e))?;
+fn migrate_locked(path: &Path, access: Access, wait: Duration) -> Result<Connection> {
+    let _lock = lock_for_migration(path, wait)?;
+    let mut conn = connect(path, access, wait).map_err(|e| unusable(path, e))?;
     // Read again: whoever held the lock before us may have done the work.
     let schema = check_schema(&conn, path)?;
     use_wal(&conn, path)?;
@@ -258,7 +268,7 @@ fn use_wal(conn: &Connection, path: &Path) -> Result<()> {
     })
 }
 
-fn connect(path: &Path, access: Access) -> rusqlite::Result<Connection> {
+fn connect(path: &Path, access: Access, wait: Duration) -> rusqlite::Result<Connection> {
     let base = OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = match access {
         Access::Create => Connection::open_with_flags(
@@ -284,9 +294,16 @@ fn connect(path: &Path, access: Access) -> rusqlite::Result<Connection> {
             )?
         }
     };
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(sqlite_wait(wait))?;
     conn.execute_batch("PRAGMA foreign_keys = ON;")?;
     Ok(conn)
+}
+
+/// `wait`, within what SQLite's busy handler takes (an `int` of
+/// milliseconds, about 24 days): `--lock-timeout 18446744073709551615`
+/// means "wait for ever", and 24 days is as good as that.
+pub(super) fn sqlite_wait(wait: Duration) -> Duration {
+    wait.min(Duration::from_millis(i32::MAX as u64))
 }
 
 /// `file:<path>?immutable=1`, with every byte outside the URI's plain set
@@ -452,23 +469,19 @@ pub fn migration_lock_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Take the migration lock, waiting up to [`BUSY_TIMEOUT`]: a process stuck
-/// while holding it gets exit 4, not a hang.
-fn lock_for_migration(db: &Path) -> Result<File> {
+/// Take the migration lock, waiting up to `wait`: a process stuck while
+/// holding it gets exit 4, not a hang.
+fn lock_for_migration(db: &Path, wait: Duration) -> Result<File> {
     let path = migration_lock_path(db);
     let file = open_lock_file(&path)
         .map_err(|e| Error::io("opening the registry's migration lock", &path, e))?;
-    match wait_for_lock(
-        &file,
-        Lock::Exclusive,
-        Instant::now().checked_add(BUSY_TIMEOUT),
-    ) {
+    match wait_for_lock(&file, Lock::Exclusive, Instant::now().checked_add(wait)) {
         Ok(true) => Ok(file),
         Ok(false) => Err(Error::Busy {
             what: "the registry".to_string(),
             message: format!(
                 "another process has been creating or migrating it for over {}s (it holds `{}`)",
-                BUSY_TIMEOUT.as_secs(),
+                wait.as_secs(),
                 path.display()
             ),
         }),
@@ -490,12 +503,12 @@ pub fn users_lock_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Take a shared lock on [`users_lock_path`], waiting up to
-/// [`BUSY_TIMEOUT`] while `reindex` swaps. `None` where the lock file can
+/// Take a shared lock on [`users_lock_path`], waiting up to `wait` while
+/// `reindex` swaps. `None` where the lock file can
 /// be neither created nor opened (a read-only location, where nothing can
 /// be swapped either; a full disk, where no reindex can build a registry
 /// to swap in). A symlink or special file there is refused (exit 5).
-fn lock_as_user(db: &Path) -> Result<Option<File>> {
+fn lock_as_user(db: &Path, wait: Duration) -> Result<Option<File>> {
     let path = users_lock_path(db);
     let opened = open_lock_file(&path).or_else(|e| {
         if is_refusal(&e) {
@@ -511,18 +524,14 @@ fn lock_as_user(db: &Path) -> Result<Option<File>> {
         }
         Err(_) => return Ok(None),
     };
-    match wait_for_lock(
-        &file,
-        Lock::Shared,
-        Instant::now().checked_add(BUSY_TIMEOUT),
-    ) {
+    match wait_for_lock(&file, Lock::Shared, Instant::now().checked_add(wait)) {
         Ok(true) => Ok(Some(file)),
         Ok(false) => Err(Error::Busy {
             what: "the registry".to_string(),
             message: format!(
                 "`orchestrator reindex` has been swapping in a rebuilt registry for over {}s \
                  (it holds `{}`)",
-                BUSY_TIMEOUT.as_secs(),
+                wait.as_secs(),
                 path.display()
             ),
         }),
@@ -604,11 +613,58 @@ pub fn runs_on_disk(artifacts_dir: &Path) -> usize {
         .count()
 }
 
+/// Who holds the registry's write lock, as the OS tells: `pid 1234
+/// (sqlite3)`. SQLite itself cannot say. In WAL mode a writer holds a POSIX
+/// write lock on byte 120 of `<db>-shm` (`WAL_WRITE_LOCK`), which Linux
+/// lists with the holder's pid in `/proc/locks`. Read by `stat` and that
+/// listing only: opening `-shm` and closing it again would drop this
+/// process's own POSIX locks on it. `None` where the OS does not say.
+pub(super) fn write_lock_holder(db: &Path) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        const WAL_WRITE_LOCK_BYTE: u64 = 120;
+        let mut shm = db.as_os_str().to_owned();
+        shm.push("-shm");
+        let meta = std::fs::metadata(PathBuf::from(shm)).ok()?;
+        let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+        let locks = std::fs::read_to_string("/proc/locks").ok()?;
+        let pid = locks.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // `1: POSIX ADVISORY WRITE <pid> <maj>:<min>:<ino> <start> <end>`;
+            // a waiter's line has `->` after the number and is skipped.
+            let [_, "POSIX", _, "WRITE", pid, id, start, end] = fields[..] else {
+                return None;
+            };
+            let mut id = id.split(':');
+            let same_file = u32::from_str_radix(id.next()?, 16).ok()? == major
+                && u32::from_str_radix(id.next()?, 16).ok()? == minor
+                && id.next()?.parse::<u64>().ok()? == meta.ino();
+            let start: u64 = start.parse().ok()?;
+            let covers = start <= WAL_WRITE_LOCK_BYTE
+                && (end == "EOF" || end.parse::<u64>().ok()? >= WAL_WRITE_LOCK_BYTE);
+            (same_file && covers)
+                .then(|| pid.parse::<u32>().ok())
+                .flatten()
+        })?;
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok();
+        Some(match name {
+            Some(name) => format!("pid {pid} ({})", name.trim()),
+            None => format!("pid {pid}"),
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = db;
+        None
+    }
+}
+
 /// Name what SQLite said about the file, keeping its error as the cause.
 pub(super) fn unusable(path: &Path, e: rusqlite::Error) -> Error {
     let message = match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            return super::busy_or_sql(e);
+            return super::busy_or_sql(e, path, BUSY_TIMEOUT);
         }
         Some(
             ErrorCode::CannotOpen
