@@ -602,7 +602,7 @@ impl RunContext<'_> {
                         None
                     }
                     // Disk failures are not the stage's fault: stop now.
-                    Err(e @ Error::Io { .. }) => return Err(e),
+                    Err(e @ (Error::Io { .. } | Error::DiskFull { .. })) => return Err(e),
                     Err(e) => {
                         execution.status = "failed".to_string();
                         execution.error = Some(error_chain(&e));

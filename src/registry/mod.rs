@@ -83,6 +83,11 @@ impl Registry {
         let out = f(&Tx {
             registry: self,
             tx: &tx,
+        })
+        .map_err(|e| match e {
+            // A statement hit the full disk: say so, naming the registry.
+            Error::Sql(e) => self.busy_or_sql(e),
+            e => e,
         })?;
         // Dropped without a commit (on error), the transaction rolls back.
         tx.commit().map_err(|e| self.busy_or_sql(e))?;
@@ -149,6 +154,9 @@ fn busy_or_sql(e: rusqlite::Error, path: &Path, waited: Duration) -> Error {
                     waited.as_secs()
                 ),
             }
+        }
+        Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => {
+            Error::io("writing the registry", path, open::sqlite_io_error(path, e))
         }
         _ => Error::Sql(e),
     }

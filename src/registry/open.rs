@@ -145,8 +145,10 @@ impl Registry {
             let (conn, found) = match opened {
                 Ok(ok) => ok,
                 // A read-only directory: the `-shm` file cannot be created.
-                // Try the next, less demanding way in.
-                Err(e) if cannot_open(&e) => {
+                // A full disk: it cannot be grown. Try the next, less
+                // demanding way in; the last needs no `-shm` at all, so the
+                // read commands work while the user frees space.
+                Err(e) if cannot_open(&e) || cannot_grow(&e) => {
                     last_error = Some(e);
                     continue;
                 }
@@ -326,6 +328,67 @@ fn cannot_open(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly)
     )
+}
+
+/// SQLite could not write a byte it needed: `SQLITE_FULL`, or an I/O
+/// error sizing or mapping `-shm` (on a full disk that is how ENOSPC
+/// arrives; SQLite keeps the errno to itself).
+fn cannot_grow(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    match e {
+        rusqlite::Error::SqliteFailure(err, _) => {
+            err.code == ErrorCode::DiskFull
+                || matches!(
+                    err.extended_code,
+                    ffi::SQLITE_IOERR_SHMSIZE
+                        | ffi::SQLITE_IOERR_SHMOPEN
+                        | ffi::SQLITE_IOERR_SHMMAP
+                        | ffi::SQLITE_IOERR_WRITE
+                        | ffi::SQLITE_IOERR_TRUNCATE
+                )
+        }
+        _ => false,
+    }
+}
+
+/// Whether the file system holding `path` has no space left for this
+/// user: how an I/O error from SQLite is told to be a full disk.
+pub(super) fn disk_is_full(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: `c` is a valid NUL-terminated path and `stats` a valid,
+        // writable statvfs that the call fills in.
+        let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut stats) } != 0 {
+            return false;
+        }
+        stats.f_bavail == 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+/// SQLite's error on the registry as an `io::Error`: of kind `StorageFull`
+/// when it is a full disk, so that [`Error::io`] says so plainly.
+pub(super) fn sqlite_io_error(path: &Path, e: rusqlite::Error) -> std::io::Error {
+    let full = e.sqlite_error_code() == Some(ErrorCode::DiskFull)
+        || (e.sqlite_error_code() == Some(ErrorCode::SystemIoFailure) && disk_is_full(path));
+    if full {
+        std::io::Error::new(std::io::ErrorKind::StorageFull, e)
+    } else {
+        std::io::Error::other(e)
+    }
 }
 
 /// One row of `refinery_schema_history`, read as text so that a row this
@@ -672,7 +735,7 @@ pub(super) fn unusable(path: &Path, e: rusqlite::Error) -> Error {
             | ErrorCode::PermissionDenied
             | ErrorCode::DiskFull
             | ErrorCode::SystemIoFailure,
-        ) => return Error::io("opening the registry", path, std::io::Error::other(e)),
+        ) => return Error::io("opening the registry", path, sqlite_io_error(path, e)),
         Some(ErrorCode::NotADatabase) => "it is not a SQLite database",
         Some(ErrorCode::DatabaseCorrupt) => "it is corrupt",
         _ => "SQLite cannot use it",
@@ -702,7 +765,15 @@ fn migration_error(path: &Path, e: refinery::Error) -> Error {
             | ErrorCode::PermissionDenied
             | ErrorCode::DiskFull
             | ErrorCode::SystemIoFailure,
-        ) => Error::io("migrating the registry", path, std::io::Error::other(e)),
+        ) => {
+            let full = code == Some(ErrorCode::DiskFull) || disk_is_full(path);
+            let kind = if full {
+                std::io::ErrorKind::StorageFull
+            } else {
+                std::io::ErrorKind::Other
+            };
+            Error::io("migrating the registry", path, std::io::Error::new(kind, e))
+        }
         _ => Error::RegistryUnusable {
             path: path.to_path_buf(),
             message: "migrating its schema failed".to_string(),
