@@ -152,6 +152,16 @@ pub enum Error {
     #[error("{what} is busy: {message}")]
     Busy { what: String, message: String },
 
+    /// An I/O failure because the disk (or the user's quota) is full: said
+    /// plainly, naming the path, so the user knows to free space.
+    #[error("the disk is full: {action} `{}` needs space", path.display())]
+    DiskFull {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("{action} `{}`", path.display())]
     Io {
         action: &'static str,
@@ -162,7 +172,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// An I/O failure at `path`; [`Error::DiskFull`] when the disk is full.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        if is_disk_full(&source) {
+            return Error::DiskFull {
+                action,
+                path: path.into(),
+                source,
+            };
+        }
         Error::Io {
             action,
             path: path.into(),
@@ -202,7 +220,7 @@ impl Error {
             | Error::RegistryMissing { .. } => exit::REGISTRY,
             Error::Sql(e) => sql_exit_code(e),
             Error::Busy { .. } => exit::BUSY,
-            Error::Io { .. } => exit::IO,
+            Error::Io { .. } | Error::DiskFull { .. } => exit::IO,
         }
     }
 
@@ -211,7 +229,7 @@ impl Error {
         match self {
             Error::Usage { hint, .. } => hint.clone(),
             Error::Busy { .. } => {
-                Some("wait for the other `orchestrator` process to finish, then retry".into())
+                Some("wait for the process holding it to finish, then retry".into())
             }
             Error::RegistryUnusable { .. } => Some(
                 "run `orchestrator reindex` to rebuild it from the artifact files, which are untouched"
@@ -229,6 +247,11 @@ impl Error {
             Error::StageFailed { source, .. } => source.hint(),
             Error::IncompleteRun { .. } => Some(
                 "finish it with `orchestrator run --project <its config>`, then package it".into(),
+            ),
+            Error::DiskFull { .. } => Some(
+                "free space on that disk, then retry; the read commands (`runs`, `verify`, \
+                 `lineage`, `export`, `diff`) and `gc` still work meanwhile"
+                    .into(),
             ),
             Error::ArtifactChanged { .. } => Some(
                 "`orchestrator verify` shows what changed; `orchestrator run` restores the artifact".into(),
@@ -316,4 +339,18 @@ fn sql_exit_code(e: &rusqlite::Error) -> u8 {
         Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::DiskFull) => exit::IO,
         _ => exit::REGISTRY,
     }
+}
+
+/// ENOSPC or EDQUOT, however it was wrapped (SQLite's "database or disk is
+/// full" arrives as an `io::Error` of kind `StorageFull` from the registry).
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    if e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded
+    {
+        return true;
+    }
+    #[cfg(unix)]
+    if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+        return true;
+    }
+    false
 }

@@ -23,11 +23,17 @@
 //! writer fail; between taking the run lock and the flag (before the run
 //! records anything) a reader may see the run as not live, which is harmless.
 //!
+//! Both files are opened only by [`crate::regular_file::open_lock_file`]:
+//! never through a symlink, never a FIFO or other special file (refused
+//! with exit 5), and the `.locks` directory itself must be a real directory
+//! for a writer. The holder record is written only into a lock file with
+//! no other hard link, so no other name's bytes ever change.
+//!
 //! Locks are `flock`s: the OS drops them when the holder exits, however it
 //! exits, which is how a crashed run's `running` row reads as `interrupted`.
 //! The pid and time in the lock file are only ever shown, never trusted.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -35,6 +41,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::regular_file::{is_sole_link, open_lock_file, open_nofollow};
 
 /// How often a waiter retries the run lock.
 const POLL: Duration = Duration::from_millis(50);
@@ -53,13 +60,17 @@ pub struct RunLock {
     // whoever takes the run lock next does not wait on the flag.
     _live: File,
     lock: File,
+    /// Whether the holder record was written (see [`write_holder`]).
+    recorded: bool,
 }
 
 impl Drop for RunLock {
     fn drop(&mut self) {
         // A waiter must not show a pid that no longer holds anything. A
         // killed holder cannot do this; its successor overwrites the file.
-        let _ = self.lock.set_len(0);
+        if self.recorded {
+            let _ = self.lock.set_len(0);
+        }
     }
 }
 
@@ -126,8 +137,9 @@ pub fn acquire(
 ) -> Result<RunLock> {
     let dir = locks_dir(artifacts_dir);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating the lock directory", &dir, e))?;
+    refuse_symlinked_dir(&dir)?;
     let path = lock_path(artifacts_dir, project_id, run_id);
-    let lock = open_rw(&path).map_err(|e| Error::io("opening the run lock", &path, e))?;
+    let lock = open_lock_file(&path).map_err(|e| Error::io("opening the run lock", &path, e))?;
     let run = format!("{project_id}/{run_id}");
     let started = Instant::now();
     // A wait too long to represent is simply no deadline.
@@ -168,28 +180,48 @@ pub fn acquire(
             Err(TryLockError::Error(e)) => return Err(Error::io("locking", &path, e)),
         }
     }
-    // The record is only ever shown: on a full disk (where gc must still
-    // run, to free space) it stays unwritten and a waiter names no pid.
-    match write_holder(&lock, since) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {}
-        written => written.map_err(|e| Error::io("writing the run lock", &path, e))?,
+    // A lock file with another name (a hard link, innocent in a `cp -al`
+    // snapshot, or not) is locked but never written: writing would change
+    // the other name's bytes. Waiters then name "another process". The
+    // record is only ever shown: on a full disk (where gc must still run,
+    // to free space) it stays unwritten too.
+    let recorded = is_sole_link(&lock);
+    if recorded {
+        match write_holder(&lock, since) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {}
+            written => written.map_err(|e| Error::io("writing the run lock", &path, e))?,
+        }
     }
 
     let live_file = live_path(artifacts_dir, project_id, run_id);
-    let live = open_rw(&live_file).map_err(|e| Error::io("opening the run lock", &live_file, e))?;
+    let live = open_lock_file(&live_file)
+        .map_err(|e| Error::io("opening the run's liveness flag", &live_file, e))?;
     // Blocking is right here: only readers' momentary probes contend for it.
     live.lock()
         .map_err(|e| Error::io("locking", &live_file, e))?;
-    Ok(RunLock { _live: live, lock })
+    Ok(RunLock {
+        _live: live,
+        lock,
+        recorded,
+    })
 }
 
-fn open_rw(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)
+/// A `.locks` that is a symlink would have lock files made, and holder
+/// records written, wherever it points: refused, naming it.
+fn refuse_symlinked_dir(dir: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| Error::io("inspecting the lock directory", dir, e))?;
+    if meta.is_dir() {
+        return Ok(());
+    }
+    Err(Error::io(
+        "refusing the lock directory",
+        dir,
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a symbolic link or other non-directory; lock files are never written through one",
+        ),
+    ))
 }
 
 fn write_holder(mut file: &File, since: &str) -> std::io::Result<()> {
@@ -207,7 +239,7 @@ fn write_holder(mut file: &File, since: &str) -> std::io::Result<()> {
 /// a holder with no pid.
 fn read_holder(path: &Path, run: &str) -> Holder {
     let mut bytes = Vec::new();
-    let record = File::open(path)
+    let record = open_nofollow(path)
         .and_then(|f| f.take(HOLDER_MAX_BYTES).read_to_end(&mut bytes))
         .ok()
         .and_then(|_| serde_json::from_slice::<HolderRecord>(&bytes).ok());
@@ -220,10 +252,12 @@ fn read_holder(path: &Path, run: &str) -> Holder {
 
 /// Whether a live process holds the run right now. Probes only the
 /// liveness flag, read-only and without waiting, so it can neither block
-/// nor refuse a `run`. A missing flag means nobody holds the run.
+/// nor refuse a `run`. A missing flag means nobody holds the run, and so
+/// does one that is not a regular file (a FIFO must not hang a reader; no
+/// `run` can hold such a flag, it refuses to open one).
 pub fn is_held(artifacts_dir: &Path, project_id: &str, run_id: &str) -> bool {
     let path = live_path(artifacts_dir, project_id, run_id);
-    let Ok(file) = File::open(&path) else {
+    let Ok(file) = open_nofollow(&path) else {
         return false;
     };
     match file.try_lock_shared() {

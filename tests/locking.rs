@@ -184,3 +184,259 @@ fn a_killed_run_reads_interrupted_and_running_again_while_its_locks_are_held() {
     drop(held);
     assert_eq!(status(), "interrupted");
 }
+
+/// Run `orchestrator <args>` in `ws`, failing the test (not hanging it) if
+/// it has not finished within `secs`.
+fn output_within(ws: &Workspace, args: &[&str], secs: u64) -> std::process::Output {
+    let mut child = ws.spawn(args);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("`orchestrator {}` hung for over {secs}s", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a node.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+}
+
+/// `artifacts/.locks/lighthouse.<run>.<ext>`.
+fn lock_file(ws: &Workspace, run_id: &str, ext: &str) -> std::path::PathBuf {
+    ws.artifacts()
+        .join(".locks")
+        .join(format!("lighthouse.{run_id}.{ext}"))
+}
+
+/// Assert exit 5 with an `error:` naming `path` (as given, or relative to
+/// the workspace, the working directory) and saying what it is.
+fn assert_refused(out: &std::process::Output, path: &std::path::Path, what: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    let named = |p: &std::path::Path| err.contains(&format!("`{}`", p.display()));
+    let relative = path
+        .components()
+        .skip_while(|c| c.as_os_str() != "artifacts")
+        .collect::<std::path::PathBuf>();
+    assert!(
+        err.starts_with("error: ") && (named(path) || named(&relative)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{what}, not a regular file")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_symlinked_run_lock_is_refused_not_truncated() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let important = ws.path().join("important.txt");
+    std::fs::write(&important, b"years of notes").unwrap();
+    let lock = lock_file(&ws, run_id, "lock");
+    std::fs::remove_file(&lock).unwrap();
+    std::os::unix::fs::symlink(&important, &lock).unwrap();
+    let config = ws.path().join("project.json");
+    let commands: [&[&str]; 3] = [
+        &["run", "--force", "--project", config.to_str().unwrap()],
+        &["package", run_id],
+        &["gc", "--run", run_id, "--yes"],
+    ];
+    for args in commands {
+        let out = output_within(&ws, args, 30);
+        assert_refused(&out, &lock, "a symbolic link");
+        assert_eq!(std::fs::read(&important).unwrap(), b"years of notes");
+    }
+    // Nothing was run, packaged or collected.
+    let rows = ws.runs_list(&[]);
+    assert_eq!((rows.len(), &rows[0]["attempts"]), (1, &Value::from(1)));
+    assert!(
+        !ws.run_dir("lighthouse", run_id)
+            .join("RenderPackage.json")
+            .exists()
+    );
+
+    // The liveness flag is held to the same terms.
+    std::fs::remove_file(&lock).unwrap();
+    let live = lock_file(&ws, run_id, "live");
+    std::fs::remove_file(&live).unwrap();
+    std::os::unix::fs::symlink(&important, &live).unwrap();
+    let out = output_within(&ws, commands[0], 30);
+    assert_refused(&out, &live, "a symbolic link");
+    assert_eq!(std::fs::read(&important).unwrap(), b"years of notes");
+}
+
+#[test]
+fn a_fifo_liveness_flag_hangs_no_command() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let live = lock_file(&ws, run_id, "live");
+    std::fs::remove_file(&live).unwrap();
+    mkfifo(&live);
+    let readers: [&[&str]; 6] = [
+        &["runs", "list"],
+        &["runs", "show", run_id],
+        &["verify"],
+        &["lineage", "RenderOutput"],
+        &["gc", "--keep-last", "1"],
+        &["export", "--format", "prov", run_id],
+    ];
+    for args in readers {
+        let out = output_within(&ws, args, 30);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A writer cannot hold such a flag: refused, not hung.
+    let config = ws.path().join("project.json");
+    let run = ["run", "--force", "--project", config.to_str().unwrap()];
+    assert_refused(&output_within(&ws, &run, 30), &live, "a FIFO");
+
+    // Nor a FIFO for the run lock itself. `reindex`, which locks every run,
+    // passes it by: no run can hold it.
+    std::fs::remove_file(&live).unwrap();
+    let lock = lock_file(&ws, run_id, "lock");
+    std::fs::remove_file(&lock).unwrap();
+    mkfifo(&lock);
+    assert_refused(&output_within(&ws, &run, 30), &lock, "a FIFO");
+    assert_eq!(output_within(&ws, &["reindex"], 30).status.code(), Some(0));
+}
+
+#[test]
+fn a_fifo_given_as_the_registry_is_refused_without_hanging() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    let fifo = ws.path().join("registry.fifo");
+    mkfifo(&fifo);
+    let db = fifo.to_str().unwrap();
+    let config = config.to_str().unwrap();
+    for args in [
+        &["--db", db, "run", "--project", config][..],
+        &["--db", db, "runs", "list"],
+        &["--db", db, "verify"],
+    ] {
+        assert_refused(&output_within(&ws, args, 30), &fifo, "a FIFO");
+    }
+    // Refused before a run lock or a run directory was made.
+    assert!(!ws.artifacts().join("lighthouse").exists());
+}
+
+#[test]
+fn a_symlinked_locks_directory_is_never_written_through() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    let elsewhere = ws.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::create_dir_all(ws.artifacts()).unwrap();
+    let locks = ws.artifacts().join(".locks");
+    std::os::unix::fs::symlink(&elsewhere, &locks).unwrap();
+    let out = output_within(&ws, &["run", "--project", config.to_str().unwrap()], 30);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("`artifacts/.locks`"), "{err}");
+    assert!(common::dir_names(&elsewhere).is_empty());
+}
+
+#[test]
+fn a_hard_linked_run_lock_is_locked_but_its_bytes_never_change() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let important = ws.path().join("important.txt");
+    std::fs::write(&important, b"years of notes").unwrap();
+    let lock = lock_file(&ws, run_id, "lock");
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::hard_link(&important, &lock).unwrap();
+    let out = ws.run_output(&ws.path().join("project.json"), &["--force"]);
+    assert_eq!(statuses(&summary_of(&out)), vec!["executed"; 5]);
+    assert_eq!(std::fs::read(&important).unwrap(), b"years of notes");
+}
+
+#[test]
+fn a_symlinked_registry_lock_file_is_refused_not_written() {
+    let (ws, _) = example_run();
+    let important = ws.path().join("important.txt");
+    std::fs::write(&important, b"years of notes").unwrap();
+    let users = ws.artifacts().join("registry.db.users");
+    std::fs::remove_file(&users).unwrap();
+    std::os::unix::fs::symlink(&important, &users).unwrap();
+    let config = ws.path().join("project.json");
+    for args in [
+        &["run", "--force", "--project", config.to_str().unwrap()][..],
+        &["runs", "list"],
+        &["reindex"],
+    ] {
+        assert_refused(&output_within(&ws, args, 30), &users, "a symbolic link");
+    }
+    assert_eq!(std::fs::read(&important).unwrap(), b"years of notes");
+
+    // The migration lock, taken when a registry is created.
+    std::fs::remove_file(&users).unwrap();
+    let fresh = Workspace::new();
+    let config = fresh.example();
+    std::fs::create_dir_all(fresh.artifacts()).unwrap();
+    let migration = fresh.artifacts().join("registry.db.lock");
+    std::os::unix::fs::symlink(&important, &migration).unwrap();
+    let out = output_within(&fresh, &["run", "--project", config.to_str().unwrap()], 30);
+    assert_refused(&out, &migration, "a symbolic link");
+    assert_eq!(std::fs::read(&important).unwrap(), b"years of notes");
+}
+
+#[test]
+fn a_busy_registry_exits_4_within_the_lock_timeout_and_leaves_no_run_directory() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let mut other = common::example_config();
+    other["project_id"] = "harbour".into();
+    let other = ws.write_config("other.json", &other);
+    // What `sqlite3 registry.db 'begin immediate;'` does, held by this
+    // process for the whole test.
+    let holder = ws.sqlite();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let config = ws.path().join("project.json");
+    let (config, other) = (config.to_str().unwrap(), other.to_str().unwrap());
+    let attempts: [&[&str]; 3] = [
+        &["--project", config, "--run-id", "take-2"],
+        &["--project", config, "--force"],
+        &["--project", other],
+    ];
+    for extra in attempts {
+        let mut args = vec!["run", "--lock-timeout", "2"];
+        args.extend_from_slice(extra);
+        let started = std::time::Instant::now();
+        let out = output_within(&ws, &args, 60);
+        let elapsed = started.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {err}");
+        // One wait of --lock-timeout, not one per statement (it took 40s).
+        assert!(elapsed.as_secs_f64() < 6.0, "{args:?} took {elapsed:?}");
+        let pid = std::process::id();
+        assert!(
+            err.contains(&format!(
+                "error: the registry `artifacts/registry.db` is busy: pid {pid} "
+            )) && err.contains("has held its write lock for over 2s"),
+            "{err}"
+        );
+        assert!(!err.contains("no rows"), "{err}");
+    }
+    assert!(!ws.run_dir("lighthouse", "take-2").exists());
+    assert!(!ws.artifacts().join("harbour").exists());
+    assert!(
+        ws.run_dir("lighthouse", run_id)
+            .join("Script.json")
+            .exists()
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    let rows = ws.runs_list(&[]);
+    assert_eq!((rows.len(), &rows[0]["attempts"]), (1, &Value::from(1)));
+}

@@ -65,7 +65,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Seconds to wait for another process running the same run.
+    /// Seconds to wait for another process running the same run, or
+    /// holding the registry's write lock.
     #[arg(long, value_name = "SECS", default_value_t = BUSY_TIMEOUT.as_secs())]
     pub lock_timeout: u64,
 
@@ -145,7 +146,9 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
     // the lock is released (declared after it, so dropped before it).
     Registry::check_writable(&db)?;
     let locked = lock_run(&opts, &SystemClock)?;
-    let mut registry = Registry::open(&db)?;
+    // `--lock-timeout` bounds every wait: for the run, and for the
+    // registry's write lock held by another process.
+    let mut registry = Registry::open_waiting(&db, Duration::from_secs(args.lock_timeout))?;
     let run_id = locked.run_id();
     let run_dir = global
         .artifacts_dir

@@ -1,7 +1,9 @@
 //! The run directory before a run writes into it: no symlinks on the way,
-//! no temp files left by a writer that died.
+//! no temp files left by a writer that died, and none left behind by a run
+//! that never got to record itself.
 
-use std::path::Path;
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -29,3 +31,42 @@ pub(crate) fn refuse_symlinked_dirs(artifacts_dir: &Path, parts: &[&str]) -> Res
 /// One rule for which temp files are stale, shared with `package` and
 /// `verify`: see its docs.
 pub(crate) use crate::artifact::remove_stale_temp_files;
+
+/// The project and run directories a run made, removed again (if still
+/// empty) when it is dropped before the run's first registry write
+/// succeeded: a run that could not record itself (a busy registry, a full
+/// disk) leaves no unregistered directory behind.
+pub(crate) struct MadeDirs {
+    /// Directories this invocation created, innermost first.
+    made: Vec<PathBuf>,
+    /// Set once a registry write of the run committed.
+    pub(crate) recorded: Cell<bool>,
+}
+
+/// `create_dir_all` of `<artifacts>/<project>/<run>`, remembering which
+/// of the two it made.
+pub(crate) fn make_run_dir(artifacts_dir: &Path, project: &str, run: &str) -> Result<MadeDirs> {
+    let project_dir = artifacts_dir.join(project);
+    let run_dir = project_dir.join(run);
+    let made = [run_dir.clone(), project_dir]
+        .into_iter()
+        .filter(|d| std::fs::symlink_metadata(d).is_err())
+        .collect();
+    std::fs::create_dir_all(&run_dir)
+        .map_err(|e| Error::io("creating the run directory", &run_dir, e))?;
+    Ok(MadeDirs {
+        made,
+        recorded: Cell::new(false),
+    })
+}
+
+impl Drop for MadeDirs {
+    fn drop(&mut self) {
+        if !self.recorded.get() {
+            // `remove_dir` removes only an empty directory: never a file.
+            for dir in &self.made {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}

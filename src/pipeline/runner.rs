@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use super::commit::{Begin, Fixed, Unwritten, commit};
 use super::decide::{self, Decision};
 use super::execute::{self, Current, Written};
-use super::rundir::{refuse_symlinked_dirs, remove_stale_temp_files};
+use super::rundir::{make_run_dir, refuse_symlinked_dirs, remove_stale_temp_files};
 use super::stage::{Parsed, Stage};
 use super::summary::{Durability, RunReport, StageReport, SummaryTarget};
 use super::take::refuse_reused_run_id;
@@ -157,8 +157,7 @@ pub fn run_pipeline(
         &run_id,
         &opts.config.config_hash,
     )?;
-    std::fs::create_dir_all(&run_dir)
-        .map_err(|e| Error::io("creating the run directory", &run_dir, e))?;
+    let made_dirs = make_run_dir(&opts.artifacts_dir, &cfg.project_id, &run_id)?;
     refuse_symlinked_dirs(&opts.artifacts_dir, &[&cfg.project_id, &run_id])?;
     // Under the lock, whatever a previous process left in flight is dead:
     // its temp files go now, its `running` rows are marked as the run
@@ -211,6 +210,7 @@ pub fn run_pipeline(
         summary_written: false,
         validators_prepared: false,
         names_durable: Cell::new(false),
+        recorded: &made_dirs.recorded,
     };
 
     let mut failure: Option<Error> = None;
@@ -232,6 +232,12 @@ pub fn run_pipeline(
         on_stage(&report);
         failure = error;
         ctx.release_inputs(stage.number());
+    }
+    // The registry stayed locked past `--lock-timeout`: every further
+    // write would wait as long again, and the run row (if any) reads as
+    // interrupted once this process is gone. The busy error is the answer.
+    if let Some(e @ Error::Busy { .. }) = failure {
+        return Err(e);
     }
 
     let finished_at = rfc3339(clock.now());
@@ -274,7 +280,12 @@ pub fn run_pipeline(
                 Ok(report) => report,
                 Err(_) => {
                     let _ = ctx.finish_without_summary(&finish);
-                    ctx.summary.report(ctx.registry)?
+                    // Without a report, the stage's error still is what
+                    // the user must see, not this later one.
+                    match ctx.summary.report(ctx.registry) {
+                        Ok(report) => report,
+                        Err(_) => return Err(e),
+                    }
                 }
             };
             Ok(RunOutcome {
@@ -335,6 +346,8 @@ struct RunContext<'a> {
     /// [`execute::Run::names_durable`]): false until a directory sync in
     /// this invocation, and again after each rename not yet synced.
     names_durable: Cell<bool>,
+    /// Set once a commit succeeded: the run directory is the run's now.
+    recorded: &'a Cell<bool>,
 }
 
 impl RunContext<'_> {
@@ -357,9 +370,11 @@ impl RunContext<'_> {
             origin: &self.origin,
             summary: &self.summary,
         };
-        commit(self.registry, &mut self.unwritten, &fixed, |tx| {
+        let out = commit(self.registry, &mut self.unwritten, &fixed, |tx| {
             f(tx, fixed.summary)
-        })
+        })?;
+        self.recorded.set(true);
+        Ok(out)
     }
 
     /// Record a `running` row for a stage about to compute; it becomes the
@@ -596,7 +611,7 @@ impl RunContext<'_> {
                         None
                     }
                     // Disk failures are not the stage's fault: stop now.
-                    Err(e @ Error::Io { .. }) => return Err(e),
+                    Err(e @ (Error::Io { .. } | Error::DiskFull { .. })) => return Err(e),
                     Err(e) => {
                         execution.status = "failed".to_string();
                         execution.error = Some(error_chain(&e));
@@ -646,6 +661,10 @@ impl RunContext<'_> {
             Some(Ok(p)) => p.execution.execution_id,
             _ => None,
         };
+        // A busy registry would only keep this process waiting again.
+        if matches!(error, Error::Busy { .. }) {
+            return StageReport::from_execution(stage, &execution);
+        }
         let _ = self.commit(|tx| {
             tx.record_execution(&execution)?;
             never_started.map_or(Ok(()), |id| tx.withdraw_execution(id))

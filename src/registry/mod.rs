@@ -48,6 +48,8 @@ pub struct Registry {
     /// Opened without write access (a read-only file or directory): reads
     /// work, writes are not attempted.
     read_only: bool,
+    /// How long a statement waits for another connection's write lock.
+    busy_wait: Duration,
     /// The shared lock on `<db>.users` ([`users_lock_path`]), released
     /// only after `conn` has closed: fields drop in order, and closing is
     /// when SQLite removes `-wal` and `-shm`.
@@ -80,13 +82,18 @@ impl Registry {
         // stays readable inside; `&mut self` still guarantees no other
         // transaction is open on it.
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
-            .map_err(busy_or_sql)?;
+            .map_err(|e| self.busy_or_sql(e))?;
         let out = f(&Tx {
             registry: self,
             tx: &tx,
+        })
+        .map_err(|e| match e {
+            // A statement hit the full disk: say so, naming the registry.
+            Error::Sql(e) => self.busy_or_sql(e),
+            e => e,
         })?;
         // Dropped without a commit (on error), the transaction rolls back.
-        tx.commit().map_err(busy_or_sql)?;
+        tx.commit().map_err(|e| self.busy_or_sql(e))?;
         Ok(out)
     }
 
@@ -95,13 +102,18 @@ impl Registry {
         &mut self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
+        let (path, wait) = (self.path.clone(), self.busy_wait);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(busy_or_sql)?;
+            .map_err(|e| busy_or_sql(e, &path, wait))?;
         let out = f(&tx)?;
-        tx.commit().map_err(busy_or_sql)?;
+        tx.commit().map_err(|e| busy_or_sql(e, &path, wait))?;
         Ok(out)
+    }
+
+    fn busy_or_sql(&self, e: rusqlite::Error) -> Error {
+        busy_or_sql(e, &self.path, self.busy_wait)
     }
 }
 
@@ -127,16 +139,28 @@ impl std::ops::Deref for Tx<'_> {
     }
 }
 
-/// Name lock contention for what it is, so the user gets exit 4 and a hint.
-fn busy_or_sql(e: rusqlite::Error) -> Error {
+/// Name lock contention for what it is, so the user gets exit 4 and a hint,
+/// and who holds the lock when the OS can tell (see
+/// [`open::write_lock_holder`]).
+fn busy_or_sql(e: rusqlite::Error, path: &Path, waited: Duration) -> Error {
     match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy {
-            what: "the registry".to_string(),
-            message: format!(
-                "another process held its write lock for over {}s",
-                BUSY_TIMEOUT.as_secs()
-            ),
-        },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            let holder = open::write_lock_holder(path).unwrap_or_else(|| {
+                "another connection (an `orchestrator` process, or a `sqlite3` shell \
+                 with a transaction open)"
+                    .to_string()
+            });
+            Error::Busy {
+                what: format!("the registry `{}`", path.display()),
+                message: format!(
+                    "{holder} has held its write lock for over {}s",
+                    waited.as_secs()
+                ),
+            }
+        }
+        Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => {
+            Error::io("writing the registry", path, open::sqlite_io_error(path, e))
+        }
         _ => Error::Sql(e),
     }
 }

@@ -23,6 +23,7 @@ use rusqlite::{Connection, ErrorCode, MAIN_DB, OpenFlags, OptionalExtension};
 use super::{BUSY_TIMEOUT, Registry, migrations};
 use crate::artifact::RUN_SUMMARY_FILE;
 use crate::error::{Error, Incompatibility, Result};
+use crate::regular_file::{check_regular_if_present, is_refusal, open_lock_file, open_nofollow};
 
 /// How far the file's schema is from this build's migrations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,22 +57,30 @@ impl Registry {
     /// A registry that cannot be written (read-only file or location) is an
     /// I/O error naming the path, found before anything is written.
     pub fn open(path: &Path) -> Result<Registry> {
+        Registry::open_waiting(path, BUSY_TIMEOUT)
+    }
+
+    /// [`Registry::open`], waiting at most `wait` for any one lock another
+    /// process holds (the registry's write lock, its migration or users
+    /// lock) before giving up with exit 4: `run --lock-timeout`.
+    pub fn open_waiting(path: &Path, wait: Duration) -> Result<Registry> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io("creating the registry directory", dir, e))?;
         }
+        check_regular(path)?;
         Registry::check_writable(path)?;
         // Before connecting: a connection made during a reindex's swap
         // could reach the file being replaced.
-        let users = lock_as_user(path)?;
+        let users = lock_as_user(path, wait)?;
         if path.exists() {
-            let conn = connect(path, Access::ReadWrite).map_err(|e| unusable(path, e))?;
+            let conn = connect(path, Access::ReadWrite, wait).map_err(|e| unusable(path, e))?;
             if check_schema(&conn, path)? == Schema::Current {
-                return Registry::ready(conn, path, false, users);
+                return Registry::ready(conn, path, false, users, wait);
             }
         }
-        let conn = migrate_locked(path, Access::Create)?;
-        Registry::ready(conn, path, false, users)
+        let conn = migrate_locked(path, Access::Create, wait)?;
+        Registry::ready(conn, path, false, users, wait)
     }
 
     /// Whether an existing registry file can be opened for writing: SQLite
@@ -79,10 +88,22 @@ impl Registry {
     /// at the first write; this asks the OS, which says why. A missing file
     /// passes (it will be created). `run` asks before taking its run lock,
     /// so a read-only registry is named as the problem.
+    ///
+    /// Something other than a regular file at `path` (a FIFO, a directory,
+    /// a device) is refused with exit 5 before anything opens it: opening a
+    /// FIFO would wait for ever.
     pub fn check_writable(path: &Path) -> Result<()> {
+        check_regular(path)?;
         if path.exists() {
-            OpenOptions::new()
-                .write(true)
+            let mut options = OpenOptions::new();
+            options.write(true);
+            #[cfg(unix)]
+            {
+                // Never wait on whatever is swapped in after the check.
+                use std::os::unix::fs::OpenOptionsExt;
+                options.custom_flags(libc::O_NONBLOCK);
+            }
+            options
                 .open(path)
                 .map_err(|e| Error::io("opening the registry for writing", path, e))?;
         }
@@ -98,6 +119,7 @@ impl Registry {
     /// that a registry should have indexed: then it is
     /// [`Error::RegistryMissing`], pointing at `reindex`.
     pub fn open_existing(path: &Path, artifacts_dir: &Path) -> Result<Registry> {
+        check_regular(path)?;
         if !path.exists() {
             let runs = runs_on_disk(artifacts_dir);
             if runs > 0 {
@@ -112,18 +134,21 @@ impl Registry {
                 "run `orchestrator run --project <config>` first, or pass `--db <file>`",
             ));
         }
-        let users = lock_as_user(path)?;
+        let wait = BUSY_TIMEOUT;
+        let users = lock_as_user(path, wait)?;
         let mut last_error = None;
         for access in [Access::ReadWrite, Access::ReadOnly, Access::Immutable] {
-            let opened = connect(path, access).and_then(|conn| {
+            let opened = connect(path, access, wait).and_then(|conn| {
                 let found = read_history(&conn)?;
                 Ok((conn, found))
             });
             let (conn, found) = match opened {
                 Ok(ok) => ok,
                 // A read-only directory: the `-shm` file cannot be created.
-                // Try the next, less demanding way in.
-                Err(e) if cannot_open(&e) => {
+                // A full disk: it cannot be grown. Try the next, less
+                // demanding way in; the last needs no `-shm` at all, so the
+                // read commands work while the user frees space.
+                Err(e) if cannot_open(&e) || cannot_grow(&e) => {
                     last_error = Some(e);
                     continue;
                 }
@@ -132,11 +157,11 @@ impl Registry {
             let read_only =
                 access != Access::ReadWrite || conn.is_readonly(MAIN_DB).unwrap_or(true);
             return match (judge(path, found)?, read_only) {
-                (Schema::Current, _) => Registry::ready(conn, path, read_only, users),
+                (Schema::Current, _) => Registry::ready(conn, path, read_only, users, wait),
                 (Schema::Behind, false) => {
                     drop(conn);
-                    let conn = migrate_locked(path, Access::ReadWrite)?;
-                    Registry::ready(conn, path, false, users)
+                    let conn = migrate_locked(path, Access::ReadWrite, wait)?;
+                    Registry::ready(conn, path, false, users, wait)
                 }
                 (Schema::Behind, true) => Err(Error::io(
                     "upgrading the schema of the registry",
@@ -171,8 +196,8 @@ impl Registry {
             Err(e @ Error::Io { .. }) => e,
             other => return other,
         };
-        let users = lock_as_user(path)?;
-        let opened = connect(path, Access::ReadWrite).and_then(|conn| {
+        let users = lock_as_user(path, BUSY_TIMEOUT)?;
+        let opened = connect(path, Access::ReadWrite, BUSY_TIMEOUT).and_then(|conn| {
             conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE;")?;
             let found = read_history(&conn)?;
             Ok((conn, found))
@@ -181,7 +206,7 @@ impl Registry {
             return Err(first);
         };
         match judge(path, found) {
-            Ok(Schema::Current) => Registry::ready(conn, path, false, users),
+            Ok(Schema::Current) => Registry::ready(conn, path, false, users, BUSY_TIMEOUT),
             _ => Err(first),
         }
     }
@@ -193,6 +218,7 @@ impl Registry {
         path: &Path,
         read_only: bool,
         users: Option<File>,
+        busy_wait: Duration,
     ) -> Result<Registry> {
         if !read_only {
             // FULL sync because the registry is what resume trusts.
@@ -204,16 +230,25 @@ impl Registry {
             conn,
             path: path.to_path_buf(),
             read_only,
+            busy_wait,
             _users: users,
         })
     }
 }
 
+/// The registry path, once symlinks are followed (a user may keep the
+/// registry elsewhere and link it), must be a regular file or absent:
+/// SQLite would block for ever on a FIFO. Exit 5 naming the path, like
+/// every special file where the tool expects one of its files.
+fn check_regular(path: &Path) -> Result<()> {
+    check_regular_if_present(path).map_err(|e| Error::io("opening the registry", path, e))
+}
+
 /// Create and migrate the registry while holding the migration lock, and
 /// return the migrated connection.
-fn migrate_locked(path: &Path, access: Access) -> Result<Connection> {
-    let _lock = lock_for_migration(path)?;
-    let mut conn = connect(path, access).map_err(|e| unusable(path, e))?;
+fn migrate_locked(path: &Path, access: Access, wait: Duration) -> Result<Connection> {
+    let _lock = lock_for_migration(path, wait)?;
+    let mut conn = connect(path, access, wait).map_err(|e| unusable(path, e))?;
     // Read again: whoever held the lock before us may have done the work.
     let schema = check_schema(&conn, path)?;
     use_wal(&conn, path)?;
@@ -263,7 +298,7 @@ fn use_wal(conn: &Connection, path: &Path) -> Result<()> {
     })
 }
 
-fn connect(path: &Path, access: Access) -> rusqlite::Result<Connection> {
+fn connect(path: &Path, access: Access, wait: Duration) -> rusqlite::Result<Connection> {
     let base = OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = match access {
         Access::Create => Connection::open_with_flags(
@@ -289,9 +324,16 @@ fn connect(path: &Path, access: Access) -> rusqlite::Result<Connection> {
             )?
         }
     };
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(sqlite_wait(wait))?;
     conn.execute_batch("PRAGMA foreign_keys = ON;")?;
     Ok(conn)
+}
+
+/// `wait`, within what SQLite's busy handler takes (an `int` of
+/// milliseconds, about 24 days): `--lock-timeout 18446744073709551615`
+/// means "wait for ever", and 24 days is as good as that.
+pub(super) fn sqlite_wait(wait: Duration) -> Duration {
+    wait.min(Duration::from_millis(i32::MAX as u64))
 }
 
 /// `file:<path>?immutable=1`, with every byte outside the URI's plain set
@@ -314,6 +356,67 @@ fn cannot_open(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly)
     )
+}
+
+/// SQLite could not write a byte it needed: `SQLITE_FULL`, or an I/O
+/// error sizing or mapping `-shm` (on a full disk that is how ENOSPC
+/// arrives; SQLite keeps the errno to itself).
+fn cannot_grow(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    match e {
+        rusqlite::Error::SqliteFailure(err, _) => {
+            err.code == ErrorCode::DiskFull
+                || matches!(
+                    err.extended_code,
+                    ffi::SQLITE_IOERR_SHMSIZE
+                        | ffi::SQLITE_IOERR_SHMOPEN
+                        | ffi::SQLITE_IOERR_SHMMAP
+                        | ffi::SQLITE_IOERR_WRITE
+                        | ffi::SQLITE_IOERR_TRUNCATE
+                )
+        }
+        _ => false,
+    }
+}
+
+/// Whether the file system holding `path` has no space left for this
+/// user: how an I/O error from SQLite is told to be a full disk.
+pub(super) fn disk_is_full(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: `c` is a valid NUL-terminated path and `stats` a valid,
+        // writable statvfs that the call fills in.
+        let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut stats) } != 0 {
+            return false;
+        }
+        stats.f_bavail == 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+/// SQLite's error on the registry as an `io::Error`: of kind `StorageFull`
+/// when it is a full disk, so that [`Error::io`] says so plainly.
+pub(super) fn sqlite_io_error(path: &Path, e: rusqlite::Error) -> std::io::Error {
+    let full = e.sqlite_error_code() == Some(ErrorCode::DiskFull)
+        || (e.sqlite_error_code() == Some(ErrorCode::SystemIoFailure) && disk_is_full(path));
+    if full {
+        std::io::Error::new(std::io::ErrorKind::StorageFull, e)
+    } else {
+        std::io::Error::other(e)
+    }
 }
 
 /// One row of `refinery_schema_history`, read as text so that a row this
@@ -462,27 +565,19 @@ pub fn migration_lock_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Take the migration lock, waiting up to [`BUSY_TIMEOUT`]: a process stuck
-/// while holding it gets exit 4, not a hang.
-fn lock_for_migration(db: &Path) -> Result<File> {
+/// Take the migration lock, waiting up to `wait`: a process stuck while
+/// holding it gets exit 4, not a hang.
+fn lock_for_migration(db: &Path, wait: Duration) -> Result<File> {
     let path = migration_lock_path(db);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
+    let file = open_lock_file(&path)
         .map_err(|e| Error::io("opening the registry's migration lock", &path, e))?;
-    match wait_for_lock(
-        &file,
-        Lock::Exclusive,
-        Instant::now().checked_add(BUSY_TIMEOUT),
-    ) {
+    match wait_for_lock(&file, Lock::Exclusive, Instant::now().checked_add(wait)) {
         Ok(true) => Ok(file),
         Ok(false) => Err(Error::Busy {
             what: "the registry".to_string(),
             message: format!(
                 "another process has been creating or migrating it for over {}s (it holds `{}`)",
-                BUSY_TIMEOUT.as_secs(),
+                wait.as_secs(),
                 path.display()
             ),
         }),
@@ -504,33 +599,35 @@ pub fn users_lock_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Take a shared lock on [`users_lock_path`], waiting up to
-/// [`BUSY_TIMEOUT`] while `reindex` swaps. `None` where the lock file can
+/// Take a shared lock on [`users_lock_path`], waiting up to `wait` while
+/// `reindex` swaps. `None` where the lock file can
 /// be neither created nor opened (a read-only location, where nothing can
-/// be swapped either).
-fn lock_as_user(db: &Path) -> Result<Option<File>> {
+/// be swapped either; a full disk, where no reindex can build a registry
+/// to swap in). A symlink or special file there is refused (exit 5).
+fn lock_as_user(db: &Path, wait: Duration) -> Result<Option<File>> {
     let path = users_lock_path(db);
-    let opened = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .or_else(|_| File::open(&path));
-    let Ok(file) = opened else {
-        return Ok(None);
+    let opened = open_lock_file(&path).or_else(|e| {
+        if is_refusal(&e) {
+            Err(e)
+        } else {
+            open_nofollow(&path)
+        }
+    });
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if is_refusal(&e) => {
+            return Err(Error::io("opening the registry's users lock", &path, e));
+        }
+        Err(_) => return Ok(None),
     };
-    match wait_for_lock(
-        &file,
-        Lock::Shared,
-        Instant::now().checked_add(BUSY_TIMEOUT),
-    ) {
+    match wait_for_lock(&file, Lock::Shared, Instant::now().checked_add(wait)) {
         Ok(true) => Ok(Some(file)),
         Ok(false) => Err(Error::Busy {
             what: "the registry".to_string(),
             message: format!(
                 "`orchestrator reindex` has been swapping in a rebuilt registry for over {}s \
                  (it holds `{}`)",
-                BUSY_TIMEOUT.as_secs(),
+                wait.as_secs(),
                 path.display()
             ),
         }),
@@ -543,11 +640,7 @@ fn lock_as_user(db: &Path) -> Result<Option<File>> {
 /// close it.
 pub fn lock_for_swap(db: &Path, wait: Duration) -> Result<File> {
     let path = users_lock_path(db);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
+    let file = open_lock_file(&path)
         .map_err(|e| Error::io("opening the registry's users lock", &path, e))?;
     // An enormous wait is "wait for ever", not an overflow.
     match wait_for_lock(&file, Lock::Exclusive, Instant::now().checked_add(wait)) {
@@ -616,11 +709,58 @@ pub fn runs_on_disk(artifacts_dir: &Path) -> usize {
         .count()
 }
 
+/// Who holds the registry's write lock, as the OS tells: `pid 1234
+/// (sqlite3)`. SQLite itself cannot say. In WAL mode a writer holds a POSIX
+/// write lock on byte 120 of `<db>-shm` (`WAL_WRITE_LOCK`), which Linux
+/// lists with the holder's pid in `/proc/locks`. Read by `stat` and that
+/// listing only: opening `-shm` and closing it again would drop this
+/// process's own POSIX locks on it. `None` where the OS does not say.
+pub(super) fn write_lock_holder(db: &Path) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        const WAL_WRITE_LOCK_BYTE: u64 = 120;
+        let mut shm = db.as_os_str().to_owned();
+        shm.push("-shm");
+        let meta = std::fs::metadata(PathBuf::from(shm)).ok()?;
+        let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+        let locks = std::fs::read_to_string("/proc/locks").ok()?;
+        let pid = locks.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // `1: POSIX ADVISORY WRITE <pid> <maj>:<min>:<ino> <start> <end>`;
+            // a waiter's line has `->` after the number and is skipped.
+            let [_, "POSIX", _, "WRITE", pid, id, start, end] = fields[..] else {
+                return None;
+            };
+            let mut id = id.split(':');
+            let same_file = u32::from_str_radix(id.next()?, 16).ok()? == major
+                && u32::from_str_radix(id.next()?, 16).ok()? == minor
+                && id.next()?.parse::<u64>().ok()? == meta.ino();
+            let start: u64 = start.parse().ok()?;
+            let covers = start <= WAL_WRITE_LOCK_BYTE
+                && (end == "EOF" || end.parse::<u64>().ok()? >= WAL_WRITE_LOCK_BYTE);
+            (same_file && covers)
+                .then(|| pid.parse::<u32>().ok())
+                .flatten()
+        })?;
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok();
+        Some(match name {
+            Some(name) => format!("pid {pid} ({})", name.trim()),
+            None => format!("pid {pid}"),
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = db;
+        None
+    }
+}
+
 /// Name what SQLite said about the file, keeping its error as the cause.
 pub(super) fn unusable(path: &Path, e: rusqlite::Error) -> Error {
     let message = match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            return super::busy_or_sql(e);
+            return super::busy_or_sql(e, path, BUSY_TIMEOUT);
         }
         Some(
             ErrorCode::CannotOpen
@@ -628,7 +768,7 @@ pub(super) fn unusable(path: &Path, e: rusqlite::Error) -> Error {
             | ErrorCode::PermissionDenied
             | ErrorCode::DiskFull
             | ErrorCode::SystemIoFailure,
-        ) => return Error::io("opening the registry", path, std::io::Error::other(e)),
+        ) => return Error::io("opening the registry", path, sqlite_io_error(path, e)),
         // No SQLite header: someone else's file, which `reindex` must not
         // be suggested for (it would not replace it).
         Some(ErrorCode::NotADatabase) if !super::reindex::has_sqlite_header(path) => {
@@ -666,7 +806,15 @@ fn migration_error(path: &Path, e: refinery::Error) -> Error {
             | ErrorCode::PermissionDenied
             | ErrorCode::DiskFull
             | ErrorCode::SystemIoFailure,
-        ) => Error::io("migrating the registry", path, std::io::Error::other(e)),
+        ) => {
+            let full = code == Some(ErrorCode::DiskFull) || disk_is_full(path);
+            let kind = if full {
+                std::io::ErrorKind::StorageFull
+            } else {
+                std::io::ErrorKind::Other
+            };
+            Error::io("migrating the registry", path, std::io::Error::new(kind, e))
+        }
         _ => Error::RegistryUnusable {
             path: path.to_path_buf(),
             message: "migrating its schema failed".to_string(),

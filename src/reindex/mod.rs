@@ -363,7 +363,8 @@ fn registry_file_filter(artifacts_dir: &Path, db: &Path) -> impl Fn(&str) -> boo
 fn hold_run_locks(artifacts_dir: &Path) -> Result<Vec<(PathBuf, File)>> {
     let mut held = Vec::new();
     for path in lock_files(artifacts_dir)? {
-        let file = File::open(&path).map_err(|e| Error::io("opening the run lock", &path, e))?;
+        let file = crate::regular_file::open_nofollow(&path)
+            .map_err(|e| Error::io("opening the run lock", &path, e))?;
         let deadline = Instant::now() + LOCK_PATIENCE;
         loop {
             match file.try_lock() {

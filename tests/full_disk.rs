@@ -1,0 +1,93 @@
+//! A full disk: the read commands still answer (so the user can see what
+//! to free), and a `run` says plainly that the disk is full and where,
+//! with exit 5. Needs a real full file system: a 2 MiB tmpfs, mounted as
+//! root. Where mounting is not permitted the test says so and passes,
+//! except under `CI=true`, where it fails.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Workspace;
+
+/// A tmpfs mounted at a directory, unmounted when dropped.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn mount_tmpfs(dir: &Path) -> Option<Mounted> {
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(Mounted(dir.to_path_buf()));
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "cannot mount a tmpfs at {} (needs root); CI=true requires the full-disk test",
+        dir.display()
+    );
+    println!("skipped: cannot mount a tmpfs (needs root) to fill a disk");
+    None
+}
+
+/// Write zeros to `path` until the file system is full.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).unwrap();
+    let block = vec![0u8; 4096];
+    while file.write_all(&block).is_ok() {}
+    // Whatever a smaller write can still take.
+    while file.write_all(&[0u8]).is_ok() {}
+}
+
+#[test]
+fn a_full_disk_still_answers_reads_and_run_says_the_disk_is_full() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    std::fs::create_dir_all(ws.artifacts()).unwrap();
+    let Some(_mounted) = mount_tmpfs(&ws.artifacts()) else {
+        return;
+    };
+    let summary = ws.run_ok(&config, &[]);
+    let run_id = summary["run_id"].as_str().unwrap();
+    fill(&ws.artifacts().join("filler"));
+
+    let readers: [&[&str]; 6] = [
+        &["runs", "list", "--json"],
+        &["runs", "show", run_id],
+        &["lineage", "RenderOutput"],
+        &["verify"],
+        &["export", "--format", "prov", run_id],
+        &["diff", run_id, run_id],
+    ];
+    for args in readers {
+        let out = ws.cmd().args(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?} on a full disk: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rows = ws.runs_list(&[]);
+    assert_eq!(rows[0]["run_id"], run_id);
+
+    for extra in [&["--force"][..], &["--run-id", "take-2"]] {
+        let out = ws.run_output(&config, extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{err}");
+        assert!(err.starts_with("error: the disk is full: "), "{err}");
+        assert!(err.contains("`artifacts/"), "names a path: {err}");
+        assert!(!err.contains("disk I/O error"), "{err}");
+    }
+    assert!(!ws.run_dir("lighthouse", "take-2").exists());
+}
