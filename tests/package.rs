@@ -632,7 +632,10 @@ fn a_full_disk_while_archiving_names_the_archive_not_the_file_read() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{stderr}");
     let first = stderr.lines().next().unwrap();
-    assert_eq!(first, "error: writing `run.tar`", "{stderr}");
+    assert_eq!(
+        first, "error: the disk is full: writing `run.tar` needs space",
+        "{stderr}"
+    );
     assert!(stderr.contains("No space left on device"), "{stderr}");
     assert!(!stderr.contains(".tmp-"), "{stderr}");
     assert!(!ws.path().join("run.tar").exists());

@@ -192,8 +192,13 @@ impl Registry {
     /// wait for this one meanwhile. If that fails too, the first error is
     /// the one reported.
     pub fn open_existing_for_gc(path: &Path, artifacts_dir: &Path) -> Result<Registry> {
+        // On a full disk the usual open may also succeed, by falling back
+        // to a read-only (or immutable) connection: fine for reading, but
+        // gc must write its rows. Try the exclusive writable open then, and
+        // keep the read-only one if that fails too (a dry run still works).
         let first = match Registry::open_existing(path, artifacts_dir) {
-            Err(e @ Error::Io { .. }) => e,
+            Err(e @ Error::Io { .. }) => Err(e),
+            Ok(registry) if registry.read_only => Ok(registry),
             other => return other,
         };
         let users = lock_as_user(path, BUSY_TIMEOUT)?;
@@ -203,11 +208,11 @@ impl Registry {
             Ok((conn, found))
         });
         let Ok((conn, found)) = opened else {
-            return Err(first);
+            return first;
         };
         match judge(path, found) {
             Ok(Schema::Current) => Registry::ready(conn, path, false, users, BUSY_TIMEOUT),
-            _ => Err(first),
+            _ => first,
         }
     }
 
