@@ -6,60 +6,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use common::Workspace;
-
-/// A tmpfs mounted at a directory, unmounted when dropped.
-struct Mounted(PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-fn mount_tmpfs(dir: &Path) -> Option<Mounted> {
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(dir)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(Mounted(dir.to_path_buf()));
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "cannot mount a tmpfs at {} (needs root); CI=true requires the full-disk test",
-        dir.display()
-    );
-    println!("skipped: cannot mount a tmpfs (needs root) to fill a disk");
-    None
-}
-
-/// Write zeros to `path` until the file system is full.
-fn fill(path: &Path) {
-    use std::io::Write;
-    let mut file = std::fs::File::create(path).unwrap();
-    let block = vec![0u8; 4096];
-    while file.write_all(&block).is_ok() {}
-    // Whatever a smaller write can still take.
-    while file.write_all(&[0u8]).is_ok() {}
-}
+use common::{Tmpfs, Workspace, fill_disk};
 
 #[test]
 fn a_full_disk_still_answers_reads_and_run_says_the_disk_is_full() {
     let ws = Workspace::new();
     let config = ws.example();
     std::fs::create_dir_all(ws.artifacts()).unwrap();
-    let Some(_mounted) = mount_tmpfs(&ws.artifacts()) else {
+    let Some(_mounted) = Tmpfs::mount(&ws.artifacts(), "2m", "full_disk") else {
         return;
     };
     let summary = ws.run_ok(&config, &[]);
     let run_id = summary["run_id"].as_str().unwrap();
-    fill(&ws.artifacts().join("filler"));
+    fill_disk(&ws.artifacts().join("filler"));
 
     let readers: [&[&str]; 6] = [
         &["runs", "list", "--json"],

@@ -465,37 +465,6 @@ fn an_undeletable_file_leaves_the_run_marked_reported_and_finished_by_a_later_gc
     assert_verify_clean(&ws);
 }
 
-/// A tmpfs mounted for the life of the value.
-struct Mount(std::path::PathBuf);
-
-impl Mount {
-    /// `None` when mounting is not permitted here.
-    fn tmpfs(dir: &std::path::Path, size: &str) -> Option<Mount> {
-        std::fs::create_dir_all(dir).unwrap();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        ok.then(|| Mount(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let done = std::process::Command::new("umount")
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !done {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-}
-
 fn free_bytes(dir: &std::path::Path) -> u64 {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
@@ -508,12 +477,7 @@ fn free_bytes(dir: &std::path::Path) -> u64 {
 fn gc_frees_space_on_a_full_disk() {
     let ws = Workspace::new();
     let disk = ws.path().join("disk");
-    let Some(_mount) = Mount::tmpfs(&disk, "2m") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "cannot mount a tmpfs, which this test needs under CI"
-        );
-        eprintln!("skipped gc_frees_space_on_a_full_disk: cannot mount a tmpfs here (needs root)");
+    let Some(_mount) = common::Tmpfs::mount(&disk, "2m", "gc_frees_space_on_a_full_disk") else {
         return;
     };
     let mut config = common::example_config();
@@ -538,14 +502,7 @@ fn gc_frees_space_on_a_full_disk() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // Fill the disk to the last byte.
-    {
-        use std::io::Write;
-        let mut filler = std::fs::File::create(disk.join("filler")).unwrap();
-        let block = vec![0u8; 4096];
-        while filler.write_all(&block).is_ok() {}
-        while filler.write_all(&[0]).is_ok() {}
-    }
+    common::fill_disk(&disk.join("filler"));
     assert_eq!(free_bytes(&disk), 0);
 
     let mut cmd = ws.cmd();

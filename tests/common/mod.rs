@@ -316,3 +316,56 @@ impl orchestrator::pipeline::Stage for BrokenShotList {
         }))
     }
 }
+
+/// A small tmpfs mounted at a directory for the life of the value, for
+/// tests that need a real full disk. Mounting needs root: where it is not
+/// permitted the caller gets `None` after one line saying the test is
+/// skipped, except under `CI=true`, where that is a failure.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str, test: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(Tmpfs(dir.to_path_buf()));
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: cannot mount a tmpfs at {} (needs root); CI=true requires it",
+            dir.display()
+        );
+        eprintln!("skipped {test}: cannot mount a tmpfs here (needs root) to fill a disk");
+        None
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let done = std::process::Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !done {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+}
+
+/// Write zeros to `path` until its file system is full.
+pub fn fill_disk(path: &Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).unwrap();
+    let block = vec![0u8; 4096];
+    while file.write_all(&block).is_ok() {}
+    // Whatever a smaller write can still take.
+    while file.write_all(&[0u8]).is_ok() {}
+}
