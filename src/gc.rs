@@ -43,7 +43,9 @@ pub struct Doomed {
     pub project_id: String,
     pub run_id: String,
     pub status: String,
-    pub started_at: String,
+    /// When the run was created (its first attempt): what `--older-than`
+    /// and `--keep-last` go by.
+    pub created_at: String,
     /// Files in its run directory now (0 when already deleted by hand).
     pub files: u64,
     pub bytes: u64,
@@ -117,7 +119,7 @@ pub fn plan(
             && selection
                 .older_than
                 .as_ref()
-                .is_none_or(|t| run.started_at < *t);
+                .is_none_or(|t| run.created_at < *t);
         if chosen {
             selected.push(run);
         }
@@ -174,7 +176,7 @@ pub fn plan(
             project_id: run.project_id.clone(),
             run_id: run.run_id.clone(),
             status: run.status.clone(),
-            started_at: run.started_at.clone(),
+            created_at: run.created_at.clone(),
             files,
             bytes,
         });
@@ -191,7 +193,7 @@ pub fn plan(
             project_id: i.project_id,
             run_id: i.run_id,
             status: DELETING.to_string(),
-            started_at: String::new(),
+            created_at: String::new(),
             files,
             bytes,
         });

@@ -102,7 +102,7 @@ fn an_up_to_date_run_plans_all_skips_and_changes_no_byte() {
     let p = plan(&ws, &[]);
     assert_eq!(actions(&p), ["skip"; 5]);
     assert_eq!(tree(&ws.artifacts()), before, "the dry run wrote something");
-    assert_eq!(ws.runs_list(&[])[0]["attempts"], 1);
+    assert_eq!(ws.runs_list(&[])[0]["attempt"], 1);
 }
 
 #[test]

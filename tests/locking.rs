@@ -31,7 +31,7 @@ fn a_held_run_makes_a_second_run_exit_4_without_touching_files() {
     // The registry still says complete: the refused run recorded nothing.
     let rows = ws.runs_list(&[]);
     assert_eq!(rows[0]["status"], "complete");
-    assert_eq!(rows[0]["attempts"], 1);
+    assert_eq!(rows[0]["attempt"], 1);
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn no_wait_on_a_held_run_exits_4_at_once_and_a_timeout_after_waiting() {
     drop(held);
     let again = summary_of(&ws.run_output(&config, &["--no-wait"]));
     assert_eq!(statuses(&again), vec!["skipped"; 5]);
-    assert_eq!(ws.runs_list(&[])[0]["attempts"], 2);
+    assert_eq!(ws.runs_list(&[])[0]["attempt"], 2);
 }
 
 #[test]
@@ -256,7 +256,7 @@ fn a_symlinked_run_lock_is_refused_not_truncated() {
     }
     // Nothing was run, packaged or collected.
     let rows = ws.runs_list(&[]);
-    assert_eq!((rows.len(), &rows[0]["attempts"]), (1, &Value::from(1)));
+    assert_eq!((rows.len(), &rows[0]["attempt"]), (1, &Value::from(1)));
     assert!(
         !ws.run_dir("lighthouse", run_id)
             .join("RenderPackage.json")
@@ -438,5 +438,5 @@ fn a_busy_registry_exits_4_within_the_lock_timeout_and_leaves_no_run_directory()
     );
     holder.execute_batch("ROLLBACK").unwrap();
     let rows = ws.runs_list(&[]);
-    assert_eq!((rows.len(), &rows[0]["attempts"]), (1, &Value::from(1)));
+    assert_eq!((rows.len(), &rows[0]["attempt"]), (1, &Value::from(1)));
 }

@@ -58,7 +58,7 @@ fn a_piped_table_is_plain_aligned_rows_under_a_header() {
             "PROJECT",
             "STATUS",
             "EXEC/SKIP",
-            "STARTED",
+            "CREATED",
             "DURATION"
         ]
     );

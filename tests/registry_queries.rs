@@ -97,8 +97,12 @@ fn a_registry_from_before_the_counts_gets_them_on_upgrade() {
         .execute_batch(
             "DROP TRIGGER run_counts_on_insert; DROP TRIGGER run_counts_on_delete;
              DROP TRIGGER run_counts_on_update; DROP TABLE run_counts;
-             DROP INDEX runs_by_project_started; DROP INDEX artifacts_by_sha256_run;
+             DROP INDEX runs_by_project_created; DROP INDEX runs_by_created_at;
+             DROP INDEX runs_by_status_created; DROP INDEX artifacts_by_sha256_run;
              CREATE INDEX artifacts_by_sha256 ON artifacts (sha256);
+             CREATE INDEX runs_by_started_at ON runs (started_at DESC);
+             CREATE INDEX runs_by_status ON runs (status, started_at DESC);
+             ALTER TABLE runs DROP COLUMN created_at; ALTER TABLE runs DROP COLUMN title;
              DELETE FROM refinery_schema_history WHERE version >= 4;",
         )
         .unwrap();

@@ -734,7 +734,7 @@ fn a_run_whose_lock_file_was_made_anew_during_reindex_is_refused_too() {
         "{stderr}"
     );
     // The registry that recorded the second attempt was kept.
-    assert_eq!(ws.runs_list(&[])[0]["attempts"], 2);
+    assert_eq!(ws.runs_list(&[])[0]["attempt"], 2);
 }
 
 /// Edit a JSON file of the example run in place.

@@ -50,7 +50,7 @@ fn list_json_has_the_documented_fields() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["stages_executed"], 0);
     assert_eq!(rows[0]["stages_skipped"], 5);
-    assert_eq!(rows[0]["attempts"], 2);
+    assert_eq!(rows[0]["attempt"], 2);
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn list_table_shows_each_run_newest_first() {
         .lines()
         .find(|l| l.contains("RUN ID"))
         .expect("a header row");
-    for col in ["PROJECT", "STATUS", "EXEC/SKIP", "STARTED", "DURATION"] {
+    for col in ["PROJECT", "STATUS", "EXEC/SKIP", "CREATED", "DURATION"] {
         assert!(header.contains(col), "{col} missing from {header}");
     }
     let pos_first = text.find(&first).expect("first run listed");
@@ -365,4 +365,94 @@ fn runs_list_show_puts_config_values_beside_each_take() {
     assert_eq!(take2[take2.len() - 2..], ["1978", "24000/1001"]);
     // Without --show the JSON has no `config` member.
     assert!(ws.runs_list(&[])[0].get("config").is_none());
+}
+
+#[test]
+fn a_no_op_rerun_of_an_old_take_keeps_its_place_in_history() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    for id in ["take-1", "take-2", "take-3"] {
+        ws.run_ok(&config, &["--run-id", id]);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Re-running the oldest take with everything up to date…
+    ws.run_ok(&config, &["--run-id", "take-1"]);
+    // …leaves the listing in creation order,
+    assert_eq!(ids(&list_json(&ws, &[])), ["take-3", "take-2", "take-1"]);
+    // the newest run is still the newest for lineage,
+    let out = ws
+        .cmd()
+        .args(["lineage", "RenderOutput", "--json"])
+        .output()
+        .unwrap();
+    let graph: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let root = graph["root"].as_str().unwrap();
+    let node = graph["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["sha256"] == root)
+        .unwrap();
+    assert_eq!(node["run_id"], "take-3");
+    // gc --keep-last 1 offers the two older takes, not the newer ones,
+    let out = ws
+        .cmd()
+        .args(["gc", "--keep-last", "1", "--json"])
+        .output()
+        .unwrap();
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doomed: Vec<&str> = plan["remove"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(doomed, ["take-2", "take-1"]);
+    // and `runs show` lists both attempts with what each did.
+    let out = ws
+        .cmd()
+        .args(["runs", "show", "take-1", "--json"])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["attempt"], 2);
+    let attempts: Vec<(u64, u64, u64)> = shown["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["attempt"].as_u64().unwrap(),
+                a["executed"].as_u64().unwrap(),
+                a["skipped"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(attempts, [(1, 5, 0), (2, 0, 5)]);
+    assert!(shown["created_at"].as_str().unwrap() < shown["started_at"].as_str().unwrap());
+}
+
+#[test]
+fn each_run_shows_the_title_of_the_config_it_ran() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    ws.run_ok(&config, &["--run-id", "original"]);
+    let mut cut = example_config();
+    cut["title"] = json!("Director's Cut");
+    let cut = ws.write_config("cut.json", &cut);
+    ws.run_ok(&cut, &["--run-id", "directors-cut"]);
+    let rows = list_json(&ws, &[]);
+    let title_of = |id: &str| rows.iter().find(|r| r["run_id"] == id).unwrap()["title"].clone();
+    assert_eq!(title_of("original"), "The Last Keeper of Gull Point");
+    assert_eq!(title_of("directors-cut"), "Director's Cut");
+    let out = ws
+        .cmd()
+        .args(["runs", "show", "original"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("run original  (lighthouse: The Last Keeper of Gull Point)"),
+        "{text}"
+    );
 }

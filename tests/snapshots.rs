@@ -89,7 +89,7 @@ fn human_output_of_every_command() {
     snap!("runs_list", shown(&ws, &["runs", "list"]));
     snap!(
         "runs_list_show",
-        shown(&ws, &["runs", "list", "--show", "seed"])
+        shown(&ws, &["runs", "list", "--show", "seed,scene_count"])
     );
     snap!("runs_show", shown(&ws, &["runs", "show", "take-1"]));
     snap!(

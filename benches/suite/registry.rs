@@ -613,8 +613,9 @@ fn synthetic_run(i: usize, started: DateTime<Utc>, rng: &mut SplitMix) -> Rebuil
         run: RunRow {
             run_id: run_id.clone(),
             project_id: project_id.clone(),
-            project_title: title,
+            title,
             status: status.to_string(),
+            created_at: started_at.clone(),
             started_at: started_at.clone(),
             finished_at: finished_at.clone(),
             duration_ms,

@@ -341,9 +341,10 @@ impl Tree {
                 run: RunRow {
                     run_id: run_id.clone(),
                     project_id: PROJECT.to_string(),
-                    project_title: "Benchmark".to_string(),
+                    title: "Benchmark".to_string(),
                     status: "complete".to_string(),
                     started_at: AT.to_string(),
+                    created_at: AT.to_string(),
                     finished_at: Some(AT.to_string()),
                     duration_ms: Some(1),
                     stages_executed: 5,

@@ -158,13 +158,13 @@ fn print_runs(
     left: &[Left],
 ) -> std::io::Result<()> {
     if !remove.is_empty() || !finish.is_empty() {
-        let mut table = new_table(&["RUN ID", "PROJECT", "STATUS", "STARTED", "FILES", "BYTES"]);
+        let mut table = new_table(&["RUN ID", "PROJECT", "STATUS", "CREATED", "FILES", "BYTES"]);
         for d in finish.iter().chain(remove) {
             table.add_row(vec![
                 d.run_id.clone(),
                 d.project_id.clone(),
                 d.status.clone(),
-                d.started_at.clone(),
+                d.created_at.clone(),
                 d.files.to_string(),
                 d.bytes.to_string(),
             ]);

@@ -120,7 +120,7 @@ fn list(
             "PROJECT",
             "STATUS",
             "EXEC/SKIP",
-            "STARTED",
+            "CREATED",
             "DURATION",
         ];
         let upper: Vec<String> = args.show.iter().map(|k| k.to_uppercase()).collect();
@@ -132,7 +132,7 @@ fn list(
                 r.project_id.clone(),
                 r.status.clone(),
                 format!("{}/{}", r.stages_executed, r.stages_skipped),
-                r.started_at.clone(),
+                r.created_at.clone(),
                 duration(r.duration_ms),
             ];
             row.extend(values.iter().map(|v| match v {
@@ -207,14 +207,15 @@ fn run_json(r: &RunRow) -> serde_json::Value {
     serde_json::json!({
         "run_id": r.run_id,
         "project_id": r.project_id,
-        "project_title": r.project_title,
+        "title": r.title,
         "status": r.status,
+        "created_at": r.created_at,
         "started_at": r.started_at,
         "finished_at": r.finished_at,
         "duration_ms": r.duration_ms,
         "stages_executed": r.stages_executed,
         "stages_skipped": r.stages_skipped,
-        "attempts": r.attempts,
+        "attempt": r.attempts,
         "config_hash": r.config_hash,
         "run_dir": r.run_dir,
         "error": r.error,
@@ -235,12 +236,14 @@ fn show(
             s.status = "interrupted".to_string();
         }
     }
+    let history = registry.attempt_history(&run.project_id, &run.run_id)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let mut value = run_json(&run);
         value["orchestrator_version"] = run.orchestrator_version.clone().into();
         value["host"] = run.host.clone().into();
         value["stages"] = serde_json::to_value(&stages)?;
+        value["attempts"] = serde_json::to_value(&history)?;
         serde_json::to_writer_pretty(&mut out, &value)?;
         writeln!(out)?;
         return Ok(());
@@ -248,7 +251,7 @@ fn show(
     writeln!(
         out,
         "run {}  ({}: {})",
-        run.run_id, run.project_id, run.project_title
+        run.run_id, run.project_id, run.title
     )?;
     writeln!(
         out,
@@ -256,7 +259,12 @@ fn show(
         run.status, run.attempts
     )?;
     writeln!(out, "  config hash  {}", run.config_hash)?;
-    writeln!(out, "  started      {}", run.started_at)?;
+    writeln!(out, "  created      {}", run.created_at)?;
+    writeln!(
+        out,
+        "  started      {}  (attempt {})",
+        run.started_at, run.attempts
+    )?;
     writeln!(
         out,
         "  finished     {}",
@@ -276,6 +284,30 @@ fn show(
         table.add_row(stage_cells(s));
     }
     writeln!(out, "{table}")?;
+    // Every attempt stays visible: a no-op re-run is one more line here,
+    // never a new place in history.
+    if history.len() > 1 {
+        writeln!(out)?;
+        let mut table = new_table(&[
+            "ATTEMPT",
+            "STARTED",
+            "EXECUTED",
+            "SKIPPED",
+            "FAILED",
+            "INTERRUPTED",
+        ]);
+        for a in &history {
+            table.add_row(vec![
+                a.attempt.to_string(),
+                a.started_at.clone(),
+                a.executed.to_string(),
+                a.skipped.to_string(),
+                a.failed.to_string(),
+                a.interrupted.to_string(),
+            ]);
+        }
+        writeln!(out, "{table}")?;
+    }
     Ok(())
 }
 

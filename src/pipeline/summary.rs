@@ -127,6 +127,8 @@ pub struct RunReport {
     pub status: String,
     pub attempt: u32,
     pub started_at: String,
+    /// When the run's first attempt started (its place in history).
+    pub created_at: String,
     pub finished_at: Option<String>,
     pub duration_ms: Option<u64>,
     pub stages_executed: u32,
@@ -174,12 +176,13 @@ pub(crate) fn from_registry(
     Ok(RunReport {
         project_id: run.project_id,
         run_id: run.run_id,
-        title: run.project_title,
+        title: run.title,
         config,
         config_hash: run.config_hash,
         status: run.status,
         attempt: run.attempts,
         started_at: run.started_at,
+        created_at: run.created_at,
         finished_at: run.finished_at,
         duration_ms: run.duration_ms,
         stages_executed: run.stages_executed,

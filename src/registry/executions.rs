@@ -344,6 +344,8 @@ pub(super) fn insert_execution(conn: &rusqlite::Connection, e: &ExecutionRecord)
 pub struct StageRow {
     pub stage: u8,
     pub name: String,
+    /// What the stage makes (`ShotList`).
+    pub artifact_type: String,
     pub stage_version: String,
     pub status: String,
     pub reason: String,
@@ -353,16 +355,62 @@ pub struct StageRow {
     pub finished_at: Option<String>,
     pub attempt: u32,
     pub error: Option<String>,
+    /// Input name (`config`, `Script`, …) → sha256 the decision saw.
+    pub input_hashes: std::collections::BTreeMap<String, String>,
+}
+
+/// One row per attempt of a run: when it began and what its stages did.
+const ATTEMPT_HISTORY: &str = "
+    SELECT attempt, min(started_at),
+           count(*) FILTER (WHERE status = 'executed'),
+           count(*) FILTER (WHERE status = 'skipped'),
+           count(*) FILTER (WHERE status = 'failed'),
+           count(*) FILTER (WHERE status IN ('running', 'interrupted'))
+    FROM stage_executions
+    WHERE project_id = ?1 AND run_id = ?2 AND stage IN (1, 2, 3, 4, 5)
+    GROUP BY attempt
+    ORDER BY attempt";
+
+/// What one attempt of a run did, from its execution rows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AttemptRow {
+    pub attempt: u32,
+    pub started_at: String,
+    pub executed: u32,
+    pub skipped: u32,
+    pub failed: u32,
+    /// Stages left `running` by a process that died (or still running).
+    pub interrupted: u32,
 }
 
 const LATEST_STAGES: &str = "
     SELECT stage, stage_name, stage_version, status, reason, output_sha256, duration_ms,
-           started_at, finished_at, attempt, error
+           started_at, finished_at, attempt, error, input_hashes
     FROM latest_stage_executions
     WHERE project_id = ?1 AND run_id = ?2
     ORDER BY stage";
 
 impl Registry {
+    /// Every attempt of a run, oldest first, with what its stages did. An
+    /// attempt that recorded no stage (it failed before the first) has no
+    /// row.
+    pub fn attempt_history(&self, project_id: &str, run_id: &str) -> Result<Vec<AttemptRow>> {
+        let mut stmt = self.conn.prepare_cached(ATTEMPT_HISTORY)?;
+        let rows = stmt
+            .query_map(params![project_id, run_id], |r| {
+                Ok(AttemptRow {
+                    attempt: r.get(0)?,
+                    started_at: r.get(1)?,
+                    executed: r.get(2)?,
+                    skipped: r.get(3)?,
+                    failed: r.get(4)?,
+                    interrupted: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     /// The newest execution row of each stage of a run, in stage order.
     pub fn latest_stages(&self, project_id: &str, run_id: &str) -> Result<Vec<StageRow>> {
         let mut stmt = self.conn.prepare(LATEST_STAGES)?;
@@ -380,6 +428,14 @@ impl Registry {
                     finished_at: r.get(8)?,
                     attempt: r.get(9)?,
                     error: r.get(10)?,
+                    artifact_type: crate::artifact::ArtifactType::EVERY
+                        .iter()
+                        .find(|t| t.stage() == r.get::<_, u8>(0).unwrap_or(0))
+                        .map_or_else(String::new, |t| t.name().to_string()),
+                    // Written by this tool as a JSON object; anything else
+                    // (a hand edit) shows as none rather than failing.
+                    input_hashes: serde_json::from_str(&r.get::<_, String>(11)?)
+                        .unwrap_or_default(),
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;

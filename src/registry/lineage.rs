@@ -19,7 +19,7 @@ use crate::lineage::{Direction, LineageNode, WalkRow};
 /// deterministic. Correlated rather than joined so `ARTIFACT_COLUMNS` stays
 /// unambiguous.
 const BY_NEWEST_RUN: &str = "
-    ORDER BY (SELECT r.started_at FROM runs r
+    ORDER BY (SELECT r.created_at FROM runs r
                WHERE r.project_id = a.project_id AND r.run_id = a.run_id) DESC,
              a.project_id, a.run_id";
 

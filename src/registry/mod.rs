@@ -27,7 +27,7 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use crate::error::{Error, Result};
 
 pub use artifacts::ArtifactRecord;
-pub use executions::{CompletedExecution, ExecutionRecord, StageRow};
+pub use executions::{AttemptRow, CompletedExecution, ExecutionRecord, StageRow};
 pub use open::{lock_for_swap, migration_lock_path, runs_on_disk, users_lock_path};
 pub use reindex::{
     APPLICATION_ID, ExistingRegistry, Inserted, RebuiltArtifact, RebuiltRun, RebuiltSummary,

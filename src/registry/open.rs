@@ -488,7 +488,7 @@ struct KnownMigration {
 /// millisecond on every command, the largest part of opening a registry. A
 /// unit test checks this list against the runner, and prints the list to
 /// paste here when a migration is added.
-const KNOWN_MIGRATIONS: [KnownMigration; 6] = [
+const KNOWN_MIGRATIONS: [KnownMigration; 7] = [
     KnownMigration {
         version: 1,
         name: "registry",
@@ -518,6 +518,11 @@ const KNOWN_MIGRATIONS: [KnownMigration; 6] = [
         version: 6,
         name: "application_id",
         checksum: "7356562232780389291",
+    },
+    KnownMigration {
+        version: 7,
+        name: "run_identity_in_history",
+        checksum: "8174138580367601523",
     },
 ];
 

@@ -36,15 +36,15 @@ const GROWING: [&str; 4] = ["runs", "artifacts", "artifact_edges", "stage_execut
 /// statement is built with, the plan line).
 const ORDERED_WALKS: [(&str, &str); 2] = [
     // `runs list` without filters: the newest runs, read from the newest
-    // end of `runs_by_started_at` in order; its LIMIT (50 by default) ends
+    // end of `runs_by_created_at` in order; its LIMIT (50 by default) ends
     // the walk, so it reads a page, not the table.
-    ("{LIST_RUNS}", "SCAN r USING INDEX runs_by_started_at"),
+    ("{LIST_RUNS}", "SCAN r USING INDEX runs_by_created_at"),
     // `lineage TYPE` without a scope: runs newest first until one has the
     // type (a key lookup each); it stops at the first, which is the newest
     // run unless newer ones failed before making it.
     (
         "{NEWEST_WITH_TYPE}",
-        "SCAN r USING INDEX runs_by_started_at",
+        "SCAN r USING INDEX runs_by_created_at",
     ),
 ];
 

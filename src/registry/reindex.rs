@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 /// One run as rebuilt from its directory.
 #[derive(Debug, Clone)]
 pub struct RebuiltRun {
-    /// The run's row; `project_title` titles its project.
+    /// The run's row; `title` titles its project.
     pub run: RunRow,
     /// RFC 8785 canonical JSON of the run's config.
     pub config_json: String,
@@ -72,8 +72,8 @@ const MERGE_PROJECT: &str = "
 const INSERT_RUN: &str = "
     INSERT INTO runs (project_id, run_id, config_hash, config_json, run_dir, status, attempts,
         started_at, finished_at, duration_ms, stages_executed, stages_skipped, error,
-        orchestrator_version, host)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+        orchestrator_version, host, created_at, title)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 
 const INSERT_SUMMARY: &str = "
     INSERT INTO run_summaries (project_id, run_id, sha256, path, summary_json, written_at)
@@ -158,11 +158,8 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, b: &RebuiltRun) -> Result<Inserted
     let r = &b.run;
     // Cached statements: a bulk insert runs these six statements for every
     // run, and preparing each anew would cost more than executing it.
-    tx.prepare_cached(MERGE_PROJECT)?.execute(params![
-        r.project_id,
-        r.project_title,
-        r.started_at
-    ])?;
+    tx.prepare_cached(MERGE_PROJECT)?
+        .execute(params![r.project_id, r.title, r.started_at])?;
     tx.prepare_cached(INSERT_RUN)?.execute(params![
         r.project_id,
         r.run_id,
@@ -178,7 +175,9 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, b: &RebuiltRun) -> Result<Inserted
         r.stages_skipped,
         r.error,
         r.orchestrator_version,
-        r.host
+        r.host,
+        r.created_at,
+        r.title
     ])?;
     let s = &b.summary;
     tx.prepare_cached(INSERT_SUMMARY)?.execute(params![

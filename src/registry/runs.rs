@@ -55,10 +55,11 @@ const UPSERT_PROJECT: &str = "
 
 const UPSERT_RUN: &str = "
     INSERT INTO runs (project_id, run_id, config_hash, config_json, run_dir, status, attempts,
-                      started_at, orchestrator_version, host)
-    VALUES (?1, ?2, ?3, ?4, ?5, 'running', 1, ?6, ?7, ?8)
+                      started_at, orchestrator_version, host, created_at, title)
+    VALUES (?1, ?2, ?3, ?4, ?5, 'running', 1, ?6, ?7, ?8, ?6, ?9)
     ON CONFLICT (project_id, run_id) DO UPDATE SET
         config_hash = excluded.config_hash,
+        title = excluded.title,
         config_json = excluded.config_json,
         run_dir = excluded.run_dir,
         status = 'running',
@@ -145,7 +146,8 @@ impl Tx<'_> {
                 run.run_dir,
                 run.started_at,
                 run.orchestrator_version,
-                run.host
+                run.host,
+                run.title
             ],
             |r| r.get(0),
         )?;
@@ -208,11 +210,16 @@ impl Registry {
 pub struct RunRow {
     pub run_id: String,
     pub project_id: String,
-    pub project_title: String,
+    /// The title of the config this run ran (not the project's newest).
+    pub title: String,
     /// `complete`, `failed`, `running`, or — when the recorded status is
     /// `running` but no process holds the run's lock — `interrupted`.
     pub status: String,
+    /// When the latest attempt started.
     pub started_at: String,
+    /// When the first attempt started: a run's place in history, which a
+    /// later attempt never changes.
+    pub created_at: String,
     pub finished_at: Option<String>,
     pub duration_ms: Option<u64>,
     pub stages_executed: u32,
@@ -243,7 +250,7 @@ pub type LiveCheck<'a> = &'a dyn Fn(&str, &str) -> bool;
 /// has no counts recorded yet (they are written when it ends), so its
 /// counts are those of its current attempt's execution rows so far: the
 /// same rows `runs show` lists. Only such rows pay for the lookup.
-const RUN_COLUMNS: &str = "r.run_id, r.project_id, p.title, r.status, r.started_at, r.finished_at,
+const RUN_COLUMNS: &str = "r.run_id, r.project_id, r.title, r.status, r.started_at, r.finished_at,
     r.duration_ms,
     CASE WHEN r.status = 'running' THEN (SELECT count(*) FROM stage_executions e
         WHERE e.project_id = r.project_id AND e.run_id = r.run_id
@@ -254,7 +261,7 @@ const RUN_COLUMNS: &str = "r.run_id, r.project_id, p.title, r.status, r.started_
           AND e.stage IN (1, 2, 3, 4, 5) AND e.attempt = r.attempts AND e.status = 'skipped')
         ELSE r.stages_skipped END,
     r.attempts, r.config_hash, r.run_dir,
-    r.error, r.orchestrator_version, r.host";
+    r.error, r.orchestrator_version, r.host, r.created_at";
 
 // The listings. Each filter that can lead has its own query, because a
 // catch-all `(?1 IS NULL OR r.project_id = ?1)` cannot use an index: SQLite
@@ -262,33 +269,33 @@ const RUN_COLUMNS: &str = "r.run_id, r.project_id, p.title, r.status, r.started_
 // index in order and the LIMIT ends the walk. `CROSS JOIN` keeps `runs` the
 // outer loop: with a plain join SQLite may start from `projects` and then
 // have to sort every run. Where the filter has an equality, `?1` is the
-// lower bound on started_at, `''` when there is none (every time is above),
+// lower bound on created_at, `''` when there is none (every time is above),
 // `?2` the LIMIT (-1: none).
 
-/// The newest `?1` runs, across projects: a walk down `runs_by_started_at`
+/// The newest `?1` runs, across projects: a walk down `runs_by_created_at`
 /// from its newest end that stops after `?1` rows. The one listing that
 /// reads an index from its end (`query_plans.rs` names it). The index is
 /// named because, with no WHERE to go on, SQLite would rather walk
-/// `runs_by_project_started` for the join and then sort every run.
+/// `runs_by_project_created` for the join and then sort every run.
 const LIST_RUNS: &str = "
-    FROM runs r INDEXED BY runs_by_started_at
+    FROM runs r INDEXED BY runs_by_created_at
     CROSS JOIN projects p ON p.project_id = r.project_id
-    ORDER BY r.started_at DESC, r.project_id, r.run_id
+    ORDER BY r.created_at DESC, r.project_id, r.run_id
     LIMIT ?1";
 
-/// Newest first since `?1` (a range of `runs_by_started_at`).
+/// Newest first since `?1` (a range of `runs_by_created_at`).
 const LIST_RUNS_SINCE: &str = "
     FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
-    WHERE r.started_at >= ?1
-    ORDER BY r.started_at DESC, r.project_id, r.run_id
+    WHERE r.created_at >= ?1
+    ORDER BY r.created_at DESC, r.project_id, r.run_id
     LIMIT ?2";
 
 /// Newest first in project `?3`, recorded status `?4` or NULL for any
-/// (`runs_by_project_started`).
+/// (`runs_by_project_created`).
 const LIST_RUNS_OF_PROJECT: &str = "
     FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
-    WHERE r.project_id = ?3 AND r.started_at >= ?1 AND (?4 IS NULL OR r.status = ?4)
-    ORDER BY r.started_at DESC, r.run_id
+    WHERE r.project_id = ?3 AND r.created_at >= ?1 AND (?4 IS NULL OR r.status = ?4)
+    ORDER BY r.created_at DESC, r.run_id
     LIMIT ?2";
 
 /// The newest run of project `?2` that has an artifact of type `?1`.
@@ -296,24 +303,24 @@ const NEWEST_OF_PROJECT_WITH_TYPE: &str = "
     FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
     WHERE r.project_id = ?2 AND EXISTS (SELECT 1 FROM artifacts a
         WHERE a.project_id = r.project_id AND a.run_id = r.run_id AND a.artifact_type = ?1)
-    ORDER BY r.started_at DESC, r.run_id
+    ORDER BY r.created_at DESC, r.run_id
     LIMIT 1";
 
 /// The newest run of any project that has an artifact of type `?1`
 /// (`?2` is 1: a bound LIMIT is what marks an ordered walk as bounded).
 const NEWEST_WITH_TYPE: &str = "
-    FROM runs r INDEXED BY runs_by_started_at
+    FROM runs r INDEXED BY runs_by_created_at
     CROSS JOIN projects p ON p.project_id = r.project_id
     WHERE EXISTS (SELECT 1 FROM artifacts a
         WHERE a.project_id = r.project_id AND a.run_id = r.run_id AND a.artifact_type = ?1)
-    ORDER BY r.started_at DESC, r.project_id, r.run_id
+    ORDER BY r.created_at DESC, r.project_id, r.run_id
     LIMIT ?2";
 
-/// Newest first with recorded status `?3` (`runs_by_status`).
+/// Newest first with recorded status `?3` (`runs_by_status_created`).
 const LIST_RUNS_WITH_STATUS: &str = "
     FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
-    WHERE r.status = ?3 AND r.started_at >= ?1
-    ORDER BY r.started_at DESC, r.project_id, r.run_id
+    WHERE r.status = ?3 AND r.created_at >= ?1
+    ORDER BY r.created_at DESC, r.project_id, r.run_id
     LIMIT ?2";
 
 /// How many runs there are in project `?1` (NULL: all) with recorded status
@@ -324,14 +331,14 @@ const COUNT_RUNS: &str = "
     WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR status = ?2)";
 
 /// With `--since`, the count walks the same index range the listing does.
-const COUNT_RUNS_SINCE: &str = "SELECT count(*) FROM runs WHERE started_at >= ?1";
+const COUNT_RUNS_SINCE: &str = "SELECT count(*) FROM runs WHERE created_at >= ?1";
 
 const COUNT_RUNS_OF_PROJECT_SINCE: &str = "
     SELECT count(*) FROM runs
-    WHERE project_id = ?2 AND started_at >= ?1 AND (?3 IS NULL OR status = ?3)";
+    WHERE project_id = ?2 AND created_at >= ?1 AND (?3 IS NULL OR status = ?3)";
 
 const COUNT_RUNS_WITH_STATUS_SINCE: &str =
-    "SELECT count(*) FROM runs WHERE status = ?2 AND started_at >= ?1";
+    "SELECT count(*) FROM runs WHERE status = ?2 AND created_at >= ?1";
 
 /// Ids matching the GLOB pattern `?1` (`<prefix>*`, which an exact id also
 /// matches), in project `?2` or NULL for any, the exact id `?3` first.
@@ -341,7 +348,7 @@ const COUNT_RUNS_WITH_STATUS_SINCE: &str =
 const FIND_RUNS: &str = "
     FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
     WHERE r.run_id GLOB ?1 AND (?2 IS NULL OR r.project_id = ?2)
-    ORDER BY r.run_id = ?3 DESC, r.started_at DESC, r.project_id";
+    ORDER BY r.run_id = ?3 DESC, r.created_at DESC, r.project_id";
 
 /// At most this many candidates are named in an "ambiguous" error.
 const MAX_CANDIDATES_SHOWN: usize = 10;
@@ -350,9 +357,10 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         run_id: r.get(0)?,
         project_id: r.get(1)?,
-        project_title: r.get(2)?,
+        title: r.get(2)?,
         status: r.get(3)?,
         started_at: r.get(4)?,
+        created_at: r.get(15)?,
         finished_at: r.get(5)?,
         duration_ms: r.get(6)?,
         stages_executed: r.get(7)?,

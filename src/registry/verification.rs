@@ -361,9 +361,10 @@ mod tests {
             run: RunRow {
                 run_id: run.to_string(),
                 project_id: project.to_string(),
-                project_title: project.to_string(),
+                title: project.to_string(),
                 status: "complete".to_string(),
                 started_at: AT.to_string(),
+                created_at: AT.to_string(),
                 finished_at: Some(AT.to_string()),
                 duration_ms: Some(1),
                 stages_executed: 2,

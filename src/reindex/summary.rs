@@ -28,6 +28,10 @@ pub struct RunSummary {
     pub status: String,
     pub attempt: u32,
     pub started_at: String,
+    /// When the run's first attempt started; absent from summaries written
+    /// before it was recorded, which then count from `started_at`.
+    #[serde(default)]
+    pub created_at: Option<String>,
     pub finished_at: Option<String>,
     pub duration_ms: Option<u64>,
     pub stages_executed: u32,
@@ -114,6 +118,11 @@ fn check(s: &mut RunSummary, project_id: &str, run_id: &str) -> Result<String, S
         }
     }
     s.started_at = utc_time("started_at", &s.started_at)?;
+    s.created_at = s
+        .created_at
+        .as_deref()
+        .map(|t| utc_time("created_at", t))
+        .transpose()?;
     s.finished_at = s
         .finished_at
         .as_deref()
@@ -199,9 +208,10 @@ impl CheckedSummary {
         RunRow {
             run_id: s.run_id.clone(),
             project_id: s.project_id.clone(),
-            project_title: s.title.clone(),
+            title: s.title.clone(),
             status: s.status.clone(),
             started_at: s.started_at.clone(),
+            created_at: s.created_at.clone().unwrap_or_else(|| s.started_at.clone()),
             finished_at: s.finished_at.clone(),
             duration_ms: s.duration_ms,
             stages_executed: s.stages_executed,
@@ -313,7 +323,7 @@ mod tests {
             (row.status.as_str(), row.attempts, row.run_dir.as_str()),
             ("complete", 2, "p/r1")
         );
-        assert_eq!(row.project_title, "T");
+        assert_eq!(row.title, "T");
         assert_eq!(row.duration_ms, Some(1000));
         let ex = s.executions();
         let got: Vec<(u8, &str, u32)> = ex
