@@ -148,3 +148,17 @@ fn errors_and_hints_people_meet_first() {
         shown(&ws, &["lineage", "RenderPackage"])
     );
 }
+
+#[test]
+fn errors_for_a_wrong_artifacts_dir_or_db() {
+    let ws = Workspace::new();
+    std::fs::create_dir(ws.path().join("somedir")).unwrap();
+    snap!(
+        "error_artifacts_dir_missing",
+        shown(&ws, &["runs", "list", "--artifacts-dir", "nope"])
+    );
+    snap!(
+        "error_db_is_a_directory",
+        shown(&ws, &["runs", "list", "--db", "somedir"])
+    );
+}

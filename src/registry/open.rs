@@ -129,6 +129,19 @@ impl Registry {
                     runs,
                 });
             }
+            // A mistyped `--artifacts-dir` is the likelier story when the
+            // directory itself is missing.
+            if !artifacts_dir.exists() && path.starts_with(artifacts_dir) {
+                return Err(Error::usage_with_hint(
+                    format!(
+                        "no registry at `{}`: the artifacts directory `{}` does not exist",
+                        path.display(),
+                        artifacts_dir.display()
+                    ),
+                    "check `--artifacts-dir` (or ORCHESTRATOR_ARTIFACTS_DIR); \
+                     `orchestrator run --project <config>` creates it",
+                ));
+            }
             return Err(Error::usage_with_hint(
                 format!("no registry at `{}`", path.display()),
                 "run `orchestrator run --project <config>` first, or pass `--db <file>`",
