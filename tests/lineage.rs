@@ -1240,3 +1240,49 @@ fn lineage_json_flag_is_format_json() {
         .unwrap();
     assert_eq!(both.status.code(), Some(2));
 }
+
+#[test]
+fn lineage_output_writes_a_file_under_the_same_rules_as_export() {
+    let ex = Example::new();
+    let to_stdout = ex
+        .ws
+        .cmd()
+        .args(["lineage", "RenderOutput", "--format", "dot"])
+        .output()
+        .unwrap();
+    let out = ex
+        .ws
+        .cmd()
+        .args([
+            "lineage",
+            "RenderOutput",
+            "--format",
+            "dot",
+            "--output",
+            "lineage.dot",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        std::fs::read(ex.ws.path().join("lineage.dot")).unwrap(),
+        to_stdout.stdout
+    );
+    // Over an artifact: refused, and the artifact is untouched.
+    let script = ex.ws.run_dir("lighthouse", &ex.run_id).join("Script.json");
+    let before = std::fs::read(&script).unwrap();
+    let out = ex
+        .ws
+        .cmd()
+        .args(["lineage", "RenderOutput", "--output"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read(&script).unwrap(), before);
+}

@@ -17,6 +17,7 @@ use super::GlobalArgs;
 use orchestrator::artifact::short_sha;
 use orchestrator::lineage::{self, Direction, Lineage, LineageNode, Scope};
 use orchestrator::lock;
+use orchestrator::output_path::{check_output_path, write_output_atomic};
 use orchestrator::registry::Registry;
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +51,12 @@ pub struct LineageArgs {
     /// The same as `--format json`, as on every other query command.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    /// Write to FILE (atomically) instead of stdout, as `export --output`
+    /// does: never inside the artifacts directory, over the registry's
+    /// files or through a symlink.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
 }
 
 /// Output formats of `orchestrator lineage`.
@@ -66,6 +73,12 @@ pub enum Format {
 }
 
 pub fn run(global: &GlobalArgs, args: &LineageArgs) -> anyhow::Result<()> {
+    // Checked before anything is read, so a refused path costs nothing.
+    let output = args
+        .output
+        .as_deref()
+        .map(|path| check_output_path(path, &global.artifacts_dir, &global.db_path()))
+        .transpose()?;
     let registry = Registry::open_existing(&global.db_path(), &global.artifacts_dir)?;
     let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
     let scope = Scope {
@@ -87,6 +100,9 @@ pub fn run(global: &GlobalArgs, args: &LineageArgs) -> anyhow::Result<()> {
         Format::Dot => dot(&graph),
         Format::Mermaid => mermaid(&graph),
     };
+    if let Some(out) = &output {
+        return Ok(write_output_atomic(out, text.as_bytes())?);
+    }
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
