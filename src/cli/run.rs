@@ -318,7 +318,7 @@ fn dry_run(
         "dry run {} · project {} · {}",
         plan.run_id,
         plan.project_id,
-        plan.run_dir.display()
+        global.artifacts_dir.join(&plan.run_dir).display()
     )?;
     for s in &plan.stages {
         let sha = s

@@ -11,7 +11,6 @@
 //! it does not.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -64,7 +63,9 @@ pub struct RunPlan {
     pub project_id: String,
     pub run_id: String,
     pub config_hash: String,
-    pub run_dir: PathBuf,
+    /// `<project>/<run>`, relative to the artifacts directory, as
+    /// `runs list --json` gives it.
+    pub run_dir: String,
     pub stages: Vec<PlannedStage>,
 }
 
@@ -206,9 +207,9 @@ pub fn plan_run(
     }
     Ok(RunPlan {
         project_id: cfg.project_id.clone(),
+        run_dir: format!("{}/{}", cfg.project_id, run_id),
         run_id,
         config_hash: opts.config.config_hash.clone(),
-        run_dir,
         stages: planned,
     })
 }
