@@ -12,6 +12,9 @@
 
 ALTER TABLE runs ADD COLUMN created_at TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN title TEXT NOT NULL DEFAULT '';
+-- Where the config came from (`--project`'s path, or `registry:<p>/<r>`
+-- for `run --from-run`), for display; unknown for runs recorded before.
+ALTER TABLE runs ADD COLUMN config_path TEXT;
 
 -- What is known of runs recorded before: their latest start (the first is
 -- lost), and the title their recorded config gives.

@@ -93,6 +93,10 @@ pub struct LoadedConfig {
     /// Keys the schema does not define: legal, but most often a typo, so
     /// the caller warns about each one.
     pub unknown_keys: Vec<UnknownKey>,
+    /// Where the config came from, as recorded with the run for display:
+    /// the file's absolute path (symlinks not resolved), or what the
+    /// caller named for a config not read from a file.
+    pub source: String,
     pub config: ProjectConfig,
     /// RFC 8785 canonical JSON of the file's value, unknown fields included.
     pub canonical_json: String,
@@ -141,7 +145,12 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<LoadedConfig> {
         location: r.location,
         message: r.message,
     })?;
-    from_value(path, value, options)
+    let mut loaded = from_value(path, value, options)?;
+    loaded.source = std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .to_string_lossy()
+        .into_owned();
+    Ok(loaded)
 }
 
 /// Check a config already parsed (the file's, or one the registry
@@ -213,8 +222,10 @@ pub fn from_value(path: &Path, mut value: Value, options: &LoadOptions) -> Resul
     let config: ProjectConfig = serde_json::from_str(&canonical_json)
         .map_err(|e| config_error("`/`".to_string(), strip_position(&e.to_string())))?;
     let config_hash = sha256_hex(canonical_json.as_bytes());
+    let source = path.to_string_lossy().into_owned();
     Ok(LoadedConfig {
         path: path.to_path_buf(),
+        source,
         unknown_keys,
         config,
         canonical_json,

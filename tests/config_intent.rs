@@ -278,3 +278,47 @@ fn from_run_remakes_a_take_from_the_recorded_config() {
     );
     assert!(stderr.contains("no run matches `nope`"), "{stderr}");
 }
+
+#[test]
+fn a_run_records_where_its_config_came_from() {
+    let ws = Workspace::new();
+    let example = ws.example();
+    ws.run_ok(&example, &["--run-id", "take-1"]);
+    let show = |id: &str| -> Value {
+        let out = ws
+            .cmd()
+            .args(["runs", "show", id, "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        show("take-1")["config_path"],
+        std::path::absolute(&example).unwrap().display().to_string()
+    );
+    let out = ws
+        .cmd()
+        .args([
+            "run",
+            "--json",
+            "--from-run",
+            "take-1",
+            "--set",
+            "seed=5",
+            "--run-id",
+            "take-2",
+        ])
+        .output()
+        .unwrap();
+    summary_of(&out);
+    assert_eq!(show("take-2")["config_path"], "registry:lighthouse/take-1");
+    // It survives a rebuilt registry: run_summary.json records it.
+    std::fs::remove_file(ws.db()).unwrap();
+    let out = ws.cmd().args(["reindex"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(show("take-2")["config_path"], "registry:lighthouse/take-1");
+}

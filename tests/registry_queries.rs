@@ -103,6 +103,7 @@ fn a_registry_from_before_the_counts_gets_them_on_upgrade() {
              CREATE INDEX runs_by_started_at ON runs (started_at DESC);
              CREATE INDEX runs_by_status ON runs (status, started_at DESC);
              ALTER TABLE runs DROP COLUMN created_at; ALTER TABLE runs DROP COLUMN title;
+             ALTER TABLE runs DROP COLUMN config_path;
              DELETE FROM refinery_schema_history WHERE version >= 4;",
         )
         .unwrap();

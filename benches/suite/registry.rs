@@ -616,6 +616,7 @@ fn synthetic_run(i: usize, started: DateTime<Utc>, rng: &mut SplitMix) -> Rebuil
             title,
             status: status.to_string(),
             created_at: started_at.clone(),
+            config_path: None,
             started_at: started_at.clone(),
             finished_at: finished_at.clone(),
             duration_ms,

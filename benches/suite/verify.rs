@@ -345,6 +345,7 @@ impl Tree {
                     status: "complete".to_string(),
                     started_at: AT.to_string(),
                     created_at: AT.to_string(),
+                    config_path: None,
                     finished_at: Some(AT.to_string()),
                     duration_ms: Some(1),
                     stages_executed: 5,

@@ -217,6 +217,7 @@ fn run_json(r: &RunRow) -> serde_json::Value {
         "stages_skipped": r.stages_skipped,
         "attempt": r.attempts,
         "config_hash": r.config_hash,
+        "config_path": r.config_path,
         "run_dir": r.run_dir,
         "error": r.error,
     })
@@ -259,6 +260,9 @@ fn show(
         run.status, run.attempts
     )?;
     writeln!(out, "  config hash  {}", run.config_hash)?;
+    if let Some(path) = &run.config_path {
+        writeln!(out, "  config from  {path}")?;
+    }
     writeln!(out, "  created      {}", run.created_at)?;
     writeln!(
         out,

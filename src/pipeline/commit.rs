@@ -88,6 +88,7 @@ impl Fixed<'_> {
             started_at: &begin.started_at,
             orchestrator_version: &self.origin.orchestrator_version,
             host: &self.origin.host,
+            config_path: Some(&self.config.source),
         }
     }
 }

@@ -129,6 +129,8 @@ pub struct RunReport {
     pub started_at: String,
     /// When the run's first attempt started (its place in history).
     pub created_at: String,
+    /// Where the config came from, when recorded.
+    pub config_path: Option<String>,
     pub finished_at: Option<String>,
     pub duration_ms: Option<u64>,
     pub stages_executed: u32,
@@ -183,6 +185,7 @@ pub(crate) fn from_registry(
         attempt: run.attempts,
         started_at: run.started_at,
         created_at: run.created_at,
+        config_path: run.config_path,
         finished_at: run.finished_at,
         duration_ms: run.duration_ms,
         stages_executed: run.stages_executed,

@@ -473,6 +473,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut registry = Registry::open(&dir.path().join("registry.db")).unwrap();
         let new_run = NewRun {
+            config_path: None,
             project_id: "p",
             title: "t",
             run_id: "r",

@@ -535,7 +535,7 @@ const KNOWN_MIGRATIONS: [KnownMigration; 7] = [
     KnownMigration {
         version: 7,
         name: "run_identity_in_history",
-        checksum: "8174138580367601523",
+        checksum: "3122641516267947794",
     },
 ];
 

@@ -72,8 +72,8 @@ const MERGE_PROJECT: &str = "
 const INSERT_RUN: &str = "
     INSERT INTO runs (project_id, run_id, config_hash, config_json, run_dir, status, attempts,
         started_at, finished_at, duration_ms, stages_executed, stages_skipped, error,
-        orchestrator_version, host, created_at, title)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+        orchestrator_version, host, created_at, title, config_path)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 
 const INSERT_SUMMARY: &str = "
     INSERT INTO run_summaries (project_id, run_id, sha256, path, summary_json, written_at)
@@ -177,7 +177,8 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, b: &RebuiltRun) -> Result<Inserted
         r.orchestrator_version,
         r.host,
         r.created_at,
-        r.title
+        r.title,
+        r.config_path
     ])?;
     let s = &b.summary;
     tx.prepare_cached(INSERT_SUMMARY)?.execute(params![

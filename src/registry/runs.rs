@@ -18,6 +18,8 @@ pub struct NewRun<'a> {
     pub started_at: &'a str,
     pub orchestrator_version: &'a str,
     pub host: &'a str,
+    /// Where the config came from, for display.
+    pub config_path: Option<&'a str>,
 }
 
 /// How an invocation ended. The stage counts are taken from the
@@ -55,11 +57,12 @@ const UPSERT_PROJECT: &str = "
 
 const UPSERT_RUN: &str = "
     INSERT INTO runs (project_id, run_id, config_hash, config_json, run_dir, status, attempts,
-                      started_at, orchestrator_version, host, created_at, title)
-    VALUES (?1, ?2, ?3, ?4, ?5, 'running', 1, ?6, ?7, ?8, ?6, ?9)
+                      started_at, orchestrator_version, host, created_at, title, config_path)
+    VALUES (?1, ?2, ?3, ?4, ?5, 'running', 1, ?6, ?7, ?8, ?6, ?9, ?10)
     ON CONFLICT (project_id, run_id) DO UPDATE SET
         config_hash = excluded.config_hash,
         title = excluded.title,
+        config_path = excluded.config_path,
         config_json = excluded.config_json,
         run_dir = excluded.run_dir,
         status = 'running',
@@ -147,7 +150,8 @@ impl Tx<'_> {
                 run.started_at,
                 run.orchestrator_version,
                 run.host,
-                run.title
+                run.title,
+                run.config_path
             ],
             |r| r.get(0),
         )?;
@@ -220,6 +224,9 @@ pub struct RunRow {
     /// When the first attempt started: a run's place in history, which a
     /// later attempt never changes.
     pub created_at: String,
+    /// Where the config came from (`--project`'s path, or
+    /// `registry:<project>/<run>` for `--from-run`), when recorded.
+    pub config_path: Option<String>,
     pub finished_at: Option<String>,
     pub duration_ms: Option<u64>,
     pub stages_executed: u32,
@@ -261,7 +268,7 @@ const RUN_COLUMNS: &str = "r.run_id, r.project_id, r.title, r.status, r.started_
           AND e.stage IN (1, 2, 3, 4, 5) AND e.attempt = r.attempts AND e.status = 'skipped')
         ELSE r.stages_skipped END,
     r.attempts, r.config_hash, r.run_dir,
-    r.error, r.orchestrator_version, r.host, r.created_at";
+    r.error, r.orchestrator_version, r.host, r.created_at, r.config_path";
 
 // The listings. Each filter that can lead has its own query, because a
 // catch-all `(?1 IS NULL OR r.project_id = ?1)` cannot use an index: SQLite
@@ -361,6 +368,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         status: r.get(3)?,
         started_at: r.get(4)?,
         created_at: r.get(15)?,
+        config_path: r.get(16)?,
         finished_at: r.get(5)?,
         duration_ms: r.get(6)?,
         stages_executed: r.get(7)?,

@@ -365,6 +365,7 @@ mod tests {
                 status: "complete".to_string(),
                 started_at: AT.to_string(),
                 created_at: AT.to_string(),
+                config_path: None,
                 finished_at: Some(AT.to_string()),
                 duration_ms: Some(1),
                 stages_executed: 2,

@@ -32,6 +32,8 @@ pub struct RunSummary {
     /// before it was recorded, which then count from `started_at`.
     #[serde(default)]
     pub created_at: Option<String>,
+    #[serde(default)]
+    pub config_path: Option<String>,
     pub finished_at: Option<String>,
     pub duration_ms: Option<u64>,
     pub stages_executed: u32,
@@ -212,6 +214,7 @@ impl CheckedSummary {
             status: s.status.clone(),
             started_at: s.started_at.clone(),
             created_at: s.created_at.clone().unwrap_or_else(|| s.started_at.clone()),
+            config_path: s.config_path.clone(),
             finished_at: s.finished_at.clone(),
             duration_ms: s.duration_ms,
             stages_executed: s.stages_executed,
