@@ -60,14 +60,14 @@ pub struct Interrupted {
 pub fn interrupted(artifacts_dir: &Path, project: Option<&str>) -> Vec<Interrupted> {
     let projects: Vec<String> = match project {
         Some(p) => vec![p.to_string()],
-        None => real_dirs(artifacts_dir)
+        None => crate::verify::tree::dirs(artifacts_dir)
             .into_iter()
             .filter(|n| is_valid_id(n))
             .collect(),
     };
     let mut out = Vec::new();
     for p in projects {
-        for name in real_dirs(&artifacts_dir.join(&p)) {
+        for name in crate::verify::tree::dirs(&artifacts_dir.join(&p)) {
             if let Some(run) = run_of_deleting_name(&name) {
                 out.push(Interrupted {
                     project_id: p.clone(),
@@ -79,20 +79,6 @@ pub fn interrupted(artifacts_dir: &Path, project: Option<&str>) -> Vec<Interrupt
     }
     out.sort();
     out
-}
-
-/// Names of the real directories (not symlinks) in `dir`, sorted.
-fn real_dirs(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    names.sort();
-    names
 }
 
 /// What deleting is asked to do.

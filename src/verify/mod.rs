@@ -24,7 +24,7 @@ mod artifact;
 pub(crate) use artifact::MAX_PARSED_BYTES;
 mod file;
 mod run_dir;
-mod tree;
+pub(crate) mod tree;
 
 pub use tree::TreeScope;
 

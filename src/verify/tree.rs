@@ -219,9 +219,10 @@ fn users_lock_held(base: &Path) -> bool {
     matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
 }
 
-/// Real directories (not symlinks) in `dir`, by name; names that are not
-/// UTF-8 are not ids and are skipped.
-fn dirs(dir: &Path) -> Vec<String> {
+/// Real directories (not symlinks) in `dir`, by name, sorted; names that
+/// are not UTF-8 are not ids and are skipped. Shared with `gc`, which walks
+/// the same tree for deletions to finish.
+pub(crate) fn dirs(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
