@@ -104,6 +104,7 @@ fn human_output_of_every_command() {
     snap!("package", shown(&ws, &["package", "take-1"]));
     snap!("gc_dry_run", shown(&ws, &["gc", "--run", "take-2"]));
     snap!("gc_yes", shown(&ws, &["gc", "--run", "take-2", "--yes"]));
+    snap!("reindex", shown(&ws, &["reindex"]));
 }
 
 #[test]
