@@ -279,22 +279,34 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// `reindex` reads it as artifacts. Resolved as outputs are (relative
 /// paths, `..`, symlinked and bind-mounted directories), except that
 /// neither the registry nor its directories need exist yet.
+///
+/// A `--db` that is a symlink is checked where it leads too, link by link
+/// (dangling or not): SQLite follows it, and keeps the database and its
+/// `-wal` and `-shm` where the last link points.
 pub fn check_registry_location(db: &Path, artifacts_dir: &Path) -> Result<()> {
-    let dir = resolve_lexically(parent_of(db));
     let artifacts = resolve_lexically(artifacts_dir);
     let artifacts_id = std::fs::metadata(artifacts_dir).ok().map(|m| id_of(&m));
-    let depth = match dir.strip_prefix(&artifacts) {
-        Ok(rel) => Some(rel.components().count()),
-        Err(_) => artifacts_id.and_then(|id| {
-            dir.ancestors()
-                .position(|d| std::fs::metadata(d).is_ok_and(|m| id_of(&m) == id))
-        }),
+    let in_run_dir = |path: &Path| {
+        let dir = resolve_lexically(parent_of(path));
+        let depth = match dir.strip_prefix(&artifacts) {
+            Ok(rel) => Some(rel.components().count()),
+            Err(_) => artifacts_id.and_then(|id| {
+                dir.ancestors()
+                    .position(|d| std::fs::metadata(d).is_ok_and(|m| id_of(&m) == id))
+            }),
+        };
+        depth.is_some_and(|d| d >= 2)
     };
-    if depth.is_some_and(|d| d >= 2) {
+    let links = link_chain(db);
+    if in_run_dir(db) || links.iter().any(|hop| in_run_dir(hop)) {
+        let through = match links.last() {
+            Some(target) => format!(" (a symlink to `{}`)", target.display()),
+            None => String::new(),
+        };
         return Err(Error::usage_with_hint(
             format!(
-                "the registry `{}` would be inside a run directory of the artifacts directory `{}`; \
-                 a run directory holds only its run's files, and `gc` removes it whole",
+                "the registry `{}`{through} would be inside a run directory of the artifacts \
+                 directory `{}`; a run directory holds only its run's files, and `gc` removes it whole",
                 db.display(),
                 artifacts_dir.display()
             ),
@@ -305,6 +317,27 @@ pub fn check_registry_location(db: &Path, artifacts_dir: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Where the symlink `path` leads, one entry per link followed (empty when
+/// `path` is not a symlink), whether or not the last one exists. Stops
+/// after 40 links, as the kernel does.
+fn link_chain(path: &Path) -> Vec<PathBuf> {
+    let mut hops = Vec::new();
+    let mut current = path.to_path_buf();
+    while hops.len() < 40 {
+        let is_link = std::fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink());
+        let Some(target) = is_link.then(|| std::fs::read_link(&current).ok()).flatten() else {
+            break;
+        };
+        // Relative to the link's directory (`""` for a bare name: no `./`).
+        current = match current.parent() {
+            Some(dir) if !target.is_absolute() => dir.join(target),
+            _ => target,
+        };
+        hops.push(current.clone());
+    }
+    hops
 }
 
 /// `path` made absolute, with its longest existing ancestor canonicalized

@@ -645,3 +645,64 @@ fn a_full_disk_while_archiving_names_the_archive_not_the_file_read() {
         ws.entries()
     );
 }
+
+#[test]
+fn a_db_symlinked_into_a_run_directory_is_refused_by_every_command() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let run_dir = ws.run_dir("lighthouse", run_id);
+    std::fs::copy(ws.db(), run_dir.join("registry.db")).unwrap();
+    // SQLite follows the link: the registry, its `-wal` and `-shm` would
+    // live in the run directory, which gc renames and empties.
+    let existing = ws.path().join("link.db");
+    std::os::unix::fs::symlink(
+        format!("artifacts/lighthouse/{run_id}/registry.db"),
+        &existing,
+    )
+    .unwrap();
+    let dangling = ws.path().join("dangling.db");
+    std::os::unix::fs::symlink("artifacts/lighthouse/new-run/registry.db", &dangling).unwrap();
+    // Two links deep, the first to a name outside the tree.
+    let twice = ws.path().join("twice.db");
+    std::os::unix::fs::symlink("link.db", &twice).unwrap();
+    let before = tree_hashes(&ws.artifacts());
+    for db in ["link.db", "dangling.db", "twice.db"] {
+        for args in [
+            vec!["run", "--project", "project.json"],
+            vec!["runs", "list"],
+            vec!["verify"],
+            vec!["gc", "--run", run_id, "--yes"],
+            vec!["package", run_id],
+            vec!["reindex"],
+        ] {
+            let out = ws.cmd().args(["--db", db]).args(&args).output().unwrap();
+            let stderr = common::assert_usage_error(&out);
+            assert!(
+                stderr.contains(&format!("the registry `{db}`"))
+                    && stderr.contains("inside a run directory"),
+                "{db} {args:?}: {stderr}"
+            );
+        }
+    }
+    assert_eq!(tree_hashes(&ws.artifacts()), before);
+    assert!(!ws.artifacts().join("lighthouse/new-run").exists());
+    // A link to a registry outside the run directories is fine.
+    let out = ws
+        .cmd()
+        .args(["--db", "artifacts/registry.db", "runs", "list"])
+        .output();
+    assert_eq!(out.unwrap().status.code(), Some(0));
+    let fine = ws.path().join("fine.db");
+    std::os::unix::fs::symlink("artifacts/registry.db", &fine).unwrap();
+    let out = ws
+        .cmd()
+        .args(["--db", "fine.db", "runs", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
