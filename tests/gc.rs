@@ -522,3 +522,58 @@ fn gc_frees_space_on_a_full_disk() {
     let runs = summary_of(&out);
     assert_eq!(ids(&runs), ["lighthouse/small"]);
 }
+
+// Kills a gc with a failpoint, so it needs the test build's feature.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_run_remade_after_a_killed_gc_is_verified_and_not_pointed_at_gc_run() {
+    let ws = workspace();
+    let killed = ws
+        .cmd()
+        .env("ORCHESTRATOR_FAILPOINTS", "gc.after_mark=kill")
+        .args(["gc", "--run", "r1", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed");
+    // The same id run again before any gc finished the deletion: a fresh
+    // `lighthouse/r1` beside the earlier take's `lighthouse/.deleting-r1`.
+    ws.run_ok(&ws.example(), &["--run-id", "r1"]);
+    assert!(ws.artifacts().join("lighthouse/.deleting-r1").is_dir());
+
+    let (code, report) = verify_json(&ws);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(
+        problems(&report),
+        [(
+            "deletion_interrupted".to_string(),
+            "lighthouse/.deleting-r1".to_string()
+        )]
+    );
+    // The new run was checked, not taken for the half-deleted one.
+    let r1 = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_id"] == "r1")
+        .unwrap();
+    assert_eq!(
+        (&r1["artifacts"], &r1["artifacts_ok"]),
+        (&5.into(), &5.into())
+    );
+    // `gc --run r1 --yes` would delete the new run: not what verify says.
+    let found = report["problems"][0]["found"].as_str().unwrap();
+    assert!(!found.contains("gc --run r1 --yes"), "{found}");
+    assert!(
+        found.contains("gc --older-than 1970-01-01 --yes"),
+        "{found}"
+    );
+
+    // Doing what it says finishes the old take and keeps the new one.
+    let done = gc(&ws, &["--older-than", "1970-01-01", "--yes"]);
+    assert_eq!(ids(&done["finished"]), ["lighthouse/r1"], "{done:#}");
+    assert!(ids(&done["removed"]).is_empty(), "{done:#}");
+    assert!(!ws.artifacts().join("lighthouse/.deleting-r1").exists());
+    assert!(ws.run_dir("lighthouse", "r1").join("Script.json").is_file());
+    assert!(listed(&ws).contains(&"lighthouse/r1".to_string()));
+    assert_verify_clean(&ws);
+}

@@ -437,12 +437,19 @@ fn verify_chunk(
             run_id: run.run_id.clone(),
         };
         let marked = tree::is_marked_for_deletion(artifacts_dir, &run.project_id, &run.run_id);
+        // Marked, with `<project>/<run>` gone: this run is the one a gc is
+        // deleting. Marked beside a `<project>/<run>` that a later `run`
+        // of the same id made anew: the marked directory is an earlier
+        // take's, and this run is checked as any other.
+        let being_deleted = marked
+            && std::fs::symlink_metadata(artifacts_dir.join(&run.project_id).join(&run.run_id))
+                .is_err();
         // A run that started while it was being checked may have been seen
         // half-written, and one a gc removed (or is removing) since it was
         // listed was seen half-deleted: their findings mean nothing, and
         // none are recorded.
         if live(&run.project_id, &run.run_id) {
-            if marked {
+            if being_deleted {
                 checked.removed.push(entry());
             } else {
                 checked.in_progress.push(entry());
@@ -451,7 +458,7 @@ fn verify_chunk(
         }
         // Marked by a gc that stopped: one problem says so, rather than
         // every file it deleted reported missing.
-        if marked {
+        if being_deleted {
             checked.tallies.push(RunTally {
                 project_id: run.project_id.clone(),
                 run_id: run.run_id.clone(),
@@ -463,9 +470,17 @@ fn verify_chunk(
                 artifacts_dir,
                 &run.project_id,
                 &run.run_id,
-                true,
+                tree::Marked::Registered,
             ));
             continue;
+        }
+        if marked {
+            run_problems.push(tree::interrupted_deletion(
+                artifacts_dir,
+                &run.project_id,
+                &run.run_id,
+                tree::Marked::Remade,
+            ));
         }
         verifications.extend(results);
         checked.tallies.push(RunTally {

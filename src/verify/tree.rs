@@ -70,9 +70,12 @@ pub(super) fn scan(
                 if live(&project, &run) {
                     found.being_removed.push(entry);
                 } else {
-                    found
-                        .problems
-                        .push(interrupted_deletion(artifacts_dir, &project, &run, false));
+                    found.problems.push(interrupted_deletion(
+                        artifacts_dir,
+                        &project,
+                        &run,
+                        Marked::Unregistered,
+                    ));
                 }
                 continue;
             }
@@ -108,29 +111,57 @@ pub(super) fn scan(
     Ok(found)
 }
 
+/// What the registry and the tree say of a run whose
+/// `<project>/.deleting-<run>` a gc left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Marked {
+    /// The registry still records the run, and `<project>/<run>` is gone:
+    /// the run itself is half-deleted.
+    Registered,
+    /// The registry no longer records it.
+    Unregistered,
+    /// A later `run` of the same id made `<project>/<run>` anew, and the
+    /// registry records that run: the marked directory is the earlier
+    /// take's, and `gc --run <run>` would delete the new one too.
+    Remade,
+}
+
 /// The problem for run `project`/`run`, which `<project>/.deleting-<run>`
-/// says a gc began deleting and did not finish; `registered`: whether the
-/// registry still records it.
+/// says a gc began deleting and did not finish.
 pub(super) fn interrupted_deletion(
     artifacts_dir: &Path,
     project: &str,
     run: &str,
-    registered: bool,
+    marked: Marked,
 ) -> Problem {
     let rel = format!("{project}/{}", deleting_name(run));
+    let left = entries(&artifacts_dir.join(&rel));
+    let found = match marked {
+        Marked::Registered | Marked::Unregistered => format!(
+            "a run a `gc` was deleting when it stopped ({left} left; the registry {} records \
+             it): `orchestrator gc --run {run} --yes` finishes deleting it",
+            if marked == Marked::Registered {
+                "still"
+            } else {
+                "no longer"
+            }
+        ),
+        Marked::Remade => format!(
+            "an earlier take of run {run} that a `gc` was deleting when it stopped ({left} \
+             left), beside the run now in `{project}/{run}`: any `orchestrator gc --yes` \
+             finishes deleting it and leaves the new run alone, e.g. \
+             `orchestrator gc --older-than 1970-01-01 --yes`, which selects no run \
+             (`gc --run {run}` would delete the new run too)"
+        ),
+    };
     Problem {
         kind: ProblemKind::DeletionInterrupted,
-        path: rel.clone(),
+        path: rel,
         project_id: project.to_string(),
         run_id: run.to_string(),
         artifact_type: None,
         expected: "no run left half-deleted".to_string(),
-        found: format!(
-            "a run a `gc` was deleting when it stopped ({} left; the registry {} records it): \
-             `orchestrator gc --run {run} --yes` finishes deleting it",
-            entries(&artifacts_dir.join(&rel)),
-            if registered { "still" } else { "no longer" }
-        ),
+        found,
     }
 }
 
