@@ -577,3 +577,39 @@ fn a_run_remade_after_a_killed_gc_is_verified_and_not_pointed_at_gc_run() {
     assert!(listed(&ws).contains(&"lighthouse/r1".to_string()));
     assert_verify_clean(&ws);
 }
+
+// Stops a gc with a failpoint, so it needs the test build's feature.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_stopped_gc_suggests_a_gc_command_that_runs_and_finishes_it() {
+    let ws = workspace();
+    let stopped = ws
+        .cmd()
+        .env("ORCHESTRATOR_FAILPOINTS", "gc.before_rows=enospc")
+        .args(["gc", "--run", "r1", "--yes"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&stopped.stderr).into_owned();
+    assert_eq!(stopped.status.code(), Some(5), "{stderr}");
+    assert!(ws.artifacts().join("lighthouse/.deleting-r1").is_dir());
+    // Every `orchestrator gc …` the message names must be a command that
+    // works (plain `gc --yes` is refused: gc needs a selector).
+    let suggested: Vec<&str> = stderr
+        .split('`')
+        .filter(|s| s.starts_with("orchestrator gc"))
+        .collect();
+    assert!(!suggested.is_empty(), "{stderr}");
+    for command in suggested {
+        let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+        let out = ws.cmd().args(&args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!ws.artifacts().join("lighthouse/.deleting-r1").exists());
+    assert_eq!(listed(&ws), ["harbor/h1", "lighthouse/r2", "lighthouse/r3"]);
+    assert_verify_clean(&ws);
+}
