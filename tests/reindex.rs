@@ -1036,3 +1036,52 @@ fn reindex_with_db_elsewhere_does_not_report_the_trees_registry_files() {
     assert_eq!(findings(&report, "problems"), vec![]);
     assert_eq!(report["runs"], 1);
 }
+
+/// A `sqlite3` shell (or any program but orchestrator) takes no users
+/// lock: reindex only learns of it when the old registry's log cannot be
+/// folded in. Swapping then would delete the log under the writer and put
+/// a new file in place of the one it writes: its commit would be lost.
+#[test]
+fn reindex_leaves_a_registry_another_program_is_writing_to_alone() {
+    let (ws, _) = example_run();
+    let writer = rusqlite::Connection::open(ws.db()).unwrap();
+    writer
+        .execute_batch(
+            "BEGIN IMMEDIATE;
+             INSERT INTO projects VALUES ('by-hand', 'Written in a sqlite3 shell',
+                 '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');",
+        )
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = ws
+        .cmd()
+        .args(["reindex", "--lock-timeout", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("`artifacts/registry.db`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("left as it was"), "{stderr}");
+    // Bounded by --lock-timeout, not SQLite's default wait.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(reindex_leftovers(&ws), Vec::<String>::new());
+
+    writer.execute_batch("COMMIT;").unwrap();
+    drop(writer);
+    let title: String = ws
+        .sqlite()
+        .query_row(
+            "SELECT title FROM projects WHERE project_id = 'by-hand'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(title, "Written in a sqlite3 shell");
+}

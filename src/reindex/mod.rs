@@ -232,7 +232,7 @@ pub fn reindex(
     // And again: a run may have begun, written to the old registry and
     // ended while this waited.
     refuse_new_runs(artifacts_dir, &held)?;
-    swap(&tmp.path, db)?;
+    swap(&tmp.path, db, wait_for_users)?;
     tmp.disarm();
     drop(held);
     Ok(report)
@@ -244,14 +244,15 @@ pub fn reindex(
 ///
 /// 1. the old registry's `-wal` is checkpointed into its database file
 ///    (a run killed before this reindex may have left commits only there),
-///    and SQLite removes the emptied log on closing;
+///    and SQLite removes the emptied log on closing; another program
+///    holding it (waited for up to `wait`) makes reindex give up (exit 4);
 /// 2. any `-wal`, `-shm` or `-journal` still there is removed: a stale log
 ///    beside the new file would be replayed into it and corrupt it;
 /// 3. the rename, which is atomic, then the directory's fsync.
 ///
 /// A registry SQLite cannot read cannot be checkpointed: its log, which
 /// cannot be read either, is removed in step 2 as before.
-fn swap(tmp: &Path, db: &Path) -> Result<()> {
+fn swap(tmp: &Path, db: &Path, wait: Duration) -> Result<()> {
     let step = |point: &'static str| {
         crate::failpoint::hit(point)
             .map_err(|e| Error::io("swapping the rebuilt registry into place at", db, e))
@@ -259,9 +260,24 @@ fn swap(tmp: &Path, db: &Path) -> Result<()> {
     step("reindex.before_swap")?;
     // Checked again: the file may have been replaced while this rebuilt.
     if refuse_foreign(db)? == ExistingRegistry::Replaceable {
-        // Fails only for a damaged registry, whose log cannot be read
-        // either: nothing is lost that was not lost already.
-        let _ = crate::registry::fold_wal_into(db);
+        match crate::registry::fold_wal_into(db, wait) {
+            // A program that takes no users lock (a `sqlite3` shell) is
+            // writing or reading it: what it writes would be lost with the
+            // old file, so the old file stays.
+            Err(Error::Busy { what, message }) => {
+                return Err(Error::Busy {
+                    what,
+                    message: format!(
+                        "{message}; it is open in another program, whose changes a rebuilt \
+                         registry would lose. The current registry was left as it was: close \
+                         that program, then run `orchestrator reindex` again"
+                    ),
+                });
+            }
+            // Otherwise it fails only for a damaged registry, whose log
+            // cannot be read either: nothing is lost that was not already.
+            _ => {}
+        }
     }
     step("reindex.after_fold")?;
     for suffix in ["-wal", "-shm", "-journal"] {
