@@ -613,3 +613,61 @@ fn a_stopped_gc_suggests_a_gc_command_that_runs_and_finishes_it() {
     assert_eq!(listed(&ws), ["harbor/h1", "lighthouse/r2", "lighthouse/r3"]);
     assert_verify_clean(&ws);
 }
+
+#[test]
+fn gc_on_a_full_disk_removes_every_selected_run_not_just_the_first() {
+    let ws = Workspace::new();
+    let disk = ws.path().join("disk");
+    let Some(_mount) = common::Tmpfs::mount(
+        &disk,
+        "2m",
+        "gc_on_a_full_disk_removes_every_selected_run_not_just_the_first",
+    ) else {
+        return;
+    };
+    let config = ws.example();
+    let on_disk = |cmd: &mut assert_cmd::Command| {
+        cmd.args(["--artifacts-dir", "disk/artifacts"]);
+    };
+    // Small runs: deleting the first one's files frees less than SQLite's
+    // log takes to delete its rows, so its rows wait for the others' space.
+    for id in ["r1", "r2", "r3", "r4"] {
+        let mut cmd = ws.cmd();
+        on_disk(&mut cmd);
+        let out = cmd
+            .args(["run", "--project"])
+            .arg(&config)
+            .args(["--run-id", id])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    common::fill_disk(&disk.join("filler"));
+    assert_eq!(free_bytes(&disk), 0);
+
+    let mut cmd = ws.cmd();
+    on_disk(&mut cmd);
+    let out = cmd
+        .args(["gc", "--keep-last", "0", "--yes", "--json"])
+        .output()
+        .unwrap();
+    let done = summary_of(&out);
+    assert_eq!(
+        ids(&done["removed"]),
+        [
+            "lighthouse/r1",
+            "lighthouse/r2",
+            "lighthouse/r3",
+            "lighthouse/r4"
+        ]
+    );
+    assert!(!disk.join("artifacts/lighthouse").exists());
+    let mut cmd = ws.cmd();
+    on_disk(&mut cmd);
+    let out = cmd.args(["runs", "list", "--json"]).output().unwrap();
+    assert_eq!(summary_of(&out), Value::Array(vec![]));
+}
