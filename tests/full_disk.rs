@@ -51,3 +51,38 @@ fn a_full_disk_still_answers_reads_and_run_says_the_disk_is_full() {
     }
     assert!(!ws.run_dir("lighthouse", "take-2").exists());
 }
+
+/// With the registry open elsewhere (its `-shm` made, so the usual open
+/// succeeds), only recording verify's results needs space: verify must
+/// still report, and say the results were not recorded.
+#[test]
+fn verify_on_a_full_disk_reports_while_the_registry_is_open_elsewhere() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    std::fs::create_dir_all(ws.artifacts()).unwrap();
+    let Some(_mounted) = Tmpfs::mount(
+        &ws.artifacts(),
+        "2m",
+        "verify_on_a_full_disk_reports_while_the_registry_is_open_elsewhere",
+    ) else {
+        return;
+    };
+    ws.run_ok(&config, &[]);
+    let other = rusqlite::Connection::open(ws.db()).unwrap();
+    let runs: i64 = other
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 1);
+    fill_disk(&ws.artifacts().join("filler"));
+
+    let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["artifacts_checked"], 5, "{report:#}");
+    assert!(
+        stderr.contains("is full; these results were not recorded"),
+        "{stderr}"
+    );
+    drop(other);
+}

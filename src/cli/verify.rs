@@ -91,6 +91,11 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
             "note: `{}` is read-only; these results were not recorded in it",
             registry.path().display()
         );
+    } else if report.unrecorded_disk_full {
+        eprintln!(
+            "note: the disk holding `{}` is full; these results were not recorded in it",
+            registry.path().display()
+        );
     }
 
     for r in &report.runs_in_progress {
