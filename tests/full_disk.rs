@@ -86,3 +86,36 @@ fn verify_on_a_full_disk_reports_while_the_registry_is_open_elsewhere() {
     );
     drop(other);
 }
+
+#[test]
+fn package_on_a_full_disk_names_the_package_not_a_temp_file() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    std::fs::create_dir_all(ws.artifacts()).unwrap();
+    let Some(_mounted) = Tmpfs::mount(
+        &ws.artifacts(),
+        "2m",
+        "package_on_a_full_disk_names_the_package_not_a_temp_file",
+    ) else {
+        return;
+    };
+    let summary = ws.run_ok(&config, &[]);
+    let run_id = summary["run_id"].as_str().unwrap();
+    fill_disk(&ws.artifacts().join("filler"));
+
+    let out = ws.cmd().args(["package", run_id]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: the disk is full: writing `artifacts/lighthouse/{run_id}/RenderPackage.json`"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(".tmp-"), "an internal name: {stderr}");
+    let left: Vec<_> = common::dir_names(&ws.run_dir("lighthouse", run_id))
+        .into_iter()
+        .filter(|n| n.starts_with(".tmp-") || n.starts_with("RenderPackage"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
