@@ -119,3 +119,37 @@ fn package_on_a_full_disk_names_the_package_not_a_temp_file() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn reindex_on_a_full_disk_names_the_registry_not_its_rebuild() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    std::fs::create_dir_all(ws.artifacts()).unwrap();
+    let Some(_mounted) = Tmpfs::mount(
+        &ws.artifacts(),
+        "2m",
+        "reindex_on_a_full_disk_names_the_registry_not_its_rebuild",
+    ) else {
+        return;
+    };
+    ws.run_ok(&config, &[]);
+    fill_disk(&ws.artifacts().join("filler"));
+    let before = std::fs::read(ws.db()).unwrap();
+
+    let out = ws.cmd().arg("reindex").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: the disk is full: rebuilding the registry `artifacts/registry.db`"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(".reindex-"), "an internal name: {stderr}");
+    assert_eq!(std::fs::read(ws.db()).unwrap(), before);
+    let left: Vec<_> = common::dir_names(&ws.artifacts())
+        .into_iter()
+        .filter(|n| n.contains(".reindex-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

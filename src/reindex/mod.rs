@@ -186,7 +186,17 @@ pub fn reindex(
     let held = hold_run_locks(artifacts_dir)?;
 
     let tmp = TempDb::new(db)?;
-    let mut registry = Registry::open(&tmp.path)?;
+    // The rebuilt file's name is this process's own: a full disk while
+    // building it is told as rebuilding the registry the user named.
+    let rebuilding = |e: Error| match e {
+        Error::DiskFull { source, .. } => Error::DiskFull {
+            action: "rebuilding the registry",
+            path: db.to_path_buf(),
+            source,
+        },
+        other => other,
+    };
+    let mut registry = Registry::open(&tmp.path).map_err(rebuilding)?;
     let is_registry_file = registry_file_filter(artifacts_dir, db);
     let mut report = ReindexReport {
         ok: true,
@@ -211,13 +221,13 @@ pub fn reindex(
             batch.push(rebuilt);
         }
         if batch.len() >= BATCH_RUNS {
-            flush(&mut registry, &mut batch, &mut report, &mut projects)?;
+            flush(&mut registry, &mut batch, &mut report, &mut projects).map_err(rebuilding)?;
         }
     }
-    flush(&mut registry, &mut batch, &mut report, &mut projects)?;
+    flush(&mut registry, &mut batch, &mut report, &mut projects).map_err(rebuilding)?;
     report.projects = projects.len();
     report.ok = report.problems.is_empty();
-    registry.close_checkpointed()?;
+    registry.close_checkpointed().map_err(rebuilding)?;
     if dry_run {
         return Ok(report);
     }
