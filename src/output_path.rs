@@ -153,7 +153,10 @@ pub fn check_output_path(path: &Path, artifacts_dir: &Path, db: &Path) -> Result
         let artifacts_id = id_of(&artifacts);
         let inside = std::iter::successors(Some(dir.as_path()), |d| d.parent())
             .any(|d| std::fs::metadata(d).is_ok_and(|m| id_of(&m) == artifacts_id));
-        if inside {
+        // A directory of the tree mounted elsewhere (`mount --bind
+        // artifacts/p/r out`) has none of the tree among its ancestors:
+        // it is found by its own device and inode.
+        if inside || tree_dir_depth(artifacts_dir, &dir).is_some() {
             return Err(inside_artifacts(path, artifacts_dir));
         }
     }
@@ -259,6 +262,40 @@ fn find_inode(root: &Path, id: FileId) -> Option<PathBuf> {
     None
 }
 
+/// How deep below the artifacts directory the real directory `dir` lies
+/// (1 for a project directory, 2 for a run directory, …) when `dir` or one
+/// of its ancestors is a directory of the tree seen under another path (a
+/// bind mount): the tree's directories are walked, never through a
+/// symlink, and compared by device and inode. `None` when it is not.
+/// Only project and run directories are walked (the tool makes nothing
+/// deeper), so the cost is one listing per project.
+fn tree_dir_depth(artifacts_dir: &Path, dir: &Path) -> Option<usize> {
+    let ids: Vec<FileId> = std::iter::successors(Some(dir), |d| d.parent())
+        .map_while(|d| std::fs::metadata(d).ok().map(|m| id_of(&m)))
+        .collect();
+    let mut dirs = vec![(artifacts_dir.to_path_buf(), 0)];
+    while let Some((parent, depth)) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&parent) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            if let Some(up) = ids.iter().position(|id| *id == id_of(&meta)) {
+                return Some(depth + 1 + up);
+            }
+            if depth + 1 < 2 {
+                dirs.push((entry.path(), depth + 1));
+            }
+        }
+    }
+    None
+}
+
 /// The directory `path` is in (`.` for a bare file name).
 fn parent_of(path: &Path) -> &Path {
     path.parent()
@@ -290,10 +327,18 @@ pub fn check_registry_location(db: &Path, artifacts_dir: &Path) -> Result<()> {
         let dir = resolve_lexically(parent_of(path));
         let depth = match dir.strip_prefix(&artifacts) {
             Ok(rel) => Some(rel.components().count()),
-            Err(_) => artifacts_id.and_then(|id| {
-                dir.ancestors()
-                    .position(|d| std::fs::metadata(d).is_ok_and(|m| id_of(&m) == id))
-            }),
+            Err(_) => artifacts_id
+                .and_then(|id| {
+                    dir.ancestors()
+                        .position(|d| std::fs::metadata(d).is_ok_and(|m| id_of(&m) == id))
+                })
+                .or_else(|| {
+                    // A directory of the tree mounted elsewhere; the part
+                    // of `dir` that does not exist yet adds its depth.
+                    let existing = dir.ancestors().find(|d| d.exists())?;
+                    let below = dir.strip_prefix(existing).ok()?.components().count();
+                    tree_dir_depth(artifacts_dir, existing).map(|d| d + below)
+                }),
         };
         depth.is_some_and(|d| d >= 2)
     };

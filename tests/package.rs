@@ -706,3 +706,78 @@ fn a_db_symlinked_into_a_run_directory_is_refused_by_every_command() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `mount --bind from to`, unmounted on drop; `None` where mounting is
+/// not permitted (not root), unless `CI=true` requires it.
+struct BindMount(std::path::PathBuf);
+
+impl BindMount {
+    fn new(from: &Path, to: &Path, test: &str) -> Option<BindMount> {
+        std::fs::create_dir_all(to).unwrap();
+        let ok = std::process::Command::new("mount")
+            .arg("--bind")
+            .arg(from)
+            .arg(to)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(BindMount(to.to_path_buf()));
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: cannot bind-mount (needs root); CI=true requires it"
+        );
+        eprintln!("skipped {test}: cannot bind-mount here (needs root)");
+        None
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let done = std::process::Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !done {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+}
+
+#[test]
+fn an_output_or_db_through_a_bind_mount_of_a_run_directory_is_refused() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let run_dir = ws.run_dir("lighthouse", run_id);
+    let test = "an_output_or_db_through_a_bind_mount_of_a_run_directory_is_refused";
+    let Some(_mounted) = BindMount::new(&run_dir, &ws.path().join("mnt"), test) else {
+        return;
+    };
+    let before = tree_hashes(&ws.artifacts());
+    for args in [
+        vec!["package", run_id, "--archive", "mnt/run.tar"],
+        vec![
+            "export",
+            "--format",
+            "prov",
+            run_id,
+            "--output",
+            "mnt/Script.json",
+        ],
+        vec!["--db", "mnt/registry.db", "runs", "list"],
+        vec!["--db", "mnt/deeper/registry.db", "runs", "list"],
+    ] {
+        let out = ws.cmd().args(&args).output().unwrap();
+        let stderr = common::assert_usage_error(&out);
+        assert!(
+            stderr.contains("`mnt/"),
+            "{args:?} names the user's path: {stderr}"
+        );
+    }
+    assert_eq!(tree_hashes(&ws.artifacts()), before);
+    assert!(!run_dir.join("run.tar").exists());
+}
