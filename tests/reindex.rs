@@ -1085,3 +1085,27 @@ fn reindex_leaves_a_registry_another_program_is_writing_to_alone() {
         .unwrap();
     assert_eq!(title, "Written in a sqlite3 shell");
 }
+
+#[test]
+fn an_attempt_one_short_of_the_limit_is_refused_too_so_later_runs_never_overflow() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let path = ws.run_dir("lighthouse", run_id).join("run_summary.json");
+    // Accepted before, as "the next run can count one more": the run after
+    // that one panicked adding to the attempt.
+    edit_json(&path, |v| v["attempt"] = (u32::MAX - 1).into());
+
+    let r = reindex(&ws);
+    assert_eq!(r.code, 1, "{:#}", r.report);
+    let message = r.report["problems"][0]["message"].as_str().unwrap();
+    assert!(message.contains("attempt 4294967294"), "{message}");
+    assert_eq!(r.report["runs"], 0);
+    for _ in 0..2 {
+        let out = ws.run_output(&ws.path().join("project.json"), &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
