@@ -1109,3 +1109,33 @@ fn an_attempt_one_short_of_the_limit_is_refused_too_so_later_runs_never_overflow
         );
     }
 }
+
+/// A process that reaches the registry through a symlink (`--db
+/// ~/reg.db`, `ORCHESTRATOR_DB`) uses the same file, and SQLite the same
+/// `-wal` and `-shm`: it must hold the same users lock, or reindex swaps
+/// under it and its closing removes the new file's log by name.
+#[cfg(unix)]
+#[test]
+fn reindex_waits_for_a_process_that_opened_the_registry_through_a_symlink() {
+    use std::os::unix::fs::MetadataExt;
+    let (ws, _) = example_run();
+    let link = ws.path().join("reg.db");
+    std::os::unix::fs::symlink(ws.db(), &link).unwrap();
+    let before = std::fs::metadata(ws.db()).unwrap().ino();
+    let reader = orchestrator::registry::Registry::open_existing(&link, &ws.artifacts()).unwrap();
+
+    let out = ws
+        .cmd()
+        .args(["reindex", "--lock-timeout", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert_eq!(
+        std::fs::metadata(ws.db()).unwrap().ino(),
+        before,
+        "swapped under a reader"
+    );
+    drop(reader);
+    assert!(!ws.path().join("reg.db.users").exists());
+}
