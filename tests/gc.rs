@@ -671,3 +671,43 @@ fn gc_on_a_full_disk_removes_every_selected_run_not_just_the_first() {
     let out = cmd.args(["runs", "list", "--json"]).output().unwrap();
     assert_eq!(summary_of(&out), Value::Array(vec![]));
 }
+
+// Kills a gc with a failpoint, so it needs the test build's feature.
+#[cfg(feature = "failpoints")]
+#[test]
+fn verify_of_a_project_whose_only_run_a_killed_gc_left_reports_it() {
+    let ws = Workspace::new();
+    ws.run_ok(&ws.example(), &["--run-id", "r1"]);
+    let killed = ws
+        .cmd()
+        .env("ORCHESTRATOR_FAILPOINTS", "gc.after_rows=kill")
+        .args(["gc", "--run", "r1", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed");
+    assert!(listed(&ws).is_empty());
+    // The project's directory holds the half-deleted run: verifying that
+    // project must say so, not that it has nothing to verify (exit 2).
+    let out = ws
+        .cmd()
+        .args(["verify", "--project", "lighthouse", "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(
+        problems(&report),
+        [(
+            "deletion_interrupted".to_string(),
+            "lighthouse/.deleting-r1".to_string()
+        )]
+    );
+    // A project the tree does not hold either is still a usage error.
+    let out = ws
+        .cmd()
+        .args(["verify", "--project", "lighthous"])
+        .output()
+        .unwrap();
+    common::assert_usage_error(&out);
+}
