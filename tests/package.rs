@@ -781,3 +781,34 @@ fn an_output_or_db_through_a_bind_mount_of_a_run_directory_is_refused() {
     assert_eq!(tree_hashes(&ws.artifacts()), before);
     assert!(!run_dir.join("run.tar").exists());
 }
+
+// Kills a gc with a failpoint, so it needs the test build's feature.
+#[cfg(feature = "failpoints")]
+#[test]
+fn packaging_a_run_a_killed_gc_was_deleting_says_so_and_writes_nothing() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let killed = ws
+        .cmd()
+        .env("ORCHESTRATOR_FAILPOINTS", "gc.after_mark=kill")
+        .args(["gc", "--run", run_id, "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed");
+    let marked = ws
+        .artifacts()
+        .join(format!("lighthouse/.deleting-{run_id}"));
+    let before = tree_hashes(&marked);
+
+    // Was exit 5, "reading `…/Script.json`: No such file or directory".
+    let out = package(&ws, &[run_id, "--archive", "run.tar"]);
+    let stderr = common::assert_usage_error(&out);
+    assert!(stderr.contains("is being deleted"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("gc --run {run_id} --yes")),
+        "{stderr}"
+    );
+    assert_eq!(tree_hashes(&marked), before);
+    assert!(!ws.run_dir("lighthouse", run_id).exists());
+    assert!(!ws.path().join("run.tar").exists());
+}
