@@ -270,23 +270,20 @@ fn swap(tmp: &Path, db: &Path, wait: Duration) -> Result<()> {
     step("reindex.before_swap")?;
     // Checked again: the file may have been replaced while this rebuilt.
     if refuse_foreign(db)? == ExistingRegistry::Replaceable {
-        match crate::registry::fold_wal_into(db, wait) {
-            // A program that takes no users lock (a `sqlite3` shell) is
-            // writing or reading it: what it writes would be lost with the
-            // old file, so the old file stays.
-            Err(Error::Busy { what, message }) => {
-                return Err(Error::Busy {
-                    what,
-                    message: format!(
-                        "{message}; it is open in another program, whose changes a rebuilt \
-                         registry would lose. The current registry was left as it was: close \
-                         that program, then run `orchestrator reindex` again"
-                    ),
-                });
-            }
-            // Otherwise it fails only for a damaged registry, whose log
-            // cannot be read either: nothing is lost that was not already.
-            _ => {}
+        // A program that takes no users lock (a `sqlite3` shell) is writing
+        // or reading it: what it writes would be lost with the old file, so
+        // the old file stays. Any other failure comes only from a damaged
+        // registry, whose log cannot be read either: nothing is lost that
+        // was not already.
+        if let Err(Error::Busy { what, message }) = crate::registry::fold_wal_into(db, wait) {
+            return Err(Error::Busy {
+                what,
+                message: format!(
+                    "{message}; it is open in another program, whose changes a rebuilt \
+                     registry would lose. The current registry was left as it was: close \
+                     that program, then run `orchestrator reindex` again"
+                ),
+            });
         }
     }
     step("reindex.after_fold")?;
