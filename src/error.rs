@@ -231,9 +231,22 @@ impl Error {
             Error::Busy { .. } => {
                 Some("wait for the process holding it to finish, then retry".into())
             }
-            Error::RegistryUnusable { .. } => Some(
-                "run `orchestrator reindex` to rebuild it from the artifact files, which are untouched"
-                    .into(),
+            // Reindex replaces only a file it can tell for a registry of
+            // this tool: a damaged one from before the mark in its header
+            // is refused, so the hint must not send the user straight there.
+            Error::RegistryUnusable { path, .. } => Some(
+                match crate::registry::existing_registry(path) {
+                    Ok(crate::registry::ExistingRegistry::Foreign(_)) => {
+                        "`orchestrator reindex` will not replace a file it cannot tell for a \
+                         registry: move it away, then run `orchestrator reindex` to rebuild \
+                         it from the artifact files, which are untouched"
+                    }
+                    _ => {
+                        "run `orchestrator reindex` to rebuild it from the artifact files, \
+                         which are untouched"
+                    }
+                }
+                .into(),
             ),
             Error::RegistryIncompatible { problem, .. } => Some(problem.hint().into()),
             Error::NotARegistry { .. } => Some(Incompatibility::NotSqlite.hint().into()),

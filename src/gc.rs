@@ -244,6 +244,15 @@ pub fn apply(
             }
         }
     }
+    if !rows_pending.is_empty() {
+        // The log grew into the space the files freed while the failed
+        // deletions were rolled back; folding it into the database lets
+        // SQLite write it again from its start. Best effort: the retry
+        // below says what still fails.
+        let _ = registry
+            .conn()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
     for (run, mode, mut done) in rows_pending {
         match delete_locked(
             registry,

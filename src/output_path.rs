@@ -153,7 +153,10 @@ pub fn check_output_path(path: &Path, artifacts_dir: &Path, db: &Path) -> Result
         let artifacts_id = id_of(&artifacts);
         let inside = std::iter::successors(Some(dir.as_path()), |d| d.parent())
             .any(|d| std::fs::metadata(d).is_ok_and(|m| id_of(&m) == artifacts_id));
-        if inside {
+        // A directory of the tree mounted elsewhere (`mount --bind
+        // artifacts/p/r out`) has none of the tree among its ancestors:
+        // it is found by its own device and inode.
+        if inside || tree_dir_depth(artifacts_dir, &dir).is_some() {
             return Err(inside_artifacts(path, artifacts_dir));
         }
     }
@@ -259,6 +262,40 @@ fn find_inode(root: &Path, id: FileId) -> Option<PathBuf> {
     None
 }
 
+/// How deep below the artifacts directory the real directory `dir` lies
+/// (1 for a project directory, 2 for a run directory, …) when `dir` or one
+/// of its ancestors is a directory of the tree seen under another path (a
+/// bind mount): the tree's directories are walked, never through a
+/// symlink, and compared by device and inode. `None` when it is not.
+/// Only project and run directories are walked (the tool makes nothing
+/// deeper), so the cost is one listing per project.
+fn tree_dir_depth(artifacts_dir: &Path, dir: &Path) -> Option<usize> {
+    let ids: Vec<FileId> = std::iter::successors(Some(dir), |d| d.parent())
+        .map_while(|d| std::fs::metadata(d).ok().map(|m| id_of(&m)))
+        .collect();
+    let mut dirs = vec![(artifacts_dir.to_path_buf(), 0)];
+    while let Some((parent, depth)) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&parent) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            if let Some(up) = ids.iter().position(|id| *id == id_of(&meta)) {
+                return Some(depth + 1 + up);
+            }
+            if depth + 1 < 2 {
+                dirs.push((entry.path(), depth + 1));
+            }
+        }
+    }
+    None
+}
+
 /// The directory `path` is in (`.` for a bare file name).
 fn parent_of(path: &Path) -> &Path {
     path.parent()
@@ -279,22 +316,42 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// `reindex` reads it as artifacts. Resolved as outputs are (relative
 /// paths, `..`, symlinked and bind-mounted directories), except that
 /// neither the registry nor its directories need exist yet.
+///
+/// A `--db` that is a symlink is checked where it leads too, link by link
+/// (dangling or not): SQLite follows it, and keeps the database and its
+/// `-wal` and `-shm` where the last link points.
 pub fn check_registry_location(db: &Path, artifacts_dir: &Path) -> Result<()> {
-    let dir = resolve_lexically(parent_of(db));
     let artifacts = resolve_lexically(artifacts_dir);
     let artifacts_id = std::fs::metadata(artifacts_dir).ok().map(|m| id_of(&m));
-    let depth = match dir.strip_prefix(&artifacts) {
-        Ok(rel) => Some(rel.components().count()),
-        Err(_) => artifacts_id.and_then(|id| {
-            dir.ancestors()
-                .position(|d| std::fs::metadata(d).is_ok_and(|m| id_of(&m) == id))
-        }),
+    let in_run_dir = |path: &Path| {
+        let dir = resolve_lexically(parent_of(path));
+        let depth = match dir.strip_prefix(&artifacts) {
+            Ok(rel) => Some(rel.components().count()),
+            Err(_) => artifacts_id
+                .and_then(|id| {
+                    dir.ancestors()
+                        .position(|d| std::fs::metadata(d).is_ok_and(|m| id_of(&m) == id))
+                })
+                .or_else(|| {
+                    // A directory of the tree mounted elsewhere; the part
+                    // of `dir` that does not exist yet adds its depth.
+                    let existing = dir.ancestors().find(|d| d.exists())?;
+                    let below = dir.strip_prefix(existing).ok()?.components().count();
+                    tree_dir_depth(artifacts_dir, existing).map(|d| d + below)
+                }),
+        };
+        depth.is_some_and(|d| d >= 2)
     };
-    if depth.is_some_and(|d| d >= 2) {
+    let links = link_chain(db);
+    if in_run_dir(db) || links.iter().any(|hop| in_run_dir(hop)) {
+        let through = match links.last() {
+            Some(target) => format!(" (a symlink to `{}`)", target.display()),
+            None => String::new(),
+        };
         return Err(Error::usage_with_hint(
             format!(
-                "the registry `{}` would be inside a run directory of the artifacts directory `{}`; \
-                 a run directory holds only its run's files, and `gc` removes it whole",
+                "the registry `{}`{through} would be inside a run directory of the artifacts \
+                 directory `{}`; a run directory holds only its run's files, and `gc` removes it whole",
                 db.display(),
                 artifacts_dir.display()
             ),
@@ -305,6 +362,27 @@ pub fn check_registry_location(db: &Path, artifacts_dir: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Where the symlink `path` leads, one entry per link followed (empty when
+/// `path` is not a symlink), whether or not the last one exists. Stops
+/// after 40 links, as the kernel does.
+fn link_chain(path: &Path) -> Vec<PathBuf> {
+    let mut hops = Vec::new();
+    let mut current = path.to_path_buf();
+    while hops.len() < 40 {
+        let is_link = std::fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink());
+        let Some(target) = is_link.then(|| std::fs::read_link(&current).ok()).flatten() else {
+            break;
+        };
+        // Relative to the link's directory (`""` for a bare name: no `./`).
+        current = match current.parent() {
+            Some(dir) if !target.is_absolute() => dir.join(target),
+            _ => target,
+        };
+        hops.push(current.clone());
+    }
+    hops
 }
 
 /// `path` made absolute, with its longest existing ancestor canonicalized

@@ -114,7 +114,7 @@ pub fn package(
     archive: Option<&OutputPath>,
     clock: &dyn Clock,
 ) -> Result<PackageReport> {
-    let run = &run_under_lock(registry, project_id, run_id)?;
+    let run = &run_under_lock(registry, artifacts_dir, project_id, run_id)?;
     let run_dir = artifacts_dir.join(&run.project_id).join(&run.run_id);
     // Under the lock no writer is alive in the run directory: a temp file
     // there was left by one that died (a killed `run` or `package`).
@@ -197,7 +197,31 @@ pub fn package(
 /// belongs to a process that died (it would hold the lock otherwise): it
 /// reads as `interrupted`, as `runs show` says. A run gone meanwhile (a
 /// `gc` of it, or a `reindex` that dropped it) is a usage error naming it.
-fn run_under_lock(registry: &Registry, project_id: &str, run_id: &str) -> Result<RunRow> {
+fn run_under_lock(
+    registry: &Registry,
+    artifacts_dir: &Path,
+    project_id: &str,
+    run_id: &str,
+) -> Result<RunRow> {
+    // A gc that stopped after marking the run (its rows are still there)
+    // left no run to package: said as such, not as a missing artifact.
+    let project_dir = artifacts_dir.join(project_id);
+    let marked = project_dir.join(crate::gc::delete::deleting_name(run_id));
+    if std::fs::symlink_metadata(project_dir.join(run_id)).is_err()
+        && std::fs::symlink_metadata(&marked).is_ok_and(|m| m.is_dir())
+    {
+        return Err(Error::usage_with_hint(
+            format!(
+                "run {project_id}/{run_id} is being deleted: a `gc` stopped while deleting it \
+                 (`{}`)",
+                marked.display()
+            ),
+            format!(
+                "`orchestrator gc --run {run_id} --yes` finishes deleting it; \
+                 `orchestrator run --run-id {run_id} --project <its config>` makes it again"
+            ),
+        ));
+    }
     match registry.run_if_recorded(project_id, run_id)? {
         Some(mut row) => {
             if row.status == "running" {

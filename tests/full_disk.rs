@@ -51,3 +51,105 @@ fn a_full_disk_still_answers_reads_and_run_says_the_disk_is_full() {
     }
     assert!(!ws.run_dir("lighthouse", "take-2").exists());
 }
+
+/// With the registry open elsewhere (its `-shm` made, so the usual open
+/// succeeds), only recording verify's results needs space: verify must
+/// still report, and say the results were not recorded.
+#[test]
+fn verify_on_a_full_disk_reports_while_the_registry_is_open_elsewhere() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    std::fs::create_dir_all(ws.artifacts()).unwrap();
+    let Some(_mounted) = Tmpfs::mount(
+        &ws.artifacts(),
+        "2m",
+        "verify_on_a_full_disk_reports_while_the_registry_is_open_elsewhere",
+    ) else {
+        return;
+    };
+    ws.run_ok(&config, &[]);
+    let other = rusqlite::Connection::open(ws.db()).unwrap();
+    let runs: i64 = other
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 1);
+    fill_disk(&ws.artifacts().join("filler"));
+
+    let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["artifacts_checked"], 5, "{report:#}");
+    assert!(
+        stderr.contains("is full; these results were not recorded"),
+        "{stderr}"
+    );
+    drop(other);
+}
+
+#[test]
+fn package_on_a_full_disk_names_the_package_not_a_temp_file() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    std::fs::create_dir_all(ws.artifacts()).unwrap();
+    let Some(_mounted) = Tmpfs::mount(
+        &ws.artifacts(),
+        "2m",
+        "package_on_a_full_disk_names_the_package_not_a_temp_file",
+    ) else {
+        return;
+    };
+    let summary = ws.run_ok(&config, &[]);
+    let run_id = summary["run_id"].as_str().unwrap();
+    fill_disk(&ws.artifacts().join("filler"));
+
+    let out = ws.cmd().args(["package", run_id]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: the disk is full: writing `artifacts/lighthouse/{run_id}/RenderPackage.json`"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(".tmp-"), "an internal name: {stderr}");
+    let left: Vec<_> = common::dir_names(&ws.run_dir("lighthouse", run_id))
+        .into_iter()
+        .filter(|n| n.starts_with(".tmp-") || n.starts_with("RenderPackage"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn reindex_on_a_full_disk_names_the_registry_not_its_rebuild() {
+    let ws = Workspace::new();
+    let config = ws.example();
+    std::fs::create_dir_all(ws.artifacts()).unwrap();
+    let Some(_mounted) = Tmpfs::mount(
+        &ws.artifacts(),
+        "2m",
+        "reindex_on_a_full_disk_names_the_registry_not_its_rebuild",
+    ) else {
+        return;
+    };
+    ws.run_ok(&config, &[]);
+    fill_disk(&ws.artifacts().join("filler"));
+    let before = std::fs::read(ws.db()).unwrap();
+
+    let out = ws.cmd().arg("reindex").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: the disk is full: rebuilding the registry `artifacts/registry.db`"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(".reindex-"), "an internal name: {stderr}");
+    assert_eq!(std::fs::read(ws.db()).unwrap(), before);
+    let left: Vec<_> = common::dir_names(&ws.artifacts())
+        .into_iter()
+        .filter(|n| n.contains(".reindex-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -522,3 +522,192 @@ fn gc_frees_space_on_a_full_disk() {
     let runs = summary_of(&out);
     assert_eq!(ids(&runs), ["lighthouse/small"]);
 }
+
+// Kills a gc with a failpoint, so it needs the test build's feature.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_run_remade_after_a_killed_gc_is_verified_and_not_pointed_at_gc_run() {
+    let ws = workspace();
+    let killed = ws
+        .cmd()
+        .env("ORCHESTRATOR_FAILPOINTS", "gc.after_mark=kill")
+        .args(["gc", "--run", "r1", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed");
+    // The same id run again before any gc finished the deletion: a fresh
+    // `lighthouse/r1` beside the earlier take's `lighthouse/.deleting-r1`.
+    ws.run_ok(&ws.example(), &["--run-id", "r1"]);
+    assert!(ws.artifacts().join("lighthouse/.deleting-r1").is_dir());
+
+    let (code, report) = verify_json(&ws);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(
+        problems(&report),
+        [(
+            "deletion_interrupted".to_string(),
+            "lighthouse/.deleting-r1".to_string()
+        )]
+    );
+    // The new run was checked, not taken for the half-deleted one.
+    let r1 = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run_id"] == "r1")
+        .unwrap();
+    assert_eq!(
+        (&r1["artifacts"], &r1["artifacts_ok"]),
+        (&5.into(), &5.into())
+    );
+    // `gc --run r1 --yes` would delete the new run: not what verify says.
+    let found = report["problems"][0]["found"].as_str().unwrap();
+    assert!(!found.contains("gc --run r1 --yes"), "{found}");
+    assert!(
+        found.contains("gc --older-than 1970-01-01 --yes"),
+        "{found}"
+    );
+
+    // Doing what it says finishes the old take and keeps the new one.
+    let done = gc(&ws, &["--older-than", "1970-01-01", "--yes"]);
+    assert_eq!(ids(&done["finished"]), ["lighthouse/r1"], "{done:#}");
+    assert!(ids(&done["removed"]).is_empty(), "{done:#}");
+    assert!(!ws.artifacts().join("lighthouse/.deleting-r1").exists());
+    assert!(ws.run_dir("lighthouse", "r1").join("Script.json").is_file());
+    assert!(listed(&ws).contains(&"lighthouse/r1".to_string()));
+    assert_verify_clean(&ws);
+}
+
+// Stops a gc with a failpoint, so it needs the test build's feature.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_stopped_gc_suggests_a_gc_command_that_runs_and_finishes_it() {
+    let ws = workspace();
+    let stopped = ws
+        .cmd()
+        .env("ORCHESTRATOR_FAILPOINTS", "gc.before_rows=enospc")
+        .args(["gc", "--run", "r1", "--yes"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&stopped.stderr).into_owned();
+    assert_eq!(stopped.status.code(), Some(5), "{stderr}");
+    assert!(ws.artifacts().join("lighthouse/.deleting-r1").is_dir());
+    // Every `orchestrator gc …` the message names must be a command that
+    // works (plain `gc --yes` is refused: gc needs a selector).
+    let suggested: Vec<&str> = stderr
+        .split('`')
+        .filter(|s| s.starts_with("orchestrator gc"))
+        .collect();
+    assert!(!suggested.is_empty(), "{stderr}");
+    for command in suggested {
+        let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+        let out = ws.cmd().args(&args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!ws.artifacts().join("lighthouse/.deleting-r1").exists());
+    assert_eq!(listed(&ws), ["harbor/h1", "lighthouse/r2", "lighthouse/r3"]);
+    assert_verify_clean(&ws);
+}
+
+#[test]
+fn gc_on_a_full_disk_removes_every_selected_run_not_just_the_first() {
+    let ws = Workspace::new();
+    let disk = ws.path().join("disk");
+    let Some(_mount) = common::Tmpfs::mount(
+        &disk,
+        "2m",
+        "gc_on_a_full_disk_removes_every_selected_run_not_just_the_first",
+    ) else {
+        return;
+    };
+    let config = ws.example();
+    let on_disk = |cmd: &mut assert_cmd::Command| {
+        cmd.args(["--artifacts-dir", "disk/artifacts"]);
+    };
+    // Small runs: deleting the first one's files frees less than SQLite's
+    // log takes to delete its rows, so its rows wait for the others' space.
+    for id in ["r1", "r2", "r3", "r4"] {
+        let mut cmd = ws.cmd();
+        on_disk(&mut cmd);
+        let out = cmd
+            .args(["run", "--project"])
+            .arg(&config)
+            .args(["--run-id", id])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    common::fill_disk(&disk.join("filler"));
+    assert_eq!(free_bytes(&disk), 0);
+
+    let mut cmd = ws.cmd();
+    on_disk(&mut cmd);
+    let out = cmd
+        .args(["gc", "--keep-last", "0", "--yes", "--json"])
+        .output()
+        .unwrap();
+    let done = summary_of(&out);
+    assert_eq!(
+        ids(&done["removed"]),
+        [
+            "lighthouse/r1",
+            "lighthouse/r2",
+            "lighthouse/r3",
+            "lighthouse/r4"
+        ]
+    );
+    assert!(!disk.join("artifacts/lighthouse").exists());
+    let mut cmd = ws.cmd();
+    on_disk(&mut cmd);
+    let out = cmd.args(["runs", "list", "--json"]).output().unwrap();
+    assert_eq!(summary_of(&out), Value::Array(vec![]));
+}
+
+// Kills a gc with a failpoint, so it needs the test build's feature.
+#[cfg(feature = "failpoints")]
+#[test]
+fn verify_of_a_project_whose_only_run_a_killed_gc_left_reports_it() {
+    let ws = Workspace::new();
+    ws.run_ok(&ws.example(), &["--run-id", "r1"]);
+    let killed = ws
+        .cmd()
+        .env("ORCHESTRATOR_FAILPOINTS", "gc.after_rows=kill")
+        .args(["gc", "--run", "r1", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed");
+    assert!(listed(&ws).is_empty());
+    // The project's directory holds the half-deleted run: verifying that
+    // project must say so, not that it has nothing to verify (exit 2).
+    let out = ws
+        .cmd()
+        .args(["verify", "--project", "lighthouse", "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(
+        problems(&report),
+        [(
+            "deletion_interrupted".to_string(),
+            "lighthouse/.deleting-r1".to_string()
+        )]
+    );
+    // A project the tree does not hold either is still a usage error.
+    let out = ws
+        .cmd()
+        .args(["verify", "--project", "lighthous"])
+        .output()
+        .unwrap();
+    common::assert_usage_error(&out);
+}

@@ -440,3 +440,30 @@ fn a_busy_registry_exits_4_within_the_lock_timeout_and_leaves_no_run_directory()
     let rows = ws.runs_list(&[]);
     assert_eq!((rows.len(), &rows[0]["attempt"]), (1, &Value::from(1)));
 }
+
+#[test]
+fn a_fifo_named_like_a_dead_reindexs_users_lock_does_not_hang_verify() {
+    let (ws, _) = example_run();
+    // No process 4000001: verify once opened `<copy>.users` to ask whether
+    // the copy was in use, and waited for ever on a FIFO there.
+    let fifo = ws.artifacts().join("registry.db.reindex-4000001.users");
+    mkfifo(&fifo);
+    let out = output_within(&ws, &["verify", "--json"], 30);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let kinds: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["reindex_leftover"], "{report:#}");
+    // Reported, never opened: still the FIFO it was.
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+}

@@ -645,3 +645,170 @@ fn a_full_disk_while_archiving_names_the_archive_not_the_file_read() {
         ws.entries()
     );
 }
+
+#[test]
+fn a_db_symlinked_into_a_run_directory_is_refused_by_every_command() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let run_dir = ws.run_dir("lighthouse", run_id);
+    std::fs::copy(ws.db(), run_dir.join("registry.db")).unwrap();
+    // SQLite follows the link: the registry, its `-wal` and `-shm` would
+    // live in the run directory, which gc renames and empties.
+    let existing = ws.path().join("link.db");
+    std::os::unix::fs::symlink(
+        format!("artifacts/lighthouse/{run_id}/registry.db"),
+        &existing,
+    )
+    .unwrap();
+    let dangling = ws.path().join("dangling.db");
+    std::os::unix::fs::symlink("artifacts/lighthouse/new-run/registry.db", &dangling).unwrap();
+    // Two links deep, the first to a name outside the tree.
+    let twice = ws.path().join("twice.db");
+    std::os::unix::fs::symlink("link.db", &twice).unwrap();
+    let before = tree_hashes(&ws.artifacts());
+    for db in ["link.db", "dangling.db", "twice.db"] {
+        for args in [
+            vec!["run", "--project", "project.json"],
+            vec!["runs", "list"],
+            vec!["verify"],
+            vec!["gc", "--run", run_id, "--yes"],
+            vec!["package", run_id],
+            vec!["reindex"],
+        ] {
+            let out = ws.cmd().args(["--db", db]).args(&args).output().unwrap();
+            let stderr = common::assert_usage_error(&out);
+            assert!(
+                stderr.contains(&format!("the registry `{db}`"))
+                    && stderr.contains("inside a run directory"),
+                "{db} {args:?}: {stderr}"
+            );
+        }
+    }
+    assert_eq!(tree_hashes(&ws.artifacts()), before);
+    assert!(!ws.artifacts().join("lighthouse/new-run").exists());
+    // A link to a registry outside the run directories is fine.
+    let out = ws
+        .cmd()
+        .args(["--db", "artifacts/registry.db", "runs", "list"])
+        .output();
+    assert_eq!(out.unwrap().status.code(), Some(0));
+    let fine = ws.path().join("fine.db");
+    std::os::unix::fs::symlink("artifacts/registry.db", &fine).unwrap();
+    let out = ws
+        .cmd()
+        .args(["--db", "fine.db", "runs", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `mount --bind from to`, unmounted on drop; `None` where mounting is
+/// not permitted (not root), unless `CI=true` requires it.
+struct BindMount(std::path::PathBuf);
+
+impl BindMount {
+    fn new(from: &Path, to: &Path, test: &str) -> Option<BindMount> {
+        std::fs::create_dir_all(to).unwrap();
+        let ok = std::process::Command::new("mount")
+            .arg("--bind")
+            .arg(from)
+            .arg(to)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(BindMount(to.to_path_buf()));
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: cannot bind-mount (needs root); CI=true requires it"
+        );
+        eprintln!("skipped {test}: cannot bind-mount here (needs root)");
+        None
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let done = std::process::Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !done {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+}
+
+#[test]
+fn an_output_or_db_through_a_bind_mount_of_a_run_directory_is_refused() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let run_dir = ws.run_dir("lighthouse", run_id);
+    let test = "an_output_or_db_through_a_bind_mount_of_a_run_directory_is_refused";
+    let Some(_mounted) = BindMount::new(&run_dir, &ws.path().join("mnt"), test) else {
+        return;
+    };
+    let before = tree_hashes(&ws.artifacts());
+    for args in [
+        vec!["package", run_id, "--archive", "mnt/run.tar"],
+        vec![
+            "export",
+            "--format",
+            "prov",
+            run_id,
+            "--output",
+            "mnt/Script.json",
+        ],
+        vec!["--db", "mnt/registry.db", "runs", "list"],
+        vec!["--db", "mnt/deeper/registry.db", "runs", "list"],
+    ] {
+        let out = ws.cmd().args(&args).output().unwrap();
+        let stderr = common::assert_usage_error(&out);
+        assert!(
+            stderr.contains("`mnt/"),
+            "{args:?} names the user's path: {stderr}"
+        );
+    }
+    assert_eq!(tree_hashes(&ws.artifacts()), before);
+    assert!(!run_dir.join("run.tar").exists());
+}
+
+// Kills a gc with a failpoint, so it needs the test build's feature.
+#[cfg(feature = "failpoints")]
+#[test]
+fn packaging_a_run_a_killed_gc_was_deleting_says_so_and_writes_nothing() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let killed = ws
+        .cmd()
+        .env("ORCHESTRATOR_FAILPOINTS", "gc.after_mark=kill")
+        .args(["gc", "--run", run_id, "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "killed");
+    let marked = ws
+        .artifacts()
+        .join(format!("lighthouse/.deleting-{run_id}"));
+    let before = tree_hashes(&marked);
+
+    // Was exit 5, "reading `…/Script.json`: No such file or directory".
+    let out = package(&ws, &[run_id, "--archive", "run.tar"]);
+    let stderr = common::assert_usage_error(&out);
+    assert!(stderr.contains("is being deleted"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("gc --run {run_id} --yes")),
+        "{stderr}"
+    );
+    assert_eq!(tree_hashes(&marked), before);
+    assert!(!ws.run_dir("lighthouse", run_id).exists());
+    assert!(!ws.path().join("run.tar").exists());
+}

@@ -440,3 +440,45 @@ fn summary_of_any(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))
 }
+
+/// A registry made before the mark in its header (no application id),
+/// then damaged past its header: reindex cannot tell it for a registry
+/// and refuses it, so the read commands' hint must not send the user
+/// there as the one step, and following the hint must work.
+#[test]
+fn the_hint_on_a_damaged_registry_from_before_the_mark_leads_to_a_reindex_that_works() {
+    let (ws, _) = example_run();
+    {
+        let conn = ws.sqlite();
+        conn.execute_batch(
+            "PRAGMA application_id = 0;
+             DELETE FROM refinery_schema_history WHERE version = 6;",
+        )
+        .unwrap();
+    }
+    let mut bytes = std::fs::read(ws.db()).unwrap();
+    for b in &mut bytes[100..4096] {
+        *b = 0xA5;
+    }
+    std::fs::write(ws.db(), &bytes).unwrap();
+
+    let listed = ws.cmd().args(["runs", "list"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&listed.stderr).into_owned();
+    assert_eq!(listed.status.code(), Some(3), "{stderr}");
+    let refused = ws.cmd().arg("reindex").output().unwrap();
+    assert_eq!(refused.status.code(), Some(3), "reindex refuses it");
+    assert!(
+        stderr.contains("hint: ") && stderr.contains("move it away"),
+        "{stderr}"
+    );
+
+    std::fs::rename(ws.db(), ws.path().join("registry.db.damaged")).unwrap();
+    let out = ws.cmd().arg("reindex").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ws.runs_list(&[]).len(), 1);
+}

@@ -1036,3 +1036,106 @@ fn reindex_with_db_elsewhere_does_not_report_the_trees_registry_files() {
     assert_eq!(findings(&report, "problems"), vec![]);
     assert_eq!(report["runs"], 1);
 }
+
+/// A `sqlite3` shell (or any program but orchestrator) takes no users
+/// lock: reindex only learns of it when the old registry's log cannot be
+/// folded in. Swapping then would delete the log under the writer and put
+/// a new file in place of the one it writes: its commit would be lost.
+#[test]
+fn reindex_leaves_a_registry_another_program_is_writing_to_alone() {
+    let (ws, _) = example_run();
+    let writer = rusqlite::Connection::open(ws.db()).unwrap();
+    writer
+        .execute_batch(
+            "BEGIN IMMEDIATE;
+             INSERT INTO projects VALUES ('by-hand', 'Written in a sqlite3 shell',
+                 '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');",
+        )
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = ws
+        .cmd()
+        .args(["reindex", "--lock-timeout", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("`artifacts/registry.db`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("left as it was"), "{stderr}");
+    // Bounded by --lock-timeout, not SQLite's default wait.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(reindex_leftovers(&ws), Vec::<String>::new());
+
+    writer.execute_batch("COMMIT;").unwrap();
+    drop(writer);
+    let title: String = ws
+        .sqlite()
+        .query_row(
+            "SELECT title FROM projects WHERE project_id = 'by-hand'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(title, "Written in a sqlite3 shell");
+}
+
+#[test]
+fn an_attempt_one_short_of_the_limit_is_refused_too_so_later_runs_never_overflow() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let path = ws.run_dir("lighthouse", run_id).join("run_summary.json");
+    // Accepted before, as "the next run can count one more": the run after
+    // that one panicked adding to the attempt.
+    edit_json(&path, |v| v["attempt"] = (u32::MAX - 1).into());
+
+    let r = reindex(&ws);
+    assert_eq!(r.code, 1, "{:#}", r.report);
+    let message = r.report["problems"][0]["message"].as_str().unwrap();
+    assert!(message.contains("attempt 4294967294"), "{message}");
+    assert_eq!(r.report["runs"], 0);
+    for _ in 0..2 {
+        let out = ws.run_output(&ws.path().join("project.json"), &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A process that reaches the registry through a symlink (`--db
+/// ~/reg.db`, `ORCHESTRATOR_DB`) uses the same file, and SQLite the same
+/// `-wal` and `-shm`: it must hold the same users lock, or reindex swaps
+/// under it and its closing removes the new file's log by name.
+#[cfg(unix)]
+#[test]
+fn reindex_waits_for_a_process_that_opened_the_registry_through_a_symlink() {
+    use std::os::unix::fs::MetadataExt;
+    let (ws, _) = example_run();
+    let link = ws.path().join("reg.db");
+    std::os::unix::fs::symlink(ws.db(), &link).unwrap();
+    let before = std::fs::metadata(ws.db()).unwrap().ino();
+    let reader = orchestrator::registry::Registry::open_existing(&link, &ws.artifacts()).unwrap();
+
+    let out = ws
+        .cmd()
+        .args(["reindex", "--lock-timeout", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert_eq!(
+        std::fs::metadata(ws.db()).unwrap().ino(),
+        before,
+        "swapped under a reader"
+    );
+    drop(reader);
+    assert!(!ws.path().join("reg.db.users").exists());
+}

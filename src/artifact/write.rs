@@ -46,9 +46,12 @@ pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = builder
         .tempfile_in(dir)
         .map_err(|e| Error::io("creating a temporary file in", dir, e))?;
-    tmp.write_all(bytes)
+    // Through the plain file: the temp file's own writer adds its internal
+    // name to errors, and a message names the file the user knows.
+    tmp.as_file_mut()
+        .write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| Error::io("writing", tmp.path().to_path_buf(), e))?;
+        .map_err(|e| Error::io("writing", path, e))?;
     crate::failpoint::hit("write.before_rename").map_err(|e| Error::io("replacing", path, e))?;
     tmp.persist(path)
         .map_err(|e| Error::io("replacing", path, e.error))?;

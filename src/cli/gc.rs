@@ -104,7 +104,8 @@ pub fn run(global: &GlobalArgs, args: &GcArgs) -> anyhow::Result<()> {
     }
     let outcome = apply(&mut registry, &global.artifacts_dir, &plan, &rfc3339(now)).context(
         "gc stopped; a run it was deleting stays marked as being deleted (`verify` reports it), \
-         and the next `orchestrator gc --yes` finishes it",
+         and any later `gc --yes` finishes it: `orchestrator gc --older-than 1970-01-01 --yes` \
+         finishes it and selects no other run",
     )?;
     let mut kept = plan.kept.clone();
     kept.extend(outcome.skipped.iter().cloned());

@@ -45,8 +45,17 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
                 ..RunFilter::default()
             };
             let runs = registry.list_runs(&filter, &live)?.0;
-            // A mistyped project must not pass as "nothing to verify".
-            if let (Some(p), true) = (&args.project, runs.is_empty()) {
+            // A mistyped project must not pass as "nothing to verify";
+            // one with a directory in the tree is searched all the same
+            // (an interrupted gc, a run the registry lost).
+            let in_tree = |p: &str| {
+                orchestrator::config::is_valid_id(p)
+                    && std::fs::symlink_metadata(global.artifacts_dir.join(p))
+                        .is_ok_and(|m| m.is_dir())
+            };
+            if let (Some(p), true) = (&args.project, runs.is_empty())
+                && !in_tree(p)
+            {
                 return Err(orchestrator::Error::usage_with_hint(
                     format!("no runs are recorded for project `{p}`"),
                     "`orchestrator runs list` shows the recorded runs",
@@ -89,6 +98,11 @@ pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
     if registry.is_read_only() {
         eprintln!(
             "note: `{}` is read-only; these results were not recorded in it",
+            registry.path().display()
+        );
+    } else if report.unrecorded_disk_full {
+        eprintln!(
+            "note: the disk holding `{}` is full; these results were not recorded in it",
             registry.path().display()
         );
     }

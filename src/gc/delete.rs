@@ -209,11 +209,14 @@ pub fn delete_run(
     Ok(Ok(done))
 }
 
-/// Whether `e` says the disk is full.
+/// Whether `e` says the disk is full: the registry reports a full disk as
+/// [`Error::DiskFull`] (see `Error::io`), raw SQLite errors and I/O errors
+/// may still carry it.
 pub fn is_disk_full(e: &Error) -> bool {
     match e {
+        Error::DiskFull { .. } => true,
         Error::Sql(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
-        Error::Io { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
+        Error::Io { source, .. } => crate::error::is_disk_full(source),
         _ => false,
     }
 }

@@ -581,11 +581,26 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<Schema> {
 
 /// `<db>.lock`: the file whose lock serialises creating and migrating the
 /// registry at `db`. It stays in place; deleting a lock file races with
-/// the next process opening it.
+/// the next process opening it. Beside the file a symlinked `db` leads to
+/// (see [`lock_base`]).
 pub fn migration_lock_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
+    let mut name = lock_base(db).into_os_string();
     name.push(".lock");
     PathBuf::from(name)
+}
+
+/// The path the registry's lock files are named after: `db`, or where it
+/// leads when it is a symlink. SQLite follows the link and keeps `-wal`
+/// and `-shm` beside its target; every process using that file, whichever
+/// name it was given, must take the same locks (a process holding the
+/// users lock of the link's name only would be invisible to a reindex
+/// swapping the target).
+fn lock_base(db: &Path) -> PathBuf {
+    let is_link = std::fs::symlink_metadata(db).is_ok_and(|m| m.file_type().is_symlink());
+    match is_link.then(|| std::fs::canonicalize(db).ok()).flatten() {
+        Some(target) => target,
+        None => db.to_path_buf(),
+    }
 }
 
 /// Take the migration lock, waiting up to `wait`: a process stuck while
@@ -617,7 +632,7 @@ fn lock_for_migration(db: &Path, wait: Duration) -> Result<File> {
 /// while migrating: a process waiting to migrate must not wait for every
 /// run in progress to end.
 pub fn users_lock_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
+    let mut name = lock_base(db).into_os_string();
     name.push(".users");
     PathBuf::from(name)
 }

@@ -343,28 +343,40 @@ pub(super) fn has_sqlite_header(path: &Path) -> bool {
 /// Fold the old registry's `-wal` into its database file, so that no commit
 /// lives only in a file that the swap deletes: after this, the database
 /// file alone holds every commit (a kill from here on leaves it complete).
-/// The caller holds the users lock exclusively, so no other connection is
-/// open. `Err` when SQLite cannot use the file (a damaged registry: what
-/// its log holds cannot be read either).
-pub fn fold_wal_into(path: &Path) -> rusqlite::Result<()> {
+/// The caller holds the users lock exclusively, so no orchestrator
+/// connection is open; another program's may be (a `sqlite3` shell takes
+/// no users lock), and is waited for at most `wait`.
+///
+/// [`Error::Busy`] when another connection holds the registry's lock or a
+/// read transaction that keeps the log from being folded in: that program
+/// is using the file, and what it writes would be lost with it. Any other
+/// error means SQLite cannot use the file (a damaged registry: what its
+/// log holds cannot be read either).
+pub fn fold_wal_into(path: &Path, wait: std::time::Duration) -> Result<()> {
     use rusqlite::OpenFlags;
+    let sql = |e: rusqlite::Error| super::busy_or_sql(e, path, wait);
     let conn = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(super::BUSY_TIMEOUT)?;
+    )
+    .map_err(sql)?;
+    conn.busy_timeout(super::open::sqlite_wait(wait))
+        .map_err(sql)?;
     // Reading the schema replays a hot `-journal` and recovers the WAL index.
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
         r.get::<_, i64>(0)
-    })?;
-    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    })
+    .map_err(sql)?;
+    let busy: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+        .map_err(sql)?;
     if busy != 0 {
-        return Err(rusqlite::Error::SqliteFailure(
+        return Err(sql(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
             Some("the WAL could not be checkpointed completely".to_string()),
-        ));
+        )));
     }
-    conn.close().map_err(|(_, e)| e)
+    conn.close().map_err(|(_, e)| sql(e))
 }
 
 #[cfg(test)]

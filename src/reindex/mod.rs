@@ -186,7 +186,17 @@ pub fn reindex(
     let held = hold_run_locks(artifacts_dir)?;
 
     let tmp = TempDb::new(db)?;
-    let mut registry = Registry::open(&tmp.path)?;
+    // The rebuilt file's name is this process's own: a full disk while
+    // building it is told as rebuilding the registry the user named.
+    let rebuilding = |e: Error| match e {
+        Error::DiskFull { source, .. } => Error::DiskFull {
+            action: "rebuilding the registry",
+            path: db.to_path_buf(),
+            source,
+        },
+        other => other,
+    };
+    let mut registry = Registry::open(&tmp.path).map_err(rebuilding)?;
     let is_registry_file = registry_file_filter(artifacts_dir, db);
     let mut report = ReindexReport {
         ok: true,
@@ -211,13 +221,13 @@ pub fn reindex(
             batch.push(rebuilt);
         }
         if batch.len() >= BATCH_RUNS {
-            flush(&mut registry, &mut batch, &mut report, &mut projects)?;
+            flush(&mut registry, &mut batch, &mut report, &mut projects).map_err(rebuilding)?;
         }
     }
-    flush(&mut registry, &mut batch, &mut report, &mut projects)?;
+    flush(&mut registry, &mut batch, &mut report, &mut projects).map_err(rebuilding)?;
     report.projects = projects.len();
     report.ok = report.problems.is_empty();
-    registry.close_checkpointed()?;
+    registry.close_checkpointed().map_err(rebuilding)?;
     if dry_run {
         return Ok(report);
     }
@@ -232,7 +242,7 @@ pub fn reindex(
     // And again: a run may have begun, written to the old registry and
     // ended while this waited.
     refuse_new_runs(artifacts_dir, &held)?;
-    swap(&tmp.path, db)?;
+    swap(&tmp.path, db, wait_for_users)?;
     tmp.disarm();
     drop(held);
     Ok(report)
@@ -244,14 +254,15 @@ pub fn reindex(
 ///
 /// 1. the old registry's `-wal` is checkpointed into its database file
 ///    (a run killed before this reindex may have left commits only there),
-///    and SQLite removes the emptied log on closing;
+///    and SQLite removes the emptied log on closing; another program
+///    holding it (waited for up to `wait`) makes reindex give up (exit 4);
 /// 2. any `-wal`, `-shm` or `-journal` still there is removed: a stale log
 ///    beside the new file would be replayed into it and corrupt it;
 /// 3. the rename, which is atomic, then the directory's fsync.
 ///
 /// A registry SQLite cannot read cannot be checkpointed: its log, which
 /// cannot be read either, is removed in step 2 as before.
-fn swap(tmp: &Path, db: &Path) -> Result<()> {
+fn swap(tmp: &Path, db: &Path, wait: Duration) -> Result<()> {
     let step = |point: &'static str| {
         crate::failpoint::hit(point)
             .map_err(|e| Error::io("swapping the rebuilt registry into place at", db, e))
@@ -259,9 +270,21 @@ fn swap(tmp: &Path, db: &Path) -> Result<()> {
     step("reindex.before_swap")?;
     // Checked again: the file may have been replaced while this rebuilt.
     if refuse_foreign(db)? == ExistingRegistry::Replaceable {
-        // Fails only for a damaged registry, whose log cannot be read
-        // either: nothing is lost that was not lost already.
-        let _ = crate::registry::fold_wal_into(db);
+        // A program that takes no users lock (a `sqlite3` shell) is writing
+        // or reading it: what it writes would be lost with the old file, so
+        // the old file stays. Any other failure comes only from a damaged
+        // registry, whose log cannot be read either: nothing is lost that
+        // was not already.
+        if let Err(Error::Busy { what, message }) = crate::registry::fold_wal_into(db, wait) {
+            return Err(Error::Busy {
+                what,
+                message: format!(
+                    "{message}; it is open in another program, whose changes a rebuilt \
+                     registry would lose. The current registry was left as it was: close \
+                     that program, then run `orchestrator reindex` again"
+                ),
+            });
+        }
     }
     step("reindex.after_fold")?;
     for suffix in ["-wal", "-shm", "-journal"] {

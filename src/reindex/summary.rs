@@ -84,9 +84,13 @@ pub fn parse(bytes: &[u8], project_id: &str, run_id: &str) -> Result<CheckedSumm
     })
 }
 
-/// The largest attempt number a summary may record: the next `run` of the
-/// run counts one more, and attempts are `u32` everywhere.
-pub const MAX_ATTEMPT: u32 = u32::MAX - 1;
+/// The largest attempt number a summary may record. Every later `run` of
+/// the run counts one more, and attempts are `u32` everywhere: a bound just
+/// below `u32::MAX` would only move the overflow a run or two later. At
+/// most `i32::MAX`, over two billion runs stay countable (far more than
+/// any run is ever run), and a reader taking it as a signed 32-bit
+/// integer reads it right.
+pub const MAX_ATTEMPT: u32 = i32::MAX as u32;
 
 fn check(s: &mut RunSummary, project_id: &str, run_id: &str) -> Result<String, String> {
     if s.project_id != project_id || s.run_id != run_id {
@@ -103,7 +107,7 @@ fn check(s: &mut RunSummary, project_id: &str, run_id: &str) -> Result<String, S
     }
     if s.attempt > MAX_ATTEMPT {
         return Err(format!(
-            "attempt {} is out of range (at most {MAX_ATTEMPT}, so that the next run can count one more)",
+            "attempt {} is out of range (at most {MAX_ATTEMPT}, so that later runs can count on)",
             s.attempt
         ));
     }

@@ -135,6 +135,10 @@ pub struct VerifyReport {
     pub artifacts_checked: usize,
     pub problems: Vec<Problem>,
     pub runs: Vec<RunTally>,
+    /// The results could not be recorded because the registry's disk is
+    /// full (the report is whole all the same; the CLI says so).
+    #[serde(skip)]
+    pub unrecorded_disk_full: bool,
 }
 
 /// Verify every artifact of `runs`, record each artifact's result in the
@@ -220,6 +224,7 @@ fn verify_in_chunks(
         verified_at,
         in_progress,
         removed: Vec::new(),
+        unrecorded_disk_full: false,
         problems: Vec::new(),
         tallies: Vec::new(),
     };
@@ -236,8 +241,14 @@ fn verify_in_chunks(
             .map_err(|e| crate::error::Error::io("recording results in", registry.path(), e))?;
         // A read-only registry still gets a full report; only the record
         // of it is skipped (the CLI says so).
-        if !registry.is_read_only() {
-            registry.record_verifications(&verifications)?;
+        // Nor on a full disk: verify is how a user finds what to free.
+        if !registry.is_read_only() && !checked.unrecorded_disk_full {
+            match registry.record_verifications(&verifications) {
+                Err(e) if crate::gc::delete::is_disk_full(&e) => {
+                    checked.unrecorded_disk_full = true
+                }
+                recorded => recorded?,
+            }
         }
         // Asked after the results were recorded (results of a run removed
         // before that were dropped): a run a `gc` removed while it was
@@ -276,6 +287,7 @@ fn verify_in_chunks(
         verified_at,
         in_progress,
         removed,
+        unrecorded_disk_full,
         problems,
         tallies,
     } = checked;
@@ -288,6 +300,7 @@ fn verify_in_chunks(
         artifacts_checked: tallies.iter().map(|t| t.artifacts).sum(),
         problems,
         runs: tallies,
+        unrecorded_disk_full,
     })
 }
 
@@ -296,6 +309,7 @@ struct Checked {
     verified_at: String,
     in_progress: Vec<RunInProgress>,
     removed: Vec<RunInProgress>,
+    unrecorded_disk_full: bool,
     problems: Vec<Problem>,
     tallies: Vec<RunTally>,
 }
@@ -437,12 +451,19 @@ fn verify_chunk(
             run_id: run.run_id.clone(),
         };
         let marked = tree::is_marked_for_deletion(artifacts_dir, &run.project_id, &run.run_id);
+        // Marked, with `<project>/<run>` gone: this run is the one a gc is
+        // deleting. Marked beside a `<project>/<run>` that a later `run`
+        // of the same id made anew: the marked directory is an earlier
+        // take's, and this run is checked as any other.
+        let being_deleted = marked
+            && std::fs::symlink_metadata(artifacts_dir.join(&run.project_id).join(&run.run_id))
+                .is_err();
         // A run that started while it was being checked may have been seen
         // half-written, and one a gc removed (or is removing) since it was
         // listed was seen half-deleted: their findings mean nothing, and
         // none are recorded.
         if live(&run.project_id, &run.run_id) {
-            if marked {
+            if being_deleted {
                 checked.removed.push(entry());
             } else {
                 checked.in_progress.push(entry());
@@ -451,7 +472,7 @@ fn verify_chunk(
         }
         // Marked by a gc that stopped: one problem says so, rather than
         // every file it deleted reported missing.
-        if marked {
+        if being_deleted {
             checked.tallies.push(RunTally {
                 project_id: run.project_id.clone(),
                 run_id: run.run_id.clone(),
@@ -463,9 +484,17 @@ fn verify_chunk(
                 artifacts_dir,
                 &run.project_id,
                 &run.run_id,
-                true,
+                tree::Marked::Registered,
             ));
             continue;
+        }
+        if marked {
+            run_problems.push(tree::interrupted_deletion(
+                artifacts_dir,
+                &run.project_id,
+                &run.run_id,
+                tree::Marked::Remade,
+            ));
         }
         verifications.extend(results);
         checked.tallies.push(RunTally {

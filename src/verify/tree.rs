@@ -3,7 +3,6 @@
 //! deleting, and the copies a dead `reindex` left beside the registry.
 
 use std::collections::BTreeSet;
-use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
 use super::{Problem, ProblemKind, RunInProgress};
@@ -71,9 +70,12 @@ pub(super) fn scan(
                 if live(&project, &run) {
                     found.being_removed.push(entry);
                 } else {
-                    found
-                        .problems
-                        .push(interrupted_deletion(artifacts_dir, &project, &run, false));
+                    found.problems.push(interrupted_deletion(
+                        artifacts_dir,
+                        &project,
+                        &run,
+                        Marked::Unregistered,
+                    ));
                 }
                 continue;
             }
@@ -109,29 +111,57 @@ pub(super) fn scan(
     Ok(found)
 }
 
+/// What the registry and the tree say of a run whose
+/// `<project>/.deleting-<run>` a gc left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Marked {
+    /// The registry still records the run, and `<project>/<run>` is gone:
+    /// the run itself is half-deleted.
+    Registered,
+    /// The registry no longer records it.
+    Unregistered,
+    /// A later `run` of the same id made `<project>/<run>` anew, and the
+    /// registry records that run: the marked directory is the earlier
+    /// take's, and `gc --run <run>` would delete the new one too.
+    Remade,
+}
+
 /// The problem for run `project`/`run`, which `<project>/.deleting-<run>`
-/// says a gc began deleting and did not finish; `registered`: whether the
-/// registry still records it.
+/// says a gc began deleting and did not finish.
 pub(super) fn interrupted_deletion(
     artifacts_dir: &Path,
     project: &str,
     run: &str,
-    registered: bool,
+    marked: Marked,
 ) -> Problem {
     let rel = format!("{project}/{}", deleting_name(run));
+    let left = entries(&artifacts_dir.join(&rel));
+    let found = match marked {
+        Marked::Registered | Marked::Unregistered => format!(
+            "a run a `gc` was deleting when it stopped ({left} left; the registry {} records \
+             it): `orchestrator gc --run {run} --yes` finishes deleting it",
+            if marked == Marked::Registered {
+                "still"
+            } else {
+                "no longer"
+            }
+        ),
+        Marked::Remade => format!(
+            "an earlier take of run {run} that a `gc` was deleting when it stopped ({left} \
+             left), beside the run now in `{project}/{run}`: any `orchestrator gc --yes` \
+             finishes deleting it and leaves the new run alone, e.g. \
+             `orchestrator gc --older-than 1970-01-01 --yes`, which selects no run \
+             (`gc --run {run}` would delete the new run too)"
+        ),
+    };
     Problem {
         kind: ProblemKind::DeletionInterrupted,
-        path: rel.clone(),
+        path: rel,
         project_id: project.to_string(),
         run_id: run.to_string(),
         artifact_type: None,
         expected: "no run left half-deleted".to_string(),
-        found: format!(
-            "a run a `gc` was deleting when it stopped ({} left; the registry {} records it): \
-             `orchestrator gc --run {run} --yes` finishes deleting it",
-            entries(&artifacts_dir.join(&rel)),
-            if registered { "still" } else { "no longer" }
-        ),
+        found,
     }
 }
 
@@ -142,10 +172,11 @@ pub(super) fn is_marked_for_deletion(artifacts_dir: &Path, project: &str, run: &
 }
 
 /// `<db>.reindex-<pid>…` files of reindex processes that are gone: each
-/// dead process's files are one problem. A process counts as alive while
-/// its pid exists or while the lock its temp registry holds
-/// (`<db>.reindex-<pid>.users`, held shared while the copy is open) is
-/// taken; the pid alone can mislead across pid namespaces.
+/// dead process's files are one problem. Which reindex is alive is judged
+/// as `reindex` judges it before removing them
+/// ([`crate::reindex::stale_leftovers`]: the lock on its `.live` mark),
+/// which only ever opens that mark, never following a link and never
+/// waiting on a FIFO.
 pub(super) fn reindex_leftovers(db: &Path) -> Vec<Problem> {
     let dir = db
         .parent()
@@ -155,12 +186,9 @@ pub(super) fn reindex_leftovers(db: &Path) -> Vec<Problem> {
         return Vec::new();
     };
     let prefix = format!("{db_name}.reindex-");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
     let mut by_pid: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
-    for entry in entries.flatten() {
-        let Ok(name) = entry.file_name().into_string() else {
+    for path in crate::reindex::stale_leftovers(db) {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
         let Some(rest) = name.strip_prefix(&prefix) else {
@@ -168,15 +196,12 @@ pub(super) fn reindex_leftovers(db: &Path) -> Vec<Problem> {
         };
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         if let Ok(pid) = digits.parse::<u32>() {
-            by_pid.entry(pid).or_default().push(name);
+            by_pid.entry(pid).or_default().push(name.to_string());
         }
     }
     let mut out = Vec::new();
     for (pid, mut names) in by_pid {
         let base: PathBuf = dir.join(format!("{prefix}{pid}"));
-        if pid_alive(pid) || users_lock_held(&base) {
-            continue;
-        }
         names.sort();
         out.push(Problem {
             kind: ProblemKind::ReindexLeftover,
@@ -196,27 +221,6 @@ pub(super) fn reindex_leftovers(db: &Path) -> Vec<Problem> {
         });
     }
     out
-}
-
-fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: kill(2) with signal 0 only checks that the process exists.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-fn users_lock_held(base: &Path) -> bool {
-    let mut name = base.as_os_str().to_owned();
-    name.push(".users");
-    let Ok(file) = File::open(PathBuf::from(name)) else {
-        return false;
-    };
-    matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
 }
 
 /// Real directories (not symlinks) in `dir`, by name, sorted; names that
