@@ -112,7 +112,17 @@ impl Registry {
             .prepare_cached(ATTEMPTS)?
             .query_row(params![project_id, run_id], |r| r.get(0))
             .optional()?;
-        Ok(attempts.map_or(1, |a| a + 1))
+        // A count edited (or reindexed) to the top of the range must stop
+        // the run with a message, never overflow.
+        match attempts {
+            None => Ok(1),
+            Some(a) => a.checked_add(1).ok_or_else(|| {
+                Error::Inconsistent(format!(
+                    "run {project_id}/{run_id} has {a} recorded attempts, the most this registry can count; \
+                     run it under another --run-id"
+                ))
+            }),
+        }
     }
 
     /// The config hash a run was recorded with, if the run is recorded.
