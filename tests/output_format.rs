@@ -172,3 +172,23 @@ fn the_man_page_names_every_command() {
         );
     }
 }
+
+#[test]
+fn verify_findings_are_red_only_when_colour_is_on() {
+    let (ws, summary) = example_run();
+    let run = summary["run_id"].as_str().unwrap();
+    let script = ws.run_dir("lighthouse", run).join("Script.json");
+    let mut bytes = std::fs::read(&script).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(&script, bytes).unwrap();
+    let coloured = ws
+        .cmd()
+        .args(["verify", "--color", "always"])
+        .output()
+        .unwrap();
+    assert_eq!(coloured.status.code(), Some(1));
+    let text = String::from_utf8(coloured.stdout).unwrap();
+    assert!(text.contains("\x1b[31mhash mismatch\x1b[0m"), "{text:?}");
+    let plain = ws.cmd().args(["verify"]).output().unwrap();
+    assert!(!String::from_utf8(plain.stdout).unwrap().contains('\x1b'));
+}

@@ -83,6 +83,16 @@ pub fn paint(text: &str) -> String {
     }
 }
 
+/// `text` in red when colour is on: for a finding (a `verify` problem
+/// kind), whatever its word.
+pub fn paint_problem(text: &str) -> String {
+    if color_enabled() {
+        format!("\x1b[31m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
 /// A table with a header row; `Display` renders it for where stdout goes.
 pub struct Table {
     headers: Vec<String>,

@@ -139,7 +139,7 @@ fn print_text(out: &mut impl Write, report: &VerifyReport) -> std::io::Result<()
             out,
             "{}: {}: expected {}, found {}",
             p.path,
-            p.kind.as_str(),
+            super::table::paint_problem(p.kind.as_str()),
             p.expected,
             p.found
         )?;
