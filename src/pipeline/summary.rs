@@ -139,8 +139,12 @@ pub struct RunReport {
     pub orchestrator_version: String,
     pub host: String,
     pub stages: Vec<StageReport>,
+    /// `<project>/<run>`, relative to the artifacts directory (as in
+    /// `runs list --json`).
+    pub run_dir: String,
+    /// The run directory as this process reaches it.
     #[serde(skip)]
-    pub run_dir: PathBuf,
+    pub dir: PathBuf,
 }
 
 /// Build the summary of `(project_id, run_id)` from the registry: the run
@@ -194,7 +198,8 @@ pub(crate) fn from_registry(
         orchestrator_version: run.orchestrator_version,
         host: run.host,
         stages: reports,
-        run_dir,
+        run_dir: run.run_dir,
+        dir: run_dir,
     })
 }
 
