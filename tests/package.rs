@@ -707,54 +707,13 @@ fn a_db_symlinked_into_a_run_directory_is_refused_by_every_command() {
     );
 }
 
-/// `mount --bind from to`, unmounted on drop; `None` where mounting is
-/// not permitted (not root), unless `CI=true` requires it.
-struct BindMount(std::path::PathBuf);
-
-impl BindMount {
-    fn new(from: &Path, to: &Path, test: &str) -> Option<BindMount> {
-        std::fs::create_dir_all(to).unwrap();
-        let ok = std::process::Command::new("mount")
-            .arg("--bind")
-            .arg(from)
-            .arg(to)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Some(BindMount(to.to_path_buf()));
-        }
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: cannot bind-mount (needs root); CI=true requires it"
-        );
-        eprintln!("skipped {test}: cannot bind-mount here (needs root)");
-        None
-    }
-}
-
-impl Drop for BindMount {
-    fn drop(&mut self) {
-        let done = std::process::Command::new("umount")
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !done {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-}
-
 #[test]
 fn an_output_or_db_through_a_bind_mount_of_a_run_directory_is_refused() {
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
     let run_dir = ws.run_dir("lighthouse", run_id);
     let test = "an_output_or_db_through_a_bind_mount_of_a_run_directory_is_refused";
-    let Some(_mounted) = BindMount::new(&run_dir, &ws.path().join("mnt"), test) else {
+    let Some(_mounted) = common::Mount::bind(&run_dir, &ws.path().join("mnt"), test) else {
         return;
     };
     let before = tree_hashes(&ws.artifacts());

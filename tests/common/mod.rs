@@ -317,35 +317,52 @@ impl orchestrator::pipeline::Stage for BrokenShotList {
     }
 }
 
-/// A small tmpfs mounted at a directory for the life of the value, for
-/// tests that need a real full disk. Mounting needs root: where it is not
-/// permitted the caller gets `None` after one line saying the test is
-/// skipped, except under `CI=true`, where that is a failure.
-pub struct Tmpfs(PathBuf);
+/// A mount (a small tmpfs, or a bind mount) for the life of the value:
+/// tests that need a real full disk, or a run directory reached through a
+/// bind mount. Mounting needs root: where it is not permitted the caller
+/// gets `None` after one line saying the test is skipped, except under
+/// `CI=true`, where that is a failure.
+pub struct Mount(PathBuf);
 
-impl Tmpfs {
-    pub fn mount(dir: &Path, size: &str, test: &str) -> Option<Tmpfs> {
+/// The tmpfs form of [`Mount`], as the full-disk tests name it.
+pub type Tmpfs = Mount;
+
+impl Mount {
+    /// A tmpfs of `size` (`2m`) at `dir`.
+    pub fn mount(dir: &Path, size: &str, test: &str) -> Option<Mount> {
         std::fs::create_dir_all(dir).unwrap();
+        let args = ["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"];
+        Mount::run(&args, &[], dir, test)
+    }
+
+    /// `mount --bind from to`.
+    pub fn bind(from: &Path, to: &Path, test: &str) -> Option<Mount> {
+        std::fs::create_dir_all(to).unwrap();
+        Mount::run(&["--bind"], &[from], to, test)
+    }
+
+    fn run(args: &[&str], paths: &[&Path], at: &Path, test: &str) -> Option<Mount> {
         let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
+            .args(args)
+            .args(paths)
+            .arg(at)
             .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
         if ok {
-            return Some(Tmpfs(dir.to_path_buf()));
+            return Some(Mount(at.to_path_buf()));
         }
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: cannot mount a tmpfs at {} (needs root); CI=true requires it",
-            dir.display()
+            "{test}: cannot mount at {} (needs root); CI=true requires it",
+            at.display()
         );
-        eprintln!("skipped {test}: cannot mount a tmpfs here (needs root) to fill a disk");
+        eprintln!("skipped {test}: cannot mount here (needs root)");
         None
     }
 }
 
-impl Drop for Tmpfs {
+impl Drop for Mount {
     fn drop(&mut self) {
         let done = std::process::Command::new("umount")
             .arg(&self.0)
