@@ -6,14 +6,14 @@
 
 mod common;
 
-use common::{Tmpfs, Workspace, fill_disk};
+use common::{Mount, Workspace, fill_disk};
 
 #[test]
 fn a_full_disk_still_answers_reads_and_run_says_the_disk_is_full() {
     let ws = Workspace::new();
     let config = ws.example();
     std::fs::create_dir_all(ws.artifacts()).unwrap();
-    let Some(_mounted) = Tmpfs::mount(&ws.artifacts(), "2m", "full_disk") else {
+    let Some(_mounted) = Mount::tmpfs(&ws.artifacts(), "2m", "full_disk") else {
         return;
     };
     let summary = ws.run_ok(&config, &[]);
@@ -60,7 +60,7 @@ fn verify_on_a_full_disk_reports_while_the_registry_is_open_elsewhere() {
     let ws = Workspace::new();
     let config = ws.example();
     std::fs::create_dir_all(ws.artifacts()).unwrap();
-    let Some(_mounted) = Tmpfs::mount(
+    let Some(_mounted) = Mount::tmpfs(
         &ws.artifacts(),
         "2m",
         "verify_on_a_full_disk_reports_while_the_registry_is_open_elsewhere",
@@ -92,7 +92,7 @@ fn package_on_a_full_disk_names_the_package_not_a_temp_file() {
     let ws = Workspace::new();
     let config = ws.example();
     std::fs::create_dir_all(ws.artifacts()).unwrap();
-    let Some(_mounted) = Tmpfs::mount(
+    let Some(_mounted) = Mount::tmpfs(
         &ws.artifacts(),
         "2m",
         "package_on_a_full_disk_names_the_package_not_a_temp_file",
@@ -125,7 +125,7 @@ fn reindex_on_a_full_disk_names_the_registry_not_its_rebuild() {
     let ws = Workspace::new();
     let config = ws.example();
     std::fs::create_dir_all(ws.artifacts()).unwrap();
-    let Some(_mounted) = Tmpfs::mount(
+    let Some(_mounted) = Mount::tmpfs(
         &ws.artifacts(),
         "2m",
         "reindex_on_a_full_disk_names_the_registry_not_its_rebuild",

@@ -477,7 +477,7 @@ fn free_bytes(dir: &std::path::Path) -> u64 {
 fn gc_frees_space_on_a_full_disk() {
     let ws = Workspace::new();
     let disk = ws.path().join("disk");
-    let Some(_mount) = common::Tmpfs::mount(&disk, "2m", "gc_frees_space_on_a_full_disk") else {
+    let Some(_mount) = common::Mount::tmpfs(&disk, "2m", "gc_frees_space_on_a_full_disk") else {
         return;
     };
     let mut config = common::example_config();
@@ -618,7 +618,7 @@ fn a_stopped_gc_suggests_a_gc_command_that_runs_and_finishes_it() {
 fn gc_on_a_full_disk_removes_every_selected_run_not_just_the_first() {
     let ws = Workspace::new();
     let disk = ws.path().join("disk");
-    let Some(_mount) = common::Tmpfs::mount(
+    let Some(_mount) = common::Mount::tmpfs(
         &disk,
         "2m",
         "gc_on_a_full_disk_removes_every_selected_run_not_just_the_first",

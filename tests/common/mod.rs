@@ -324,12 +324,9 @@ impl orchestrator::pipeline::Stage for BrokenShotList {
 /// `CI=true`, where that is a failure.
 pub struct Mount(PathBuf);
 
-/// The tmpfs form of [`Mount`], as the full-disk tests name it.
-pub type Tmpfs = Mount;
-
 impl Mount {
     /// A tmpfs of `size` (`2m`) at `dir`.
-    pub fn mount(dir: &Path, size: &str, test: &str) -> Option<Mount> {
+    pub fn tmpfs(dir: &Path, size: &str, test: &str) -> Option<Mount> {
         std::fs::create_dir_all(dir).unwrap();
         let args = ["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"];
         Mount::run(&args, &[], dir, test)
