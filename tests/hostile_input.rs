@@ -657,3 +657,29 @@ fn a_directory_in_an_artifacts_place_is_reported_and_never_removed() {
         assert_eq!((v.code, v.problems.len()), (0, 0), "{:?}", v.problems);
     }
 }
+
+/// A config's title (or its path) with terminal escape sequences is shown
+/// escaped by `runs show` and in `runs list --show title`: printed raw, ESC
+/// and BEL would retitle or recolour the user's terminal.
+#[test]
+fn terminal_escapes_in_a_title_are_not_printed_raw() {
+    let ws = Workspace::new();
+    let mut config = example_config();
+    config["title"] = json!("Evil\u{1b}]0;pwned\u{7}\u{1b}[31mRED");
+    let project = ws.write_config("escape\u{1b}[2J.json", &config);
+    let summary = ws.run_ok(&project, &[]);
+    let run_id = summary["run_id"].as_str().unwrap();
+    for args in [
+        vec!["runs", "show", run_id],
+        vec!["runs", "list", "--show", "title"],
+    ] {
+        let out = ws.cmd().args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            !stdout.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?}: raw control character in: {stdout:?}"
+        );
+        assert!(stdout.contains("Evil\\u{1b}]0;pwned"), "{args:?}: {stdout}");
+    }
+}

@@ -83,6 +83,26 @@ pub fn paint(text: &str) -> String {
     }
 }
 
+/// `text` safe to print on a terminal: every control character (ESC, BEL,
+/// CR, newline…) shown escaped, as `\u{1b}`. A title, a path or a
+/// generator's error comes from files anyone may write; printed raw, an
+/// escape sequence in it would recolour, retitle or rewrite the user's
+/// terminal.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A table with a header row; `Display` renders it for where stdout goes.
 pub struct Table {
     headers: Vec<String>,
@@ -99,7 +119,13 @@ pub fn new_table(headers: &[&str]) -> Table {
 
 impl Table {
     pub fn add_row(&mut self, row: Vec<String>) -> &mut Self {
-        self.rows.push(row);
+        // Tabs and newlines would split a row; other control characters
+        // would reach the terminal.
+        self.rows.push(
+            row.into_iter()
+                .map(|cell| printable(&cell.replace(['\n', '\r', '\t'], " ")))
+                .collect(),
+        );
         self
     }
 
@@ -115,8 +141,7 @@ impl Table {
         let line = |f: &mut fmt::Formatter<'_>, cells: &[String], colour: bool, first: bool| {
             let mut out = String::new();
             for (i, cell) in cells.iter().enumerate().take(columns) {
-                // A newline inside a cell would split the row in two.
-                let text = cell.replace(['\n', '\r', '\t'], " ");
+                let text = cell;
                 let last = i + 1 == columns;
                 let pad = if last {
                     0
