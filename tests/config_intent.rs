@@ -322,3 +322,39 @@ fn a_run_records_where_its_config_came_from() {
     );
     assert_eq!(show("take-2")["config_path"], "registry:lighthouse/take-1");
 }
+
+/// Two projects with the same run id: `run --from-run take-1` is ambiguous,
+/// and `--project` (the usual way out) names the config file on `run`, so
+/// the take must be reachable as `PROJECT/RUN` and the hint must say so.
+#[test]
+fn from_run_of_a_run_id_two_projects_share_can_name_the_project() {
+    let ws = Workspace::new();
+    let example = ws.example();
+    ws.run_ok(&example, &["--run-id", "take-1"]);
+    let mut other = example_config();
+    other["project_id"] = json!("other");
+    other["seed"] = json!(5);
+    let other = ws.write_config("other.json", &other);
+    ws.run_ok(&other, &["--run-id", "take-1"]);
+
+    let stderr = assert_usage_error(
+        &ws.cmd()
+            .args(["run", "--dry-run", "--from-run", "take-1"])
+            .output()
+            .unwrap(),
+    );
+    assert!(stderr.contains("is ambiguous"), "{stderr}");
+    assert!(stderr.contains("--from-run PROJECT/RUN"), "{stderr}");
+    assert!(!stderr.contains("or `--project`"), "{stderr}");
+
+    let out = ws
+        .cmd()
+        .args(["run", "--json", "--from-run", "other/take-1"])
+        .output()
+        .unwrap();
+    let again = summary_of(&out);
+    assert_eq!(again["project_id"], "other");
+    assert_eq!(again["run_id"], "take-1");
+    assert_eq!(again["config"]["seed"], 5);
+    assert_eq!(again["stages_skipped"], 5, "{again}");
+}
