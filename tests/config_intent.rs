@@ -358,3 +358,27 @@ fn from_run_of_a_run_id_two_projects_share_can_name_the_project() {
     assert_eq!(again["config"]["seed"], 5);
     assert_eq!(again["stages_skipped"], 5, "{again}");
 }
+
+/// `ORCHESTRATOR_STRICT=` (set but empty, as `export VAR=` leaves it) means
+/// off, as an empty `NO_COLOR` does, not "invalid value '' for '--strict'".
+#[test]
+fn an_empty_orchestrator_strict_is_off_not_an_error() {
+    let ws = Workspace::new();
+    let example = ws.example();
+    for (value, strict) in [("", false), ("0", false), ("false", false), ("1", true)] {
+        let out = ws
+            .cmd()
+            .env("ORCHESTRATOR_STRICT", value)
+            .args(["run", "--dry-run", "--set", "charcters=[]", "--project"])
+            .arg(&example)
+            .output()
+            .unwrap();
+        let stderr = stderr_of(&out);
+        if strict {
+            assert_eq!(out.status.code(), Some(2), "{value:?}: {stderr}");
+        } else {
+            assert!(out.status.success(), "{value:?}: {stderr}");
+            assert!(stderr.contains("warning:"), "{value:?}: {stderr}");
+        }
+    }
+}

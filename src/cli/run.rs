@@ -42,11 +42,13 @@ pub struct RunArgs {
 
     /// Refuse config keys the schema does not define (exit 2) instead of
     /// warning about them.
+    // An empty ORCHESTRATOR_STRICT is unset (as an empty NO_COLOR is), not
+    // an "invalid value for --strict" the user never typed.
     #[arg(
         long,
         env = "ORCHESTRATOR_STRICT",
         action = clap::ArgAction::SetTrue,
-        value_parser = clap::builder::BoolishValueParser::new()
+        value_parser = clap::builder::FalseyValueParser::new()
     )]
     pub strict: bool,
 
