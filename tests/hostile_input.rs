@@ -683,3 +683,23 @@ fn terminal_escapes_in_a_title_are_not_printed_raw() {
         assert!(stdout.contains("Evil\\u{1b}]0;pwned"), "{args:?}: {stdout}");
     }
 }
+
+/// An unknown config key is quoted in a warning (and, with `--strict`, in
+/// the error): a key holding ESC or BEL must be shown escaped there, not
+/// sent to the user's terminal.
+#[test]
+fn terminal_escapes_in_an_unknown_key_are_not_printed_raw() {
+    let ws = Workspace::new();
+    let mut config = example_config();
+    config["x\u{1b}[31mred\u{7}"] = json!(1);
+    let project = ws.write_config("keys.json", &config);
+    for extra in [&["--dry-run"][..], &["--dry-run", "--strict"][..]] {
+        let out = run(&ws, &project, extra);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("unknown key"), "{extra:?}: {stderr}");
+        assert!(
+            !stderr.chars().any(|c| c.is_control() && c != '\n'),
+            "{extra:?}: raw control character in: {stderr:?}"
+        );
+    }
+}
