@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::example_run;
+use common::{Workspace, example_config, example_run};
 
 const BOX: [char; 4] = ['┌', '│', '╞', '┆'];
 
@@ -171,4 +171,33 @@ fn the_man_page_names_every_command() {
             "{cmd} missing from the man page"
         );
     }
+}
+
+/// A piped table lines up by display width, not by character count: a
+/// Japanese title takes two cells per character, so the column after it
+/// must start at the same terminal column in every row.
+#[test]
+fn a_piped_table_with_wide_characters_stays_aligned() {
+    let ws = Workspace::new();
+    let mut config = example_config();
+    config["title"] = serde_json::json!("灯台守の最後");
+    let wide = ws.write_config("wide.json", &config);
+    ws.run_ok(&wide, &[]);
+    ws.run_ok(&ws.example(), &[]);
+    let out = ws
+        .cmd()
+        .args(["runs", "list", "--show", "title,seed"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let seed_column = |line: &str| {
+        let at = line.rfind("  ").unwrap() + 2;
+        unicode_width::UnicodeWidthStr::width(&line[..at])
+    };
+    let columns: Vec<usize> = stdout.lines().map(seed_column).collect();
+    assert!(
+        columns.windows(2).all(|w| w[0] == w[1]),
+        "SEED not aligned ({columns:?}):\n{stdout}"
+    );
 }

@@ -17,6 +17,9 @@ use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, presets};
+// Columns line up by the cells a terminal gives each character: a CJK
+// title takes two per character, a combining accent none.
+use unicode_width::UnicodeWidthStr;
 
 /// Headers of the columns that may wrap on a narrow terminal: prose, not
 /// identifiers.
@@ -132,10 +135,10 @@ impl Table {
     /// Plain aligned columns: two spaces apart, the last one unpadded.
     fn plain(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let columns = self.headers.len();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.width()).collect();
         for row in &self.rows {
             for (i, cell) in row.iter().enumerate().take(columns) {
-                widths[i] = widths[i].max(cell.chars().count());
+                widths[i] = widths[i].max(cell.width());
             }
         }
         let line = |f: &mut fmt::Formatter<'_>, cells: &[String], colour: bool, first: bool| {
@@ -146,7 +149,7 @@ impl Table {
                 let pad = if last {
                     0
                 } else {
-                    widths[i].saturating_sub(text.chars().count())
+                    widths[i].saturating_sub(text.width())
                 };
                 if colour && self.is_status_column(i) {
                     out.push_str(&paint(&text));
