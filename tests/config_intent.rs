@@ -382,3 +382,19 @@ fn an_empty_orchestrator_strict_is_off_not_an_error() {
         }
     }
 }
+
+/// `"1/3"` fps passed validation but rounds to a whole rate of 0, which
+/// stage 4's RenderPlan schema refuses: the config mistake surfaced as a
+/// failed run three stages in. A rate under 1 fps is refused up front.
+#[test]
+fn a_rate_below_one_frame_per_second_is_refused_before_any_stage_runs() {
+    for fps in ["1/3", "1/1001", "1000/1001"] {
+        let ws = Workspace::new();
+        let mut config = example_config();
+        config["render"]["fps"] = json!(fps);
+        let path = ws.write_config("slow.json", &config);
+        let stderr = assert_usage_error(&ws.run_output(&path, &[]));
+        assert!(stderr.contains("at `/render/fps`"), "{fps}: {stderr}");
+        assert!(!ws.artifacts().exists(), "{fps}: a run was started");
+    }
+}
