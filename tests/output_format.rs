@@ -201,3 +201,15 @@ fn a_piped_table_with_wide_characters_stays_aligned() {
         "SEED not aligned ({columns:?}):\n{stdout}"
     );
 }
+
+/// On a terminal narrower than the fixed columns, the free-text REASON
+/// column was squeezed to one letter a line ("R / E / A / S / O / N"): it
+/// keeps a readable width and the table overflows instead.
+#[test]
+fn a_very_narrow_terminal_does_not_stack_free_text_one_letter_a_line() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let shown = on_a_terminal(&ws, 40, &format!("runs show {run_id} --color never"), &[]);
+    assert!(shown.contains("REASON"), "{shown}");
+    assert!(shown.contains("not run before"), "{shown}");
+}

@@ -16,7 +16,7 @@ use std::fmt;
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 
-use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, presets};
+use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Width, presets};
 // Columns line up by the cells a terminal gives each character: a CJK
 // title takes two per character, a combining accent none.
 use unicode_width::UnicodeWidthStr;
@@ -24,6 +24,9 @@ use unicode_width::UnicodeWidthStr;
 /// Headers of the columns that may wrap on a narrow terminal: prose, not
 /// identifiers.
 pub const FREE_TEXT: [&str; 4] = ["REASON", "ERROR", "TITLE", "RESULT"];
+
+/// The narrowest a free-text column is made, in characters.
+const MIN_FREE_TEXT_WIDTH: u16 = 16;
 
 /// Width used on a terminal that does not report its size (a fresh pty,
 /// some CI consoles) and sets no `COLUMNS`.
@@ -200,9 +203,27 @@ impl Table {
             table.add_row(cells);
         }
         for (i, header) in self.headers.iter().enumerate() {
-            if !FREE_TEXT.contains(&header.as_str())
-                && let Some(column) = table.column_mut(i)
-            {
+            let Some(column) = table.column_mut(i) else {
+                continue;
+            };
+            if FREE_TEXT.contains(&header.as_str()) {
+                // On a terminal too narrow for the fixed columns, prose
+                // still gets a readable width (the table then overflows,
+                // as it must rather than cut an id), never one letter a line.
+                let widest = self
+                    .rows
+                    .iter()
+                    .filter_map(|row| row.get(i))
+                    .chain([header])
+                    .map(|text| text.width())
+                    .max()
+                    .unwrap_or(0);
+                let floor = u16::try_from(widest)
+                    .unwrap_or(u16::MAX)
+                    .min(MIN_FREE_TEXT_WIDTH);
+                // The constraint counts the cell's padding, one each side.
+                column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(floor + 2)));
+            } else {
                 column.set_constraint(ColumnConstraint::ContentWidth);
             }
         }
