@@ -703,3 +703,26 @@ fn terminal_escapes_in_an_unknown_key_are_not_printed_raw() {
         );
     }
 }
+
+/// `--set a.a.a…=1` with tens of thousands of levels overflowed the stack
+/// (abort, exit 134) applying and hashing the config. A path is bounded
+/// like a file's nesting: exit 2 saying so.
+#[test]
+fn a_set_path_nested_tens_of_thousands_deep_is_refused_not_a_stack_overflow() {
+    let ws = Workspace::new();
+    let project = ws.write_config("project.json", &example_config());
+    let key = vec!["a"; 60_000].join(".");
+    let out = run(&ws, &project, &["--dry-run", "--set", &format!("{key}=1")]);
+    // clap quotes the refused value whole; the reason follows it.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: String = stderr
+        .chars()
+        .rev()
+        .take(300)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    assert_eq!(out.status.code(), Some(2), "{tail}");
+    assert!(stderr.contains("nested deeper than 64 levels"), "{tail}");
+}
