@@ -213,3 +213,27 @@ fn a_very_narrow_terminal_does_not_stack_free_text_one_letter_a_line() {
     assert!(shown.contains("REASON"), "{shown}");
     assert!(shown.contains("not run before"), "{shown}");
 }
+
+/// `completions SHELL > /dev/full` panicked inside clap_complete (exit 101
+/// and a backtrace); like `man` and every other command, a stdout that
+/// cannot be written is an error message and exit 5.
+#[test]
+fn completions_to_a_full_disk_is_an_error_not_a_panic() {
+    let ws = Workspace::new();
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"))
+            .current_dir(ws.path())
+            .args(args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    }
+}
