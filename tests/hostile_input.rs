@@ -726,3 +726,27 @@ fn a_set_path_nested_tens_of_thousands_deep_is_refused_not_a_stack_overflow() {
     assert_eq!(out.status.code(), Some(2), "{tail}");
     assert!(stderr.contains("nested deeper than 64 levels"), "{tail}");
 }
+
+/// A stray file whose name holds ESC/BEL, in a run directory or beside
+/// one, is named by `verify` and `reindex` with those characters escaped:
+/// printed raw, the name would drive the user's terminal.
+#[test]
+fn terminal_escapes_in_a_stray_file_name_are_not_printed_raw() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    std::fs::write(
+        ws.run_dir("lighthouse", run_id).join("x\u{1b}[31mred\u{7}"),
+        b"",
+    )
+    .unwrap();
+    std::fs::create_dir(ws.artifacts().join("lighthouse").join("z\u{1b}]0;t\u{7}")).unwrap();
+    for args in [&["verify"][..], &["reindex", "--dry-run"][..]] {
+        let out = ws.cmd().args(args).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap();
+        assert!(text.contains("x\\u{1b}[31mred"), "{args:?}: {text}");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?}: raw control character in: {text:?}"
+        );
+    }
+}
