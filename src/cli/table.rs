@@ -146,8 +146,7 @@ impl Table {
         }
         let line = |f: &mut fmt::Formatter<'_>, cells: &[String], colour: bool, first: bool| {
             let mut out = String::new();
-            for (i, cell) in cells.iter().enumerate().take(columns) {
-                let text = cell;
+            for (i, text) in cells.iter().enumerate().take(columns) {
                 let last = i + 1 == columns;
                 let pad = if last {
                     0
@@ -155,9 +154,9 @@ impl Table {
                     widths[i].saturating_sub(text.width())
                 };
                 if colour && self.is_status_column(i) {
-                    out.push_str(&paint(&text));
+                    out.push_str(&paint(text));
                 } else {
-                    out.push_str(&text);
+                    out.push_str(text);
                 }
                 if !last {
                     out.push_str(&" ".repeat(pad + 2));
