@@ -322,3 +322,79 @@ fn a_run_records_where_its_config_came_from() {
     );
     assert_eq!(show("take-2")["config_path"], "registry:lighthouse/take-1");
 }
+
+/// Two projects with the same run id: `run --from-run take-1` is ambiguous,
+/// and `--project` (the usual way out) names the config file on `run`, so
+/// the take must be reachable as `PROJECT/RUN` and the hint must say so.
+#[test]
+fn from_run_of_a_run_id_two_projects_share_can_name_the_project() {
+    let ws = Workspace::new();
+    let example = ws.example();
+    ws.run_ok(&example, &["--run-id", "take-1"]);
+    let mut other = example_config();
+    other["project_id"] = json!("other");
+    other["seed"] = json!(5);
+    let other = ws.write_config("other.json", &other);
+    ws.run_ok(&other, &["--run-id", "take-1"]);
+
+    let stderr = assert_usage_error(
+        &ws.cmd()
+            .args(["run", "--dry-run", "--from-run", "take-1"])
+            .output()
+            .unwrap(),
+    );
+    assert!(stderr.contains("is ambiguous"), "{stderr}");
+    assert!(stderr.contains("--from-run PROJECT/RUN"), "{stderr}");
+    assert!(!stderr.contains("or `--project`"), "{stderr}");
+
+    let out = ws
+        .cmd()
+        .args(["run", "--json", "--from-run", "other/take-1"])
+        .output()
+        .unwrap();
+    let again = summary_of(&out);
+    assert_eq!(again["project_id"], "other");
+    assert_eq!(again["run_id"], "take-1");
+    assert_eq!(again["config"]["seed"], 5);
+    assert_eq!(again["stages_skipped"], 5, "{again}");
+}
+
+/// `ORCHESTRATOR_STRICT=` (set but empty, as `export VAR=` leaves it) means
+/// off, as an empty `NO_COLOR` does, not "invalid value '' for '--strict'".
+#[test]
+fn an_empty_orchestrator_strict_is_off_not_an_error() {
+    let ws = Workspace::new();
+    let example = ws.example();
+    for (value, strict) in [("", false), ("0", false), ("false", false), ("1", true)] {
+        let out = ws
+            .cmd()
+            .env("ORCHESTRATOR_STRICT", value)
+            .args(["run", "--dry-run", "--set", "charcters=[]", "--project"])
+            .arg(&example)
+            .output()
+            .unwrap();
+        let stderr = stderr_of(&out);
+        if strict {
+            assert_eq!(out.status.code(), Some(2), "{value:?}: {stderr}");
+        } else {
+            assert!(out.status.success(), "{value:?}: {stderr}");
+            assert!(stderr.contains("warning:"), "{value:?}: {stderr}");
+        }
+    }
+}
+
+/// `"1/3"` fps passed validation but rounds to a whole rate of 0, which
+/// stage 4's RenderPlan schema refuses: the config mistake surfaced as a
+/// failed run three stages in. A rate under 1 fps is refused up front.
+#[test]
+fn a_rate_below_one_frame_per_second_is_refused_before_any_stage_runs() {
+    for fps in ["1/3", "1/1001", "1000/1001"] {
+        let ws = Workspace::new();
+        let mut config = example_config();
+        config["render"]["fps"] = json!(fps);
+        let path = ws.write_config("slow.json", &config);
+        let stderr = assert_usage_error(&ws.run_output(&path, &[]));
+        assert!(stderr.contains("at `/render/fps`"), "{fps}: {stderr}");
+        assert!(!ws.artifacts().exists(), "{fps}: a run was started");
+    }
+}

@@ -387,3 +387,19 @@ fn a_default_diff_caps_each_patch_and_says_so_while_counting_everything() {
         "the example's diff has a stage over 20 paths"
     );
 }
+
+/// A config key holding ESC/BEL differs between two takes: `diff` names it
+/// in a JSON pointer, which was printed raw and drove the terminal.
+#[test]
+fn terminal_escapes_in_a_differing_key_are_not_printed_raw() {
+    let (ws, a, b) = two_runs(|c| {
+        c["x\u{1b}[31mred\u{7}"] = json!(1);
+    });
+    let out = diff(&ws, &[&a, &b]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("/x\\u{1b}[31mred"), "{stdout}");
+    assert!(
+        !stdout.chars().any(|c| c.is_control() && c != '\n'),
+        "raw control character in: {stdout:?}"
+    );
+}

@@ -657,3 +657,96 @@ fn a_directory_in_an_artifacts_place_is_reported_and_never_removed() {
         assert_eq!((v.code, v.problems.len()), (0, 0), "{:?}", v.problems);
     }
 }
+
+/// A config's title (or its path) with terminal escape sequences is shown
+/// escaped by `runs show` and in `runs list --show title`: printed raw, ESC
+/// and BEL would retitle or recolour the user's terminal.
+#[test]
+fn terminal_escapes_in_a_title_are_not_printed_raw() {
+    let ws = Workspace::new();
+    let mut config = example_config();
+    config["title"] = json!("Evil\u{1b}]0;pwned\u{7}\u{1b}[31mRED");
+    let project = ws.write_config("escape\u{1b}[2J.json", &config);
+    let summary = ws.run_ok(&project, &[]);
+    let run_id = summary["run_id"].as_str().unwrap();
+    for args in [
+        vec!["runs", "show", run_id],
+        vec!["runs", "list", "--show", "title"],
+    ] {
+        let out = ws.cmd().args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            !stdout.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?}: raw control character in: {stdout:?}"
+        );
+        assert!(stdout.contains("Evil\\u{1b}]0;pwned"), "{args:?}: {stdout}");
+    }
+}
+
+/// An unknown config key is quoted in a warning (and, with `--strict`, in
+/// the error): a key holding ESC or BEL must be shown escaped there, not
+/// sent to the user's terminal.
+#[test]
+fn terminal_escapes_in_an_unknown_key_are_not_printed_raw() {
+    let ws = Workspace::new();
+    let mut config = example_config();
+    config["x\u{1b}[31mred\u{7}"] = json!(1);
+    let project = ws.write_config("keys.json", &config);
+    for extra in [&["--dry-run"][..], &["--dry-run", "--strict"][..]] {
+        let out = run(&ws, &project, extra);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("unknown key"), "{extra:?}: {stderr}");
+        assert!(
+            !stderr.chars().any(|c| c.is_control() && c != '\n'),
+            "{extra:?}: raw control character in: {stderr:?}"
+        );
+    }
+}
+
+/// `--set a.a.a…=1` with tens of thousands of levels overflowed the stack
+/// (abort, exit 134) applying and hashing the config. A path is bounded
+/// like a file's nesting: exit 2 saying so.
+#[test]
+fn a_set_path_nested_tens_of_thousands_deep_is_refused_not_a_stack_overflow() {
+    let ws = Workspace::new();
+    let project = ws.write_config("project.json", &example_config());
+    let key = vec!["a"; 60_000].join(".");
+    let out = run(&ws, &project, &["--dry-run", "--set", &format!("{key}=1")]);
+    // clap quotes the refused value whole; the reason follows it.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: String = stderr
+        .chars()
+        .rev()
+        .take(300)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    assert_eq!(out.status.code(), Some(2), "{tail}");
+    assert!(stderr.contains("nested deeper than 64 levels"), "{tail}");
+}
+
+/// A stray file whose name holds ESC/BEL, in a run directory or beside
+/// one, is named by `verify` and `reindex` with those characters escaped:
+/// printed raw, the name would drive the user's terminal.
+#[test]
+fn terminal_escapes_in_a_stray_file_name_are_not_printed_raw() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    std::fs::write(
+        ws.run_dir("lighthouse", run_id).join("x\u{1b}[31mred\u{7}"),
+        b"",
+    )
+    .unwrap();
+    std::fs::create_dir(ws.artifacts().join("lighthouse").join("z\u{1b}]0;t\u{7}")).unwrap();
+    for args in [&["verify"][..], &["reindex", "--dry-run"][..]] {
+        let out = ws.cmd().args(args).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap();
+        assert!(text.contains("x\\u{1b}[31mred"), "{args:?}: {text}");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?}: raw control character in: {text:?}"
+        );
+    }
+}

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::example_run;
+use common::{Workspace, example_config, example_run};
 
 const BOX: [char; 4] = ['┌', '│', '╞', '┆'];
 
@@ -191,4 +191,69 @@ fn verify_findings_are_red_only_when_colour_is_on() {
     assert!(text.contains("\x1b[31mhash mismatch\x1b[0m"), "{text:?}");
     let plain = ws.cmd().args(["verify"]).output().unwrap();
     assert!(!String::from_utf8(plain.stdout).unwrap().contains('\x1b'));
+}
+
+/// A piped table lines up by display width, not by character count: a
+/// Japanese title takes two cells per character, so the column after it
+/// must start at the same terminal column in every row.
+#[test]
+fn a_piped_table_with_wide_characters_stays_aligned() {
+    let ws = Workspace::new();
+    let mut config = example_config();
+    config["title"] = serde_json::json!("灯台守の最後");
+    let wide = ws.write_config("wide.json", &config);
+    ws.run_ok(&wide, &[]);
+    ws.run_ok(&ws.example(), &[]);
+    let out = ws
+        .cmd()
+        .args(["runs", "list", "--show", "title,seed"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let seed_column = |line: &str| {
+        let at = line.rfind("  ").unwrap() + 2;
+        unicode_width::UnicodeWidthStr::width(&line[..at])
+    };
+    let columns: Vec<usize> = stdout.lines().map(seed_column).collect();
+    assert!(
+        columns.windows(2).all(|w| w[0] == w[1]),
+        "SEED not aligned ({columns:?}):\n{stdout}"
+    );
+}
+
+/// On a terminal narrower than the fixed columns, the free-text REASON
+/// column was squeezed to one letter a line ("R / E / A / S / O / N"): it
+/// keeps a readable width and the table overflows instead.
+#[test]
+fn a_very_narrow_terminal_does_not_stack_free_text_one_letter_a_line() {
+    let (ws, summary) = example_run();
+    let run_id = summary["run_id"].as_str().unwrap();
+    let shown = on_a_terminal(&ws, 40, &format!("runs show {run_id} --color never"), &[]);
+    assert!(shown.contains("REASON"), "{shown}");
+    assert!(shown.contains("not run before"), "{shown}");
+}
+
+/// `completions SHELL > /dev/full` panicked inside clap_complete (exit 101
+/// and a backtrace); like `man` and every other command, a stdout that
+/// cannot be written is an error message and exit 5.
+#[test]
+fn completions_to_a_full_disk_is_an_error_not_a_panic() {
+    let ws = Workspace::new();
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"))
+            .current_dir(ws.path())
+            .args(args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    }
 }

@@ -1139,3 +1139,42 @@ fn reindex_waits_for_a_process_that_opened_the_registry_through_a_symlink() {
     drop(reader);
     assert!(!ws.path().join("reg.db.users").exists());
 }
+
+/// A summary written before V7 has no `created_at`. Reindex must not take
+/// the latest attempt's start for it: after a no-op re-run of an old take
+/// that would put the old take above a newer one again, the very history
+/// rewrite V7 fixed.
+#[test]
+fn a_pre_v7_summary_after_a_no_op_rerun_keeps_its_place_in_history() {
+    let ws = Workspace::new();
+    let example = ws.example();
+    let old = ws.run_ok(&example, &[]);
+    let old_id = old["run_id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(20));
+    let new = ws.run_ok(&example, &["--set", "seed=1978"]);
+    let new_id = new["run_id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(20));
+    // The no-op re-run of the old take: attempt 2, started last of all.
+    ws.run_ok(&example, &[]);
+    let order = |ws: &Workspace| -> Vec<String> {
+        ws.runs_list(&[])
+            .iter()
+            .map(|r| r["run_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(order(&ws), [new_id.clone(), old_id.clone()]);
+    for id in [&old_id, &new_id] {
+        edit_json(
+            &ws.run_dir("lighthouse", id).join("run_summary.json"),
+            |v| {
+                let v = v.as_object_mut().unwrap();
+                v.remove("created_at");
+                v.remove("config_path");
+            },
+        );
+    }
+    delete_registry(&ws);
+    let r = reindex(&ws);
+    assert_eq!(r.code, 0, "{}", r.report);
+    assert_eq!(order(&ws), [new_id, old_id]);
+}

@@ -18,8 +18,12 @@ pub struct CompletionsArgs {
 /// Print the completion script for `args.shell` on stdout.
 pub fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
     let mut cmd = Cli::command();
+    // clap_complete panics when its writer fails (a full disk, a closed
+    // pipe): it writes into memory, and the one write to stdout reports.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "orchestrator", &mut script);
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(args.shell, &mut cmd, "orchestrator", &mut out);
+    out.write_all(&script)?;
     out.flush()?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::GlobalArgs;
-use super::table::new_table;
+use super::table::{new_table, printable};
 use orchestrator::artifact::short_sha;
 use orchestrator::diff::{Change, Counts, Op, RunDiff, StageStatus, diff_runs};
 use orchestrator::error::exit;
@@ -138,21 +138,24 @@ fn brief(v: &Value, max: usize) -> String {
 
 fn change_line(c: &Change) -> String {
     let none = Value::Null;
+    // A pointer holds the config's and artifacts' own keys, which may hold
+    // ESC or BEL; values are JSON text, where they are escaped already.
+    let path = printable(&c.path);
     match c.op {
         Op::Replace => format!(
             "  ~ {}: {} → {}",
-            c.path,
+            path,
             brief(c.old.as_ref().unwrap_or(&none), 60),
             brief(c.new.as_ref().unwrap_or(&none), 60)
         ),
         Op::Add => format!(
             "  + {}: {}",
-            c.path,
+            path,
             brief(c.new.as_ref().unwrap_or(&none), 100)
         ),
         Op::Remove => format!(
             "  - {}: {}",
-            c.path,
+            path,
             brief(c.old.as_ref().unwrap_or(&none), 100)
         ),
     }

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::GlobalArgs;
+use super::table::printable;
 use orchestrator::error::exit;
 use orchestrator::registry::BUSY_TIMEOUT;
 use orchestrator::reindex::{ReindexReport, reindex};
@@ -46,10 +47,13 @@ pub fn run(global: &GlobalArgs, args: &ReindexArgs) -> anyhow::Result<u8> {
 
 fn print_text(out: &mut impl Write, r: &ReindexReport, db: &str) -> std::io::Result<()> {
     for p in &r.problems {
-        writeln!(out, "{}: {}: {}", p.path, p.kind.as_str(), p.message)?;
+        // A path is a file name anyone may have made: no raw ESC or BEL.
+        let (path, message) = (printable(&p.path), printable(&p.message));
+        writeln!(out, "{path}: {}: {message}", p.kind.as_str())?;
     }
     for n in &r.notes {
-        writeln!(out, "note: {}: {}: {}", n.path, n.kind.as_str(), n.message)?;
+        let (path, message) = (printable(&n.path), printable(&n.message));
+        writeln!(out, "note: {path}: {}: {message}", n.kind.as_str())?;
     }
     for f in &r.removed_leftovers {
         writeln!(

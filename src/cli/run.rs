@@ -30,7 +30,8 @@ pub struct RunArgs {
     pub stray: Option<PathBuf>,
 
     /// Re-run a recorded take from the config the registry holds for it
-    /// (instead of --project); combine with --set to vary it.
+    /// (instead of --project); combine with --set to vary it. `PROJECT/RUN`
+    /// picks a run id that several projects share.
     #[arg(long, value_name = "RUN", conflicts_with = "project")]
     pub from_run: Option<String>,
 
@@ -41,11 +42,13 @@ pub struct RunArgs {
 
     /// Refuse config keys the schema does not define (exit 2) instead of
     /// warning about them.
+    // An empty ORCHESTRATOR_STRICT is unset (as an empty NO_COLOR is), not
+    // an "invalid value for --strict" the user never typed.
     #[arg(
         long,
         env = "ORCHESTRATOR_STRICT",
         action = clap::ArgAction::SetTrue,
-        value_parser = clap::builder::BoolishValueParser::new()
+        value_parser = clap::builder::FalseyValueParser::new()
     )]
     pub strict: bool,
 
@@ -235,7 +238,23 @@ fn load_config(
     };
     let registry = Registry::open_existing(db, &global.artifacts_dir)?;
     let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
-    let row = registry.resolve_run(from, None, &live)?;
+    // `--project` names the config file here, so a run id several projects
+    // share is picked as `PROJECT/RUN`, the form `runs show` prints.
+    let row = match from.split_once('/') {
+        Some((project, run)) => registry.resolve_run(run, Some(project), &live)?,
+        None => registry
+            .resolve_run(from, None, &live)
+            .map_err(|e| match e {
+                orchestrator::Error::Usage {
+                    message,
+                    hint: Some(_),
+                } if message.contains("is ambiguous") => orchestrator::Error::usage_with_hint(
+                    message,
+                    "give more characters of the run id, or `--from-run PROJECT/RUN`",
+                ),
+                other => other,
+            })?,
+    };
     let (_, config_json) = registry.run_record(&row.project_id, &row.run_id)?;
     drop(registry);
     let shown = std::path::PathBuf::from(format!("registry:{}/{}", row.project_id, row.run_id));

@@ -6,7 +6,7 @@ use std::io::Write;
 use chrono::Utc;
 
 use super::GlobalArgs;
-use super::table::{duration, new_table};
+use super::table::{duration, new_table, printable};
 use super::when::parse_when;
 use orchestrator::artifact::short_sha;
 use orchestrator::lock;
@@ -252,7 +252,9 @@ fn show(
     writeln!(
         out,
         "run {}  ({}: {})",
-        run.run_id, run.project_id, run.title
+        run.run_id,
+        run.project_id,
+        printable(&run.title)
     )?;
     writeln!(
         out,
@@ -261,7 +263,7 @@ fn show(
     )?;
     writeln!(out, "  config hash  {}", run.config_hash)?;
     if let Some(path) = &run.config_path {
-        writeln!(out, "  config from  {path}")?;
+        writeln!(out, "  config from  {}", printable(path))?;
     }
     writeln!(out, "  created      {}", run.created_at)?;
     writeln!(
@@ -277,7 +279,7 @@ fn show(
     writeln!(out, "  duration     {}", duration(run.duration_ms))?;
     writeln!(out, "  directory    {}", run.run_dir)?;
     if let Some(e) = &run.error {
-        writeln!(out, "  error        {e}")?;
+        writeln!(out, "  error        {}", printable(e))?;
     }
     // Each row is the stage's newest decision; after a failed attempt,
     // later stages still show the attempt that last reached them.

@@ -16,11 +16,17 @@ use std::fmt;
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 
-use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, presets};
+use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Width, presets};
+// Columns line up by the cells a terminal gives each character: a CJK
+// title takes two per character, a combining accent none.
+use unicode_width::UnicodeWidthStr;
 
 /// Headers of the columns that may wrap on a narrow terminal: prose, not
 /// identifiers.
 pub const FREE_TEXT: [&str; 4] = ["REASON", "ERROR", "TITLE", "RESULT"];
+
+/// The narrowest a free-text column is made, in characters.
+const MIN_FREE_TEXT_WIDTH: u16 = 16;
 
 /// Width used on a terminal that does not report its size (a fresh pty,
 /// some CI consoles) and sets no `COLUMNS`.
@@ -93,6 +99,26 @@ pub fn paint_problem(text: &str) -> String {
     }
 }
 
+/// `text` safe to print on a terminal: every control character (ESC, BEL,
+/// CR, newline…) shown escaped, as `\u{1b}`. A title, a path or a
+/// generator's error comes from files anyone may write; printed raw, an
+/// escape sequence in it would recolour, retitle or rewrite the user's
+/// terminal.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A table with a header row; `Display` renders it for where stdout goes.
 pub struct Table {
     headers: Vec<String>,
@@ -109,34 +135,38 @@ pub fn new_table(headers: &[&str]) -> Table {
 
 impl Table {
     pub fn add_row(&mut self, row: Vec<String>) -> &mut Self {
-        self.rows.push(row);
+        // Tabs and newlines would split a row; other control characters
+        // would reach the terminal.
+        self.rows.push(
+            row.into_iter()
+                .map(|cell| printable(&cell.replace(['\n', '\r', '\t'], " ")))
+                .collect(),
+        );
         self
     }
 
     /// Plain aligned columns: two spaces apart, the last one unpadded.
     fn plain(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let columns = self.headers.len();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.width()).collect();
         for row in &self.rows {
             for (i, cell) in row.iter().enumerate().take(columns) {
-                widths[i] = widths[i].max(cell.chars().count());
+                widths[i] = widths[i].max(cell.width());
             }
         }
         let line = |f: &mut fmt::Formatter<'_>, cells: &[String], colour: bool, first: bool| {
             let mut out = String::new();
-            for (i, cell) in cells.iter().enumerate().take(columns) {
-                // A newline inside a cell would split the row in two.
-                let text = cell.replace(['\n', '\r', '\t'], " ");
+            for (i, text) in cells.iter().enumerate().take(columns) {
                 let last = i + 1 == columns;
                 let pad = if last {
                     0
                 } else {
-                    widths[i].saturating_sub(text.chars().count())
+                    widths[i].saturating_sub(text.width())
                 };
                 if colour && self.is_status_column(i) {
-                    out.push_str(&paint(&text));
+                    out.push_str(&paint(text));
                 } else {
-                    out.push_str(&text);
+                    out.push_str(text);
                 }
                 if !last {
                     out.push_str(&" ".repeat(pad + 2));
@@ -182,9 +212,27 @@ impl Table {
             table.add_row(cells);
         }
         for (i, header) in self.headers.iter().enumerate() {
-            if !FREE_TEXT.contains(&header.as_str())
-                && let Some(column) = table.column_mut(i)
-            {
+            let Some(column) = table.column_mut(i) else {
+                continue;
+            };
+            if FREE_TEXT.contains(&header.as_str()) {
+                // On a terminal too narrow for the fixed columns, prose
+                // still gets a readable width (the table then overflows,
+                // as it must rather than cut an id), never one letter a line.
+                let widest = self
+                    .rows
+                    .iter()
+                    .filter_map(|row| row.get(i))
+                    .chain([header])
+                    .map(|text| text.width())
+                    .max()
+                    .unwrap_or(0);
+                let floor = u16::try_from(widest)
+                    .unwrap_or(u16::MAX)
+                    .min(MIN_FREE_TEXT_WIDTH);
+                // The constraint counts the cell's padding, one each side.
+                column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(floor + 2)));
+            } else {
                 column.set_constraint(ColumnConstraint::ContentWidth);
             }
         }

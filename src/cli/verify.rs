@@ -5,7 +5,7 @@ use std::io::Write;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::GlobalArgs;
-use super::table::new_table;
+use super::table::{new_table, printable};
 use orchestrator::clock::SystemClock;
 use orchestrator::error::exit;
 use orchestrator::lock;
@@ -138,10 +138,10 @@ fn print_text(out: &mut impl Write, report: &VerifyReport) -> std::io::Result<()
         writeln!(
             out,
             "{}: {}: expected {}, found {}",
-            p.path,
+            printable(&p.path),
             super::table::paint_problem(p.kind.as_str()),
-            p.expected,
-            p.found
+            printable(&p.expected),
+            printable(&p.found)
         )?;
     }
     if report.runs.is_empty() {

@@ -46,9 +46,10 @@ impl FrameRate {
     }
 
     /// `numerator/denominator` in lowest terms, if it is a rate this tool
-    /// accepts (above zero, at most [`MAX_FPS`]).
+    /// accepts (at least 1 and at most [`MAX_FPS`] frames per second, as an
+    /// integer rate must be: a render plan's whole `fps` is never 0).
     pub fn new(numerator: u32, denominator: u32) -> Option<Self> {
-        if numerator == 0 || denominator == 0 {
+        if numerator == 0 || denominator == 0 || numerator < denominator {
             return None;
         }
         if u64::from(numerator) > MAX_FPS * u64::from(denominator) {
@@ -120,7 +121,7 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
 
 /// What the config's `render.fps` may be, said in every refusal.
 pub const ACCEPTED: &str = "an integer from 1 to 240, one of the NTSC rates 23.976, 29.97, 47.952 \
-     and 59.94, or a string \"N/D\" such as \"24000/1001\"";
+     and 59.94, or a string \"N/D\" from 1 to 240 such as \"24000/1001\"";
 
 /// Parse the string form `"N/D"` (or `"N"`).
 pub fn parse_str(s: &str) -> Option<FrameRate> {
@@ -204,6 +205,8 @@ mod tests {
             "\"x\"",
             "\"1/2/3\"",
             "\"241/1\"",
+            "\"1/3\"",
+            "\"1/1001\"",
             "null",
         ] {
             assert_eq!(read(bad), None, "{bad}");

@@ -29,6 +29,16 @@ pub fn parse(text: &str) -> Result<Override, String> {
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not KEY=VALUE (e.g. `--set seed=1978`)"))?;
     let path: Vec<String> = key.split('.').map(str::to_string).collect();
+    // A file cannot nest deeper than this, and neither may a path: every
+    // level is a recursion in applying, hashing and freeing the config, and
+    // a path of tens of thousands of dots overflowed the stack.
+    if path.len() > json::MAX_NESTING {
+        return Err(format!(
+            "`{}` is nested deeper than {} levels; a project config needs a handful",
+            json::shorten(key),
+            json::MAX_NESTING
+        ));
+    }
     if path.iter().any(String::is_empty) {
         return Err(format!(
             "`{key}` is not a dotted path of config keys (e.g. `render.width`)"
@@ -116,6 +126,14 @@ mod tests {
     #[test]
     fn bad_overrides_are_refused_with_the_reason() {
         assert!(parse("seed").unwrap_err().contains("KEY=VALUE"));
+        let deep = vec!["a"; json::MAX_NESTING + 1].join(".");
+        assert!(
+            parse(&format!("{deep}=1"))
+                .unwrap_err()
+                .contains("nested deeper than")
+        );
+        let deepest = vec!["a"; json::MAX_NESTING].join(".");
+        assert!(parse(&format!("{deepest}=1")).is_ok());
         assert!(
             parse("render..width=1")
                 .unwrap_err()

@@ -48,9 +48,11 @@ fn walk(schema: &Value, value: &Value, path: &mut Vec<String>, found: &mut Vec<U
                 path.push(key.clone());
                 match properties.get(key) {
                     Some(child_schema) => walk(child_schema, child, path, found),
+                    // Both are shown on a terminal: a key is text anyone
+                    // may write, so its control characters are escaped.
                     None => found.push(UnknownKey {
-                        pointer: pointer(path),
-                        dotted: path.join("."),
+                        pointer: escaped(&pointer(path)),
+                        dotted: escaped(&path.join(".")),
                         suggestion: closest(key, properties.keys().map(String::as_str)),
                     }),
                 }
@@ -69,6 +71,19 @@ fn walk(schema: &Value, value: &Value, path: &mut Vec<String>, found: &mut Vec<U
         }
         _ => {}
     }
+}
+
+/// `text` with its control characters (ESC, BEL…) escaped.
+fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn pointer(path: &[String]) -> String {

@@ -64,8 +64,20 @@ pub fn index_run(run: &RunDir) -> Result<RunResult> {
             artifacts.push(a);
         }
     }
+    let mut run_row = checked.run_row();
+    // A summary written before runs recorded `created_at` has only its
+    // latest attempt's start, which a no-op re-run moved to the top of
+    // history. The run's artifacts were made from its first attempt on, so
+    // the earliest of them is nearer when the run was created. (Both are
+    // normalised by `utc_time`, so they compare as text.)
+    if checked.summary.created_at.is_none()
+        && let Some(first) = artifacts.iter().map(|a| &a.meta.created_at).min()
+        && *first < run_row.created_at
+    {
+        run_row.created_at = first.clone();
+    }
     out.rebuilt = Some(RebuiltRun {
-        run: checked.run_row(),
+        run: run_row,
         config_json: checked.config_json.clone(),
         summary: RebuiltSummary {
             path: format!("{}/{RUN_SUMMARY_FILE}", run.rel),
