@@ -8,15 +8,25 @@ mod common;
 
 use common::{Mount, Workspace, fill_disk};
 
-#[test]
-fn a_full_disk_still_answers_reads_and_run_says_the_disk_is_full() {
+/// The example run into an artifacts directory on a 2 MiB tmpfs (not yet
+/// filled): the workspace, the config, the run's summary and the mount,
+/// which is unmounted when dropped. `None` where mounting is not permitted.
+fn example_on_a_tmpfs(
+    test: &str,
+) -> Option<(Workspace, std::path::PathBuf, serde_json::Value, Mount)> {
     let ws = Workspace::new();
     let config = ws.example();
     std::fs::create_dir_all(ws.artifacts()).unwrap();
-    let Some(_mounted) = Mount::tmpfs(&ws.artifacts(), "2m", "full_disk") else {
+    let mounted = Mount::tmpfs(&ws.artifacts(), "2m", test)?;
+    let summary = ws.run_ok(&config, &[]);
+    Some((ws, config, summary, mounted))
+}
+
+#[test]
+fn a_full_disk_still_answers_reads_and_run_says_the_disk_is_full() {
+    let Some((ws, config, summary, _mounted)) = example_on_a_tmpfs("full_disk") else {
         return;
     };
-    let summary = ws.run_ok(&config, &[]);
     let run_id = summary["run_id"].as_str().unwrap();
     fill_disk(&ws.artifacts().join("filler"));
 
@@ -57,17 +67,11 @@ fn a_full_disk_still_answers_reads_and_run_says_the_disk_is_full() {
 /// still report, and say the results were not recorded.
 #[test]
 fn verify_on_a_full_disk_reports_while_the_registry_is_open_elsewhere() {
-    let ws = Workspace::new();
-    let config = ws.example();
-    std::fs::create_dir_all(ws.artifacts()).unwrap();
-    let Some(_mounted) = Mount::tmpfs(
-        &ws.artifacts(),
-        "2m",
-        "verify_on_a_full_disk_reports_while_the_registry_is_open_elsewhere",
-    ) else {
+    let Some((ws, _config, _summary, _mounted)) =
+        example_on_a_tmpfs("verify_on_a_full_disk_reports_while_the_registry_is_open_elsewhere")
+    else {
         return;
     };
-    ws.run_ok(&config, &[]);
     let other = rusqlite::Connection::open(ws.db()).unwrap();
     let runs: i64 = other
         .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
@@ -89,17 +93,11 @@ fn verify_on_a_full_disk_reports_while_the_registry_is_open_elsewhere() {
 
 #[test]
 fn package_on_a_full_disk_names_the_package_not_a_temp_file() {
-    let ws = Workspace::new();
-    let config = ws.example();
-    std::fs::create_dir_all(ws.artifacts()).unwrap();
-    let Some(_mounted) = Mount::tmpfs(
-        &ws.artifacts(),
-        "2m",
-        "package_on_a_full_disk_names_the_package_not_a_temp_file",
-    ) else {
+    let Some((ws, _config, summary, _mounted)) =
+        example_on_a_tmpfs("package_on_a_full_disk_names_the_package_not_a_temp_file")
+    else {
         return;
     };
-    let summary = ws.run_ok(&config, &[]);
     let run_id = summary["run_id"].as_str().unwrap();
     fill_disk(&ws.artifacts().join("filler"));
 
@@ -122,17 +120,11 @@ fn package_on_a_full_disk_names_the_package_not_a_temp_file() {
 
 #[test]
 fn reindex_on_a_full_disk_names_the_registry_not_its_rebuild() {
-    let ws = Workspace::new();
-    let config = ws.example();
-    std::fs::create_dir_all(ws.artifacts()).unwrap();
-    let Some(_mounted) = Mount::tmpfs(
-        &ws.artifacts(),
-        "2m",
-        "reindex_on_a_full_disk_names_the_registry_not_its_rebuild",
-    ) else {
+    let Some((ws, _config, _summary, _mounted)) =
+        example_on_a_tmpfs("reindex_on_a_full_disk_names_the_registry_not_its_rebuild")
+    else {
         return;
     };
-    ws.run_ok(&config, &[]);
     fill_disk(&ws.artifacts().join("filler"));
     let before = std::fs::read(ws.db()).unwrap();
 
