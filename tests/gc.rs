@@ -65,16 +65,6 @@ fn listed(ws: &Workspace) -> Vec<String> {
     ids
 }
 
-fn assert_verify_clean(ws: &Workspace) {
-    let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-}
-
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()
@@ -121,7 +111,7 @@ fn keep_last_is_a_dry_run_until_yes_and_then_frees_what_it_said() {
         )
         .unwrap();
     assert_eq!(rows, 0);
-    assert_verify_clean(&ws);
+    ws.assert_verify_clean();
     // Keeping what is left is a no-op.
     assert_eq!(
         gc(&ws, &["--keep-last", "1", "--yes"])["removed"],
@@ -152,7 +142,7 @@ fn one_run_or_runs_older_than_a_date_can_be_selected() {
 
     gc(&ws, &["--run", "r2", "--yes"]);
     assert_eq!(listed(&ws), ["harbor/h1", "lighthouse/r1", "lighthouse/r3"]);
-    assert_verify_clean(&ws);
+    ws.assert_verify_clean();
 }
 
 #[test]
@@ -199,7 +189,7 @@ fn files_deleted_by_hand_are_tolerated() {
     let done = gc(&ws, &["--keep-last", "1", "--yes"]);
     assert_eq!(ids(&done["removed"]), ["lighthouse/r1", "lighthouse/r2"]);
     assert_eq!(listed(&ws), ["harbor/h1", "lighthouse/r3"]);
-    assert_verify_clean(&ws);
+    ws.assert_verify_clean();
 }
 
 #[test]
@@ -462,7 +452,7 @@ fn an_undeletable_file_leaves_the_run_marked_reported_and_finished_by_a_later_gc
             .count(),
         0
     );
-    assert_verify_clean(&ws);
+    ws.assert_verify_clean();
 }
 
 fn free_bytes(dir: &std::path::Path) -> u64 {
@@ -575,7 +565,7 @@ fn a_run_remade_after_a_killed_gc_is_verified_and_not_pointed_at_gc_run() {
     assert!(!ws.artifacts().join("lighthouse/.deleting-r1").exists());
     assert!(ws.run_dir("lighthouse", "r1").join("Script.json").is_file());
     assert!(listed(&ws).contains(&"lighthouse/r1".to_string()));
-    assert_verify_clean(&ws);
+    ws.assert_verify_clean();
 }
 
 // Stops a gc with a failpoint, so it needs the test build's feature.
@@ -611,7 +601,7 @@ fn a_stopped_gc_suggests_a_gc_command_that_runs_and_finishes_it() {
     }
     assert!(!ws.artifacts().join("lighthouse/.deleting-r1").exists());
     assert_eq!(listed(&ws), ["harbor/h1", "lighthouse/r2", "lighthouse/r3"]);
-    assert_verify_clean(&ws);
+    ws.assert_verify_clean();
 }
 
 #[test]

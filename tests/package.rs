@@ -332,13 +332,7 @@ fn a_package_waiting_on_a_run_packages_the_run_as_it_finished_not_as_it_began() 
     )
     .unwrap();
     assert_eq!(pkg["config_hash"], ran["config_hash"]);
-    let verify = ws.cmd().args(["verify", "--json"]).output().unwrap();
-    assert_eq!(
-        verify.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    ws.assert_verify_clean();
 }
 
 #[test]
@@ -532,13 +526,7 @@ fn a_killed_package_leaves_no_temp_files_after_the_next_package_or_verify() {
         assert_eq!(temps(), 1, "the kill left its temp file");
     };
     killed_package();
-    let verify = ws.cmd().args(["verify", "--json"]).output().unwrap();
-    assert_eq!(
-        verify.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    ws.assert_verify_clean();
     assert_eq!(temps(), 0, "verify removed the dead writer's temp file");
 
     killed_package();

@@ -112,13 +112,7 @@ fn deleting_the_registry_and_reindexing_gives_the_same_runs_and_lineage() {
 
     // The rebuilt registry is one resume trusts, and verify finds it whole.
     assert_eq!(statuses(&ws.run_ok(&lighthouse, &[])), vec!["skipped"; 5]);
-    let verify = ws.cmd().arg("verify").output().unwrap();
-    assert_eq!(
-        verify.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    ws.assert_verify_clean();
 }
 
 #[test]

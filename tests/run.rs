@@ -467,17 +467,6 @@ fn force_executes_all_five_with_byte_identical_output() {
     assert_statuses(&again, ALL_SKIPPED);
 }
 
-/// `verify` finds every promise kept (exit 0).
-fn assert_verify_clean(ws: &Workspace) {
-    let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-}
-
 /// Inode, modification time and bytes of every artifact and meta file.
 #[cfg(unix)]
 fn file_identities(dir: &Path) -> BTreeMap<String, (u64, i64, i64, Vec<u8>)> {
@@ -515,7 +504,7 @@ fn force_that_reproduces_every_artifact_leaves_every_file_untouched() {
         );
     }
     assert_consistent(&ws, &forced);
-    assert_verify_clean(&ws);
+    ws.assert_verify_clean();
     assert_statuses(
         &ws.run_ok(&ws.path().join("project.json"), &[]),
         ALL_SKIPPED,
@@ -547,7 +536,7 @@ fn force_rewrites_a_hand_edited_meta_record_even_beside_reproduced_bytes() {
     assert_ne!(rewritten["created_at"], edited["created_at"]);
     assert_ne!(rewritten["created_at"], original["created_at"]);
     assert_consistent(&ws, &forced);
-    assert_verify_clean(&ws);
+    ws.assert_verify_clean();
 }
 
 #[test]
@@ -1502,7 +1491,7 @@ fn a_meta_record_edited_anywhere_is_rewritten_not_trusted() {
         original,
         "rewritten with a new created_at"
     );
-    assert_verify_clean(&ws);
+    ws.assert_verify_clean();
 }
 
 #[test]

@@ -106,6 +106,18 @@ impl Workspace {
         summary_of(&out).as_array().unwrap().clone()
     }
 
+    /// `verify` finds every promise kept (exit 0), or the test fails with
+    /// its report.
+    pub fn assert_verify_clean(&self) {
+        let out = self.cmd().args(["verify", "--json"]).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
     pub fn sqlite(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.db()).unwrap()
     }
