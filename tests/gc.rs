@@ -463,6 +463,23 @@ fn free_bytes(dir: &std::path::Path) -> u64 {
     st.f_bavail as u64 * st.f_frsize as u64
 }
 
+/// `run --project <config> --run-id <id>` into `disk/artifacts`, which
+/// must succeed.
+fn run_on_disk(ws: &Workspace, config: &std::path::Path, id: &str) {
+    let out = ws
+        .cmd()
+        .args(["--artifacts-dir", "disk/artifacts", "run", "--project"])
+        .arg(config)
+        .args(["--run-id", id])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn gc_frees_space_on_a_full_disk() {
     let ws = Workspace::new();
@@ -478,19 +495,7 @@ fn gc_frees_space_on_a_full_disk() {
         cmd.args(["--artifacts-dir", "disk/artifacts"]);
     };
     for (config, id) in [(&config, "big"), (&small, "small")] {
-        let mut cmd = ws.cmd();
-        on_disk(&mut cmd);
-        let out = cmd
-            .args(["run", "--project"])
-            .arg(config)
-            .args(["--run-id", id])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_on_disk(&ws, config, id);
     }
     common::fill_disk(&disk.join("filler"));
     assert_eq!(free_bytes(&disk), 0);
@@ -622,19 +627,7 @@ fn gc_on_a_full_disk_removes_every_selected_run_not_just_the_first() {
     // Small runs: deleting the first one's files frees less than SQLite's
     // log takes to delete its rows, so its rows wait for the others' space.
     for id in ["r1", "r2", "r3", "r4"] {
-        let mut cmd = ws.cmd();
-        on_disk(&mut cmd);
-        let out = cmd
-            .args(["run", "--project"])
-            .arg(&config)
-            .args(["--run-id", id])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_on_disk(&ws, &config, id);
     }
     common::fill_disk(&disk.join("filler"));
     assert_eq!(free_bytes(&disk), 0);
