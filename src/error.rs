@@ -146,8 +146,13 @@ pub enum Error {
         found: String,
     },
 
-    #[error("registry query failed")]
-    Sql(#[from] rusqlite::Error),
+    #[error("registry query failed: {0}")]
+    Sql(crate::registry::db::DbError),
+
+    /// A PostgreSQL registry that could not be reached (or refused the
+    /// login). `location` is the URL with its password redacted.
+    #[error("cannot reach the registry `{location}`: {message}")]
+    RegistryUnreachable { location: String, message: String },
 
     #[error("{what} is busy: {message}")]
     Busy { what: String, message: String },
@@ -219,6 +224,7 @@ impl Error {
             | Error::RegistryIncompatible { .. }
             | Error::RegistryMissing { .. } => exit::REGISTRY,
             Error::Sql(e) => sql_exit_code(e),
+            Error::RegistryUnreachable { .. } => exit::IO,
             Error::Busy { .. } => exit::BUSY,
             Error::Io { .. } | Error::DiskFull { .. } => exit::IO,
         }
@@ -342,15 +348,16 @@ impl Incompatibility {
     }
 }
 
-/// SQLite reports lock contention and corruption through the same error
-/// type as a bad query; tell them apart so each gets its documented code.
-fn sql_exit_code(e: &rusqlite::Error) -> u8 {
-    use rusqlite::ErrorCode;
-    match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => exit::BUSY,
-        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => exit::REGISTRY,
-        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::DiskFull) => exit::IO,
-        _ => exit::REGISTRY,
+/// Each backend reports lock contention and damage through the same error
+/// type as a bad query; [`DbError::kind`](crate::registry::db::DbError::kind)
+/// tells them apart so each gets its documented code.
+fn sql_exit_code(e: &crate::registry::db::DbError) -> u8 {
+    use crate::registry::db::DbErrorKind;
+    match e.kind() {
+        // A deadlock that outlived its retries is contention too.
+        DbErrorKind::Busy | DbErrorKind::Retry => exit::BUSY,
+        DbErrorKind::Unusable | DbErrorKind::Refused => exit::REGISTRY,
+        DbErrorKind::Io => exit::IO,
     }
 }
 

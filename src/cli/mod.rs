@@ -133,9 +133,11 @@ fn name_damaged_registry(err: anyhow::Error, db: &std::path::Path) -> anyhow::Er
             )
         )
     });
-    let code = err.chain().find_map(|c| {
-        c.downcast_ref::<rusqlite::Error>()
-            .and_then(rusqlite::Error::sqlite_error_code)
+    let code = err.chain().find_map(|c| match c.downcast_ref::<Error>() {
+        Some(Error::Sql(e)) => e.sqlite_code(),
+        _ => c
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code),
     });
     let message = match code {
         _ if already_named => return err,

@@ -215,7 +215,7 @@ pub fn delete_run(
 pub fn is_disk_full(e: &Error) -> bool {
     match e {
         Error::DiskFull { .. } => true,
-        Error::Sql(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+        Error::Sql(e) => e.is_disk_full(),
         Error::Io { source, .. } => crate::error::is_disk_full(source),
         _ => false,
     }

@@ -62,7 +62,7 @@ impl Registry {
              WHERE project_id = ?1 AND run_id = ?2 AND artifact_type = ?3"
         );
         Ok(self
-            .conn
+            .conn()
             .query_row(
                 &sql,
                 params![project_id, run_id, artifact_type],
@@ -77,7 +77,7 @@ impl Registry {
             "SELECT {ARTIFACT_COLUMNS} FROM artifacts
              WHERE project_id = ?1 AND run_id = ?2 ORDER BY stage"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn().prepare(&sql)?;
         let rows = stmt
             .query_map(params![project_id, run_id], ArtifactRecord::from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;

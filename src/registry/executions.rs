@@ -130,7 +130,7 @@ impl Registry {
         stage: u8,
     ) -> Result<Option<CompletedExecution>> {
         let row = self
-            .conn
+            .conn()
             .prepare_cached(LAST_COMPLETED)?
             .query_row(params![project_id, run_id, stage], |r| {
                 Ok((
@@ -161,7 +161,7 @@ impl Registry {
     /// row can find all of its rows, and only them, by id.
     pub fn last_execution_id(&self) -> Result<i64> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(LAST_EXECUTION_ID)?
             .query_row([], |r| r.get(0))?)
     }
@@ -175,7 +175,7 @@ impl Registry {
         attempt: u32,
         after: i64,
     ) -> Result<Vec<ExecutionRecord>> {
-        let mut stmt = self.conn.prepare_cached(EXECUTIONS_OF_ATTEMPT)?;
+        let mut stmt = self.conn().prepare_cached(EXECUTIONS_OF_ATTEMPT)?;
         let rows = stmt
             .query_map(params![project_id, run_id, attempt, after], |r| {
                 Ok((
@@ -395,7 +395,7 @@ impl Registry {
     /// attempt that recorded no stage (it failed before the first) has no
     /// row.
     pub fn attempt_history(&self, project_id: &str, run_id: &str) -> Result<Vec<AttemptRow>> {
-        let mut stmt = self.conn.prepare_cached(ATTEMPT_HISTORY)?;
+        let mut stmt = self.conn().prepare_cached(ATTEMPT_HISTORY)?;
         let rows = stmt
             .query_map(params![project_id, run_id], |r| {
                 Ok(AttemptRow {
@@ -413,7 +413,7 @@ impl Registry {
 
     /// The newest execution row of each stage of a run, in stage order.
     pub fn latest_stages(&self, project_id: &str, run_id: &str) -> Result<Vec<StageRow>> {
-        let mut stmt = self.conn.prepare(LATEST_STAGES)?;
+        let mut stmt = self.conn().prepare(LATEST_STAGES)?;
         let rows = stmt
             .query_map(params![project_id, run_id], |r| {
                 Ok(StageRow {

@@ -38,7 +38,7 @@ const DELETE_PROJECT_IF_EMPTY: &str = "
 impl Registry {
     /// The runs (other than this one) that use this run's artifacts.
     pub fn runs_using(&self, project_id: &str, run_id: &str) -> Result<Vec<(String, String)>> {
-        let mut stmt = self.conn.prepare_cached(RUNS_USING)?;
+        let mut stmt = self.conn().prepare_cached(RUNS_USING)?;
         let rows = stmt
             .query_map(params![project_id, run_id], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -47,14 +47,14 @@ impl Registry {
 
     /// Whether the registry records the run.
     pub fn run_exists(&self, project_id: &str, run_id: &str) -> Result<bool> {
-        let mut stmt = self.conn.prepare_cached(RUN_EXISTS)?;
+        let mut stmt = self.conn().prepare_cached(RUN_EXISTS)?;
         Ok(stmt.query_row(params![project_id, run_id], |r| r.get(0))?)
     }
 
     /// The paths (relative to the artifacts directory) of every file
     /// registered for the run: artifacts and the run summary.
     pub fn registered_files(&self, project_id: &str, run_id: &str) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare_cached(RUN_FILES)?;
+        let mut stmt = self.conn().prepare_cached(RUN_FILES)?;
         let rows = stmt
             .query_map(params![project_id, run_id], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<String>>>()?;
@@ -65,8 +65,9 @@ impl Registry {
     /// no run is left, in one transaction.
     pub fn delete_run(&mut self, project_id: &str, run_id: &str) -> Result<()> {
         self.write(|tx| {
-            tx.execute(DELETE_RUN, params![project_id, run_id])?;
-            tx.execute(DELETE_PROJECT_IF_EMPTY, params![project_id])?;
+            tx.conn().execute(DELETE_RUN, params![project_id, run_id])?;
+            tx.conn()
+                .execute(DELETE_PROJECT_IF_EMPTY, params![project_id])?;
             Ok(())
         })
     }

@@ -7,6 +7,7 @@
 //! writer waits for the lock up front instead of failing half-way.
 
 mod artifacts;
+pub mod db;
 mod executions;
 pub mod export;
 mod gc;
@@ -22,7 +23,9 @@ mod verification;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode};
+
+pub use db::Db;
 
 use crate::error::{Error, Result};
 
@@ -43,7 +46,7 @@ refinery::embed_migrations!("migrations");
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Registry {
-    conn: Connection,
+    db: Db,
     path: PathBuf,
     /// Opened without write access (a read-only file or directory): reads
     /// work, writes are not attempted.
@@ -51,15 +54,24 @@ pub struct Registry {
     /// How long a statement waits for another connection's write lock.
     busy_wait: Duration,
     /// The shared lock on `<db>.users` ([`users_lock_path`]), released
-    /// only after `conn` has closed: fields drop in order, and closing is
+    /// only after `db` has closed: fields drop in order, and closing is
     /// when SQLite removes `-wal` and `-shm`.
     _users: Option<std::fs::File>,
 }
 
 impl Registry {
-    /// Read-only access for ad-hoc queries (lineage, listings).
-    pub fn conn(&self) -> &Connection {
-        &self.conn
+    /// The connection, for queries of the registry's own modules.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The SQLite connection underneath, while query modules move to
+    /// [`Registry::db`]. Only reached on a SQLite registry.
+    pub(crate) fn conn(&self) -> &Connection {
+        match &self.db {
+            Db::Sqlite(c) => c,
+            Db::Postgres(_) => unreachable!("a SQLite-only query ran on PostgreSQL"),
+        }
     }
 
     /// The registry file this was opened from.
@@ -72,47 +84,35 @@ impl Registry {
         self.read_only
     }
 
-    /// Run `f` in one `BEGIN IMMEDIATE` transaction, committed if it
-    /// returns Ok. Unlike [`Registry::write`], `f` can also read through
-    /// the registry's own queries (a [`Tx`] derefs to the registry), and
-    /// they see the transaction's uncommitted rows: how a run's summary is
-    /// built from, and recorded with, the rows that finish it.
+    /// Run `f` in one write transaction ([`Db::begin_write`]), committed
+    /// if it returns Ok. `f` can also read through the registry's own
+    /// queries (a [`Tx`] derefs to the registry), and they see the
+    /// transaction's uncommitted rows: how a run's summary is built from,
+    /// and recorded with, the rows that finish it.
     pub fn transaction<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
-        // `new_unchecked` borrows the connection shared, so the registry
-        // stays readable inside; `&mut self` still guarantees no other
-        // transaction is open on it.
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
-            .map_err(|e| self.busy_or_sql(e))?;
-        let out = f(&Tx {
-            registry: self,
-            tx: &tx,
-        })
-        .map_err(|e| match e {
-            // A statement hit the full disk: say so, naming the registry.
-            Error::Sql(e) => self.busy_or_sql(e),
-            e => e,
-        })?;
-        // Dropped without a commit (on error), the transaction rolls back.
-        tx.commit().map_err(|e| self.busy_or_sql(e))?;
-        Ok(out)
+        self.db.begin_write().map_err(|e| self.busy_or_sql(e))?;
+        let out = f(&Tx { registry: self }).map_err(|e| self.busy_or_sql(e));
+        match out {
+            Ok(out) => {
+                if let Err(e) = self.db.commit() {
+                    self.db.rollback();
+                    return Err(self.busy_or_sql(e));
+                }
+                Ok(out)
+            }
+            Err(e) => {
+                self.db.rollback();
+                Err(e)
+            }
+        }
     }
 
-    /// Run `f` in one `BEGIN IMMEDIATE` transaction, committed if it returns Ok.
-    pub(crate) fn write<T>(
-        &mut self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let (path, wait) = (self.path.clone(), self.busy_wait);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| busy_or_sql(e, &path, wait))?;
-        let out = f(&tx)?;
-        tx.commit().map_err(|e| busy_or_sql(e, &path, wait))?;
-        Ok(out)
+    /// Run `f` in one write transaction, committed if it returns Ok.
+    pub(crate) fn write<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        self.transaction(f)
     }
 
-    fn busy_or_sql(&self, e: rusqlite::Error) -> Error {
+    fn busy_or_sql(&self, e: Error) -> Error {
         busy_or_sql(e, &self.path, self.busy_wait)
     }
 }
@@ -121,14 +121,6 @@ impl Registry {
 /// registry's writes are its methods; reads go through `Deref`.
 pub struct Tx<'a> {
     registry: &'a Registry,
-    tx: &'a rusqlite::Transaction<'a>,
-}
-
-impl Tx<'_> {
-    /// The connection, inside the transaction.
-    pub fn conn(&self) -> &Connection {
-        self.tx
-    }
 }
 
 impl std::ops::Deref for Tx<'_> {
@@ -142,8 +134,12 @@ impl std::ops::Deref for Tx<'_> {
 /// Name lock contention for what it is, so the user gets exit 4 and a hint,
 /// and who holds the lock when the OS can tell (see
 /// [`open::write_lock_holder`]).
-fn busy_or_sql(e: rusqlite::Error, path: &Path, waited: Duration) -> Error {
-    match e.sqlite_error_code() {
+fn busy_or_sql(e: Error, path: &Path, waited: Duration) -> Error {
+    let Error::Sql(e) = e else { return e };
+    if let db::DbError::Postgres(_) = e {
+        return postgres_error(e, path);
+    }
+    match e.sqlite_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             let holder = open::write_lock_holder(path).unwrap_or_else(|| {
                 "another connection (an `orchestrator` process, or a `sqlite3` shell \
@@ -159,8 +155,27 @@ fn busy_or_sql(e: rusqlite::Error, path: &Path, waited: Duration) -> Error {
             }
         }
         Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => {
+            let db::DbError::Sqlite(e) = e else {
+                unreachable!()
+            };
             Error::io("writing the registry", path, open::sqlite_io_error(path, e))
         }
+        _ => Error::Sql(e),
+    }
+}
+
+/// A PostgreSQL error, by what it means: contention is exit 4 (never a raw
+/// SQLSTATE), a lost server exit 5.
+fn postgres_error(e: db::DbError, path: &Path) -> Error {
+    match e.kind() {
+        db::DbErrorKind::Busy | db::DbErrorKind::Retry => Error::Busy {
+            what: format!("the registry `{}`", path.display()),
+            message: e.to_string(),
+        },
+        db::DbErrorKind::Io => Error::RegistryUnreachable {
+            location: path.display().to_string(),
+            message: e.to_string(),
+        },
         _ => Error::Sql(e),
     }
 }

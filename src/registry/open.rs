@@ -245,7 +245,7 @@ impl Registry {
             use_wal(&conn, path)?;
         }
         Ok(Registry {
-            conn,
+            db: super::Db::Sqlite(conn),
             path: path.to_path_buf(),
             read_only,
             busy_wait,
@@ -798,7 +798,7 @@ pub(super) fn write_lock_holder(db: &Path) -> Option<String> {
 pub(super) fn unusable(path: &Path, e: rusqlite::Error) -> Error {
     let message = match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            return super::busy_or_sql(e, path, BUSY_TIMEOUT);
+            return super::busy_or_sql(e.into(), path, BUSY_TIMEOUT);
         }
         Some(
             ErrorCode::CannotOpen

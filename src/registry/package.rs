@@ -19,7 +19,7 @@ impl Registry {
     pub fn run_if_recorded(&self, project_id: &str, run_id: &str) -> Result<Option<RunRow>> {
         match self.run_record(project_id, run_id) {
             Ok((row, _config_json)) => Ok(Some(row)),
-            Err(Error::Sql(rusqlite::Error::QueryReturnedNoRows)) => Ok(None),
+            Err(Error::Sql(e)) if e.is_no_row() => Ok(None),
             Err(e) => Err(e),
         }
     }

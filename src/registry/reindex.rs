@@ -9,9 +9,9 @@
 
 use std::path::Path;
 
-use rusqlite::{ErrorCode, params};
+use rusqlite::params;
 
-use super::{ExecutionRecord, Registry, RunRow};
+use super::{ExecutionRecord, Registry, RunRow, Tx};
 use crate::artifact::MetaRecord;
 use crate::error::{Error, Result};
 
@@ -103,14 +103,15 @@ impl Registry {
         self.write(|tx| {
             let mut out = Vec::with_capacity(runs.len());
             for run in runs {
-                tx.execute_batch("SAVEPOINT rebuilt_run")?;
+                tx.conn().execute_batch("SAVEPOINT rebuilt_run")?;
                 match insert_run(tx, run) {
                     Ok(inserted) => {
-                        tx.execute_batch("RELEASE rebuilt_run")?;
+                        tx.conn().execute_batch("RELEASE rebuilt_run")?;
                         out.push(Ok(inserted));
                     }
                     Err(e) if refused(&e) => {
-                        tx.execute_batch("ROLLBACK TO rebuilt_run; RELEASE rebuilt_run")?;
+                        tx.conn()
+                            .execute_batch("ROLLBACK TO rebuilt_run; RELEASE rebuilt_run")?;
                         out.push(Err(error_text(&e)));
                     }
                     Err(e) => return Err(e),
@@ -124,7 +125,7 @@ impl Registry {
     /// so the file alone holds every commit and can be renamed.
     pub fn close_checkpointed(self) -> Result<()> {
         let busy: i64 = self
-            .conn
+            .conn()
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
         if busy != 0 {
             return Err(Error::Busy {
@@ -132,7 +133,14 @@ impl Registry {
                 message: "another connection kept its WAL from being checkpointed".to_string(),
             });
         }
-        self.conn.close().map_err(|(_, e)| Error::Sql(e))
+        let Registry { db, _users, .. } = self;
+        let closed = match db {
+            super::Db::Sqlite(c) => c.close().map_err(|(_, e)| Error::from(e)),
+            super::Db::Postgres(_) => Ok(()),
+        };
+        // The users lock goes only after the connection has closed.
+        drop(_users);
+        closed
     }
 }
 
@@ -141,7 +149,7 @@ impl Registry {
 fn refused(e: &Error) -> bool {
     match e {
         Error::Inconsistent(_) => true,
-        Error::Sql(e) => e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation),
+        Error::Sql(e) => e.is_constraint_violation(),
         _ => false,
     }
 }
@@ -154,13 +162,16 @@ fn error_text(e: &Error) -> String {
     }
 }
 
-fn insert_run(tx: &rusqlite::Transaction<'_>, b: &RebuiltRun) -> Result<Inserted> {
+fn insert_run(tx: &Tx<'_>, b: &RebuiltRun) -> Result<Inserted> {
     let r = &b.run;
     // Cached statements: a bulk insert runs these six statements for every
     // run, and preparing each anew would cost more than executing it.
-    tx.prepare_cached(MERGE_PROJECT)?
-        .execute(params![r.project_id, r.title, r.started_at])?;
-    tx.prepare_cached(INSERT_RUN)?.execute(params![
+    tx.conn().prepare_cached(MERGE_PROJECT)?.execute(params![
+        r.project_id,
+        r.title,
+        r.started_at
+    ])?;
+    tx.conn().prepare_cached(INSERT_RUN)?.execute(params![
         r.project_id,
         r.run_id,
         r.config_hash,
@@ -181,7 +192,7 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, b: &RebuiltRun) -> Result<Inserted
         r.config_path
     ])?;
     let s = &b.summary;
-    tx.prepare_cached(INSERT_SUMMARY)?.execute(params![
+    tx.conn().prepare_cached(INSERT_SUMMARY)?.execute(params![
         r.project_id,
         r.run_id,
         s.sha256,
@@ -192,7 +203,7 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, b: &RebuiltRun) -> Result<Inserted
     let mut inserted = Inserted::default();
     for a in &b.artifacts {
         let m = &a.meta;
-        tx.prepare_cached(INSERT_ARTIFACT)?.execute(params![
+        tx.conn().prepare_cached(INSERT_ARTIFACT)?.execute(params![
             m.project_id,
             m.run_id,
             m.artifact_type,
@@ -207,10 +218,10 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, b: &RebuiltRun) -> Result<Inserted
             m.created_at,
             a.meta_json
         ])?;
-        let child_id = tx.last_insert_rowid();
+        let child_id = tx.conn().last_insert_rowid();
         inserted.artifacts += 1;
         for parent in &m.parents {
-            let n = tx.prepare_cached(INSERT_EDGE)?.execute(params![
+            let n = tx.conn().prepare_cached(INSERT_EDGE)?.execute(params![
                 child_id,
                 m.project_id,
                 m.run_id,
@@ -227,7 +238,7 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, b: &RebuiltRun) -> Result<Inserted
         }
     }
     for e in &b.executions {
-        super::executions::insert_execution(tx, e)?;
+        super::executions::insert_execution(tx.conn(), e)?;
         inserted.executions += 1;
     }
     Ok(inserted)
@@ -354,7 +365,7 @@ pub(super) fn has_sqlite_header(path: &Path) -> bool {
 /// log holds cannot be read either).
 pub fn fold_wal_into(path: &Path, wait: std::time::Duration) -> Result<()> {
     use rusqlite::OpenFlags;
-    let sql = |e: rusqlite::Error| super::busy_or_sql(e, path, wait);
+    let sql = |e: rusqlite::Error| super::busy_or_sql(e.into(), path, wait);
     let conn = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,

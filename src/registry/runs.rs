@@ -108,7 +108,7 @@ impl Registry {
     /// commits. Only meaningful under the run's lock.
     pub fn next_attempt(&self, project_id: &str, run_id: &str) -> Result<u32> {
         let attempts: Option<u32> = self
-            .conn
+            .conn()
             .prepare_cached(ATTEMPTS)?
             .query_row(params![project_id, run_id], |r| r.get(0))
             .optional()?;
@@ -128,7 +128,7 @@ impl Registry {
     /// The config hash a run was recorded with, if the run is recorded.
     pub fn recorded_config_hash(&self, project_id: &str, run_id: &str) -> Result<Option<String>> {
         Ok(self
-            .conn
+            .conn()
             .prepare_cached(CONFIG_HASH)?
             .query_row(params![project_id, run_id], |r| r.get(0))
             .optional()?)
@@ -210,10 +210,10 @@ impl Registry {
              WHERE r.project_id = ?1 AND r.run_id = ?2"
         );
         let row = self
-            .conn
+            .conn()
             .query_row(&sql, params![project_id, run_id], run_row)?;
         let config_json = self
-            .conn
+            .conn()
             .query_row(CONFIG_JSON, params![project_id, run_id], |r| r.get(0))?;
         Ok((row, config_json))
     }
@@ -459,7 +459,7 @@ impl Registry {
     ) -> Result<Option<RunRow>> {
         let row = match project {
             Some(p) => self
-                .conn
+                .conn()
                 .query_row(
                     &format!("SELECT {RUN_COLUMNS} {NEWEST_OF_PROJECT_WITH_TYPE}"),
                     params![artifact_type, p],
@@ -467,7 +467,7 @@ impl Registry {
                 )
                 .optional()?,
             None => self
-                .conn
+                .conn()
                 .query_row(
                     &format!("SELECT {RUN_COLUMNS} {NEWEST_WITH_TYPE}"),
                     params![artifact_type, 1],
@@ -492,25 +492,25 @@ impl Registry {
         let rows = match (project, recorded) {
             (Some(project), status) => {
                 let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS_OF_PROJECT}");
-                let mut stmt = self.conn.prepare(&sql)?;
+                let mut stmt = self.conn().prepare(&sql)?;
                 stmt.query_map(params![since, limit, project, status], run_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?
             }
             (None, Some(status)) => {
                 let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS_WITH_STATUS}");
-                let mut stmt = self.conn.prepare(&sql)?;
+                let mut stmt = self.conn().prepare(&sql)?;
                 stmt.query_map(params![since, limit, status], run_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?
             }
             (None, None) if since.is_empty() => {
                 let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS}");
-                let mut stmt = self.conn.prepare(&sql)?;
+                let mut stmt = self.conn().prepare(&sql)?;
                 stmt.query_map(params![limit], run_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?
             }
             (None, None) => {
                 let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS_SINCE}");
-                let mut stmt = self.conn.prepare(&sql)?;
+                let mut stmt = self.conn().prepare(&sql)?;
                 stmt.query_map(params![since, limit], run_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?
             }
@@ -527,22 +527,21 @@ impl Registry {
     ) -> Result<usize> {
         let count: i64 = match (since, project, recorded) {
             (None, project, status) => {
-                self.conn
+                self.conn()
                     .query_row(COUNT_RUNS, params![project, status], |r| r.get(0))?
             }
-            (Some(since), Some(project), status) => self.conn.query_row(
+            (Some(since), Some(project), status) => self.conn().query_row(
                 COUNT_RUNS_OF_PROJECT_SINCE,
                 params![since, project, status],
                 |r| r.get(0),
             )?,
-            (Some(since), None, Some(status)) => {
-                self.conn
-                    .query_row(COUNT_RUNS_WITH_STATUS_SINCE, params![since, status], |r| {
-                        r.get(0)
-                    })?
-            }
+            (Some(since), None, Some(status)) => self.conn().query_row(
+                COUNT_RUNS_WITH_STATUS_SINCE,
+                params![since, status],
+                |r| r.get(0),
+            )?,
             (Some(since), None, None) => {
-                self.conn
+                self.conn()
                     .query_row(COUNT_RUNS_SINCE, params![since], |r| r.get(0))?
             }
         };
@@ -558,7 +557,7 @@ impl Registry {
         live: LiveCheck<'_>,
     ) -> Result<Vec<RunRow>> {
         let sql = format!("SELECT {RUN_COLUMNS} {FIND_RUNS}");
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn().prepare(&sql)?;
         let rows = stmt
             .query_map(params![format!("{id}*"), project, id], run_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;

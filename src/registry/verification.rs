@@ -122,7 +122,7 @@ impl Registry {
     /// 3), not a verification finding: nothing it says can be trusted.
     pub fn quick_check(&self) -> Result<()> {
         let unusable = |e| unusable(&self.path, e);
-        let mut stmt = self.conn.prepare(QUICK_CHECK).map_err(unusable)?;
+        let mut stmt = self.conn().prepare(QUICK_CHECK).map_err(unusable)?;
         let lines = stmt
             .query_map([], |r| r.get::<_, String>(0))
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
@@ -146,7 +146,7 @@ impl Registry {
     /// checked (same id and sha256), is dropped, not an error.
     pub fn record_verifications(&mut self, results: &[Verification]) -> Result<()> {
         self.write(|tx| {
-            let mut stmt = tx.prepare(UPSERT_VERIFICATION)?;
+            let mut stmt = tx.conn().prepare(UPSERT_VERIFICATION)?;
             for v in results {
                 stmt.execute(params![
                     v.artifact_id,
@@ -164,7 +164,7 @@ impl Registry {
     /// for all of them.
     pub fn artifact_bytes_of_runs(&self, runs: &[(&str, &str)]) -> Result<u64> {
         let total: i64 = self
-            .conn
+            .conn()
             .prepare_cached(ARTIFACT_BYTES_OF_RUNS)?
             .query_row(params![runs_param(runs)], |r| r.get(0))?;
         Ok(u64::try_from(total).unwrap_or(0))
@@ -174,7 +174,7 @@ impl Registry {
     /// query for all of them.
     pub fn artifacts_of_runs(&self, runs: &[(&str, &str)]) -> Result<Vec<Vec<ArtifactRecord>>> {
         let mut out: Vec<Vec<ArtifactRecord>> = vec![Vec::new(); runs.len()];
-        let mut stmt = self.conn.prepare_cached(ARTIFACTS_OF_RUNS)?;
+        let mut stmt = self.conn().prepare_cached(ARTIFACTS_OF_RUNS)?;
         let mut rows = stmt.query(params![runs_param(runs)])?;
         while let Some(r) = rows.next()? {
             out[position(r, 14, runs.len())?].push(ArtifactRecord::from_row(r)?);
@@ -197,7 +197,7 @@ impl Registry {
         artifacts: &[Vec<ArtifactRecord>],
     ) -> Result<Vec<Vec<StaleEdge>>> {
         let mut out: Vec<Vec<(u8, u8, StaleEdge)>> = vec![Vec::new(); runs.len()];
-        let mut stmt = self.conn.prepare_cached(EDGES_OF_RUNS)?;
+        let mut stmt = self.conn().prepare_cached(EDGES_OF_RUNS)?;
         let mut rows = stmt.query(params![runs_param(runs)])?;
         let mut parent_stmt = None;
         while let Some(r) = rows.next()? {
@@ -213,7 +213,7 @@ impl Registry {
                 None => {
                     let stmt = match &mut parent_stmt {
                         Some(stmt) => stmt,
-                        None => parent_stmt.insert(self.conn.prepare(PARENT)?),
+                        None => parent_stmt.insert(self.conn().prepare(PARENT)?),
                     };
                     match stmt
                         .query_row(params![parent_id], |p| {
@@ -253,7 +253,7 @@ impl Registry {
     /// [`Registry::run_summary_of`]): one query for all of them.
     pub fn run_summaries_of(&self, runs: &[(&str, &str)]) -> Result<Vec<Option<(String, String)>>> {
         let mut out = vec![None; runs.len()];
-        let mut stmt = self.conn.prepare_cached(RUN_SUMMARIES_OF_RUNS)?;
+        let mut stmt = self.conn().prepare_cached(RUN_SUMMARIES_OF_RUNS)?;
         let mut rows = stmt.query(params![runs_param(runs)])?;
         while let Some(r) = rows.next()? {
             out[position(r, 2, runs.len())?] = Some((r.get(0)?, r.get(1)?));
@@ -265,7 +265,7 @@ impl Registry {
     /// removed some since they were listed): one query for all of them.
     pub fn runs_present(&self, runs: &[(&str, &str)]) -> Result<Vec<bool>> {
         let mut out = vec![false; runs.len()];
-        let mut stmt = self.conn.prepare_cached(RUNS_PRESENT)?;
+        let mut stmt = self.conn().prepare_cached(RUNS_PRESENT)?;
         let mut rows = stmt.query(params![runs_param(runs)])?;
         while let Some(r) = rows.next()? {
             out[position(r, 0, runs.len())?] = true;
@@ -275,7 +275,7 @@ impl Registry {
 
     /// Edges of one run whose parent changed after the child was made.
     pub fn stale_edges(&self, project_id: &str, run_id: &str) -> Result<Vec<StaleEdge>> {
-        let mut stmt = self.conn.prepare(STALE_EDGES)?;
+        let mut stmt = self.conn().prepare(STALE_EDGES)?;
         let rows = stmt
             .query_map(params![project_id, run_id], stale_edge)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -290,7 +290,7 @@ impl Registry {
         run_id: &str,
     ) -> Result<Option<(String, String)>> {
         Ok(self
-            .conn
+            .conn()
             .query_row(RUN_SUMMARY, params![project_id, run_id], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
@@ -411,7 +411,7 @@ mod tests {
         let (_dir, registry) = registry();
         // Make the Script of q/c stale for its ShotList.
         registry
-            .conn
+            .conn()
             .execute(
                 "UPDATE artifact_edges SET parent_sha256 = ?1 WHERE child_id =
                  (SELECT artifact_id FROM artifacts WHERE project_id = 'q' AND artifact_type = 'ShotList')",
@@ -451,7 +451,7 @@ mod tests {
 
         // An edge to a parent in another run: looked up, not in `artifacts`.
         registry
-            .conn
+            .conn()
             .execute(
                 "INSERT INTO artifact_edges (child_id, parent_id, parent_sha256)
                  SELECT c.artifact_id, p.artifact_id, ?1 FROM artifacts c, artifacts p
@@ -494,7 +494,7 @@ mod tests {
             ARTIFACT_BYTES_OF_RUNS,
         ] {
             let mut stmt = registry
-                .conn
+                .conn()
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .unwrap();
             let plan: Vec<String> = stmt
