@@ -291,6 +291,9 @@ pub enum Incompatibility {
     Foreign,
     /// Not a SQLite database (no SQLite header).
     NotSqlite,
+    /// A PostgreSQL database that is empty (`applied: None`) or behind
+    /// this build: only `registry migrate` changes a shared schema.
+    NeedsMigration { applied: Option<i64>, wanted: i64 },
     /// A symlink, directory or special file where a registry file belongs.
     NotRegularFile { what: String },
     /// A SQLite file SQLite cannot read, without this tool's application id
@@ -319,6 +322,20 @@ impl std::fmt::Display for Incompatibility {
             Incompatibility::NotRegularFile { what } => {
                 write!(f, "is {what}, not a registry file")
             }
+            Incompatibility::NeedsMigration {
+                applied: None,
+                wanted,
+            } => write!(
+                f,
+                "has no registry schema yet (this orchestrator needs V{wanted})"
+            ),
+            Incompatibility::NeedsMigration {
+                applied: Some(v),
+                wanted,
+            } => write!(
+                f,
+                "has schema V{v}, older than the V{wanted} this orchestrator needs"
+            ),
             Incompatibility::Unrecognised => f.write_str(
                 "cannot be read, and nothing in its header marks it as an orchestrator registry",
             ),
@@ -339,6 +356,10 @@ impl Incompatibility {
                 "the file was left untouched, and `orchestrator reindex` will not replace it: pass \
                  `--db` with the path of an orchestrator registry (or, if this file took the \
                  registry's place, move it away; `orchestrator reindex` then rebuilds the registry)"
+            }
+            Incompatibility::NeedsMigration { .. } => {
+                "the database was left untouched; run `orchestrator registry migrate --db <url>` \
+                 (once, from any host) to create or upgrade its schema"
             }
             Incompatibility::Unrecognised => {
                 "the file was left untouched; if it is a damaged orchestrator registry, move it \

@@ -24,6 +24,7 @@ pub mod regular_file;
 pub mod reindex;
 pub mod schema;
 pub mod verify;
+pub mod workspace;
 
 pub use error::{Error, Result};
 

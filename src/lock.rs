@@ -74,6 +74,15 @@ impl Drop for RunLock {
     }
 }
 
+/// A run's lock, held for as long as the value lives: its lock file
+/// (SQLite registries), or an advisory lock on the registry connection
+/// (PostgreSQL), which ends with that connection.
+#[derive(Debug)]
+pub enum RunGuard {
+    File(RunLock),
+    Registry,
+}
+
 /// Who holds a run, as read from its lock file by a process waiting for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
@@ -81,6 +90,9 @@ pub struct Holder {
     pub run: String,
     /// `None` when the lock file did not say (an older or a brand-new holder).
     pub pid: Option<u32>,
+    /// The holder's host, when the lock says (a PostgreSQL registry's
+    /// locks do; a lock file is on this host's view of the artifacts).
+    pub host: Option<String>,
     /// When the holder took the lock, RFC 3339.
     pub since: Option<String>,
 }
@@ -88,10 +100,14 @@ pub struct Holder {
 impl Holder {
     /// `pid 1234 since 2025-01-01T00:00:00Z`, or what is known of that.
     pub fn describe(&self) -> String {
-        match (self.pid, &self.since) {
+        let who = match (self.pid, &self.since) {
             (Some(pid), Some(since)) => format!("pid {pid} since {since}"),
             (Some(pid), None) => format!("pid {pid}"),
             (None, _) => "another process".to_string(),
+        };
+        match &self.host {
+            Some(host) => format!("{who} on host {host}"),
+            None => who,
         }
     }
 }
@@ -246,6 +262,7 @@ fn read_holder(path: &Path, run: &str) -> Holder {
     Holder {
         run: run.to_string(),
         pid: record.as_ref().map(|r| r.pid),
+        host: None,
         since: record.map(|r| r.since),
     }
 }

@@ -106,7 +106,7 @@ pub fn lock_for_packaging(
 /// for it (the run row `resolve_run` gave) may describe a run that has
 /// since finished, been replaced or been removed.
 pub fn package(
-    _locked: &lock::RunLock,
+    _locked: &lock::RunGuard,
     registry: &mut Registry,
     artifacts_dir: &Path,
     project_id: &str,

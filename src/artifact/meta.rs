@@ -63,14 +63,21 @@ impl ComputeOrigin {
     }
 }
 
-/// The host name, read once from the kernel; never fails (a run must not
-/// stop because a host has no name).
-fn host_name() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
+/// The host name: `HOSTNAME` when the environment sets it (a container or
+/// a render-farm job names its host that way; shells do not export it),
+/// else the kernel's. Never fails: a run must not stop because a host has
+/// no name.
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| {
+            ["/proc/sys/kernel/hostname", "/etc/hostname"]
+                .iter()
+                .find_map(|p| std::fs::read_to_string(p).ok())
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or_else(|| "unknown".to_string())
 }

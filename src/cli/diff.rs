@@ -17,8 +17,7 @@ use super::table::{new_table, printable};
 use orchestrator::artifact::short_sha;
 use orchestrator::diff::{Change, Counts, Op, RunDiff, StageStatus, diff_runs};
 use orchestrator::error::exit;
-use orchestrator::lock;
-use orchestrator::registry::{Registry, RunRow};
+use orchestrator::registry::RunRow;
 
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
@@ -50,8 +49,10 @@ pub struct DiffArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<u8> {
-    let registry = Registry::open_existing(&global.db_path(), &global.artifacts_dir)?;
-    let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
+    let ws = global.workspace()?;
+    let registry = ws.open_existing()?;
+    let liveness = ws.liveness(&registry)?;
+    let live = |project: &str, run: &str| liveness.is_live(project, run);
     let a = registry.resolve_run(&args.run_a, args.project.as_deref(), &live)?;
     let b = registry.resolve_run(&args.run_b, args.project.as_deref(), &live)?;
     for r in [&a, &b].into_iter().filter(|r| r.status == "running") {

@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::GlobalArgs;
+use orchestrator::Error;
 use orchestrator::export::{RunHistory, openlineage, prov};
 use orchestrator::output_path::{check_output_path, write_output_atomic};
-use orchestrator::registry::Registry;
-use orchestrator::{Error, lock};
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
@@ -69,8 +68,10 @@ pub fn run(global: &GlobalArgs, args: &ExportArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|path| check_output_path(path, &global.artifacts_dir, &global.db_path()))
         .transpose()?;
-    let registry = Registry::open_existing(&global.db_path(), &global.artifacts_dir)?;
-    let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
+    let ws = global.workspace()?;
+    let registry = ws.open_existing()?;
+    let liveness = ws.liveness(&registry)?;
+    let live = |project: &str, run: &str| liveness.is_live(project, run);
     let run = registry.resolve_run(&args.run, args.project.as_deref(), &live)?;
     if run.status == "running" {
         eprintln!(

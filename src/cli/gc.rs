@@ -11,8 +11,6 @@ use super::table::new_table;
 use super::when::parse_when;
 use orchestrator::clock::rfc3339;
 use orchestrator::gc::{Doomed, Kept, Left, Selection, apply, delete, plan};
-use orchestrator::lock;
-use orchestrator::registry::Registry;
 
 #[derive(Debug, clap::Args)]
 #[command(group(
@@ -48,8 +46,10 @@ pub struct GcArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &GcArgs) -> anyhow::Result<()> {
-    let mut registry = Registry::open_existing_for_gc(&global.db_path(), &global.artifacts_dir)?;
-    let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
+    let ws = global.workspace()?;
+    let mut registry = ws.open_for_gc(orchestrator::registry::BUSY_TIMEOUT)?;
+    let liveness = ws.liveness(&registry)?;
+    let live = |project: &str, run: &str| liveness.is_live(project, run);
     let now = Utc::now();
     let run = match args.run.as_deref() {
         None => None,

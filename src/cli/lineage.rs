@@ -16,9 +16,7 @@ use serde::Serialize;
 use super::GlobalArgs;
 use orchestrator::artifact::short_sha;
 use orchestrator::lineage::{self, Direction, Lineage, LineageNode, Scope};
-use orchestrator::lock;
 use orchestrator::output_path::{check_output_path, write_output_atomic};
-use orchestrator::registry::Registry;
 
 #[derive(Debug, clap::Args)]
 pub struct LineageArgs {
@@ -79,8 +77,10 @@ pub fn run(global: &GlobalArgs, args: &LineageArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|path| check_output_path(path, &global.artifacts_dir, &global.db_path()))
         .transpose()?;
-    let registry = Registry::open_existing(&global.db_path(), &global.artifacts_dir)?;
-    let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
+    let ws = global.workspace()?;
+    let registry = ws.open_existing()?;
+    let liveness = ws.liveness(&registry)?;
+    let live = |project: &str, run: &str| liveness.is_live(project, run);
     let scope = Scope {
         run: args.run.as_deref(),
         project: args.project.as_deref(),

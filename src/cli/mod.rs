@@ -8,6 +8,7 @@ pub mod export;
 pub mod gc;
 pub mod lineage;
 pub mod package;
+pub mod registry;
 pub mod reindex;
 pub mod run;
 pub mod runs;
@@ -46,8 +47,18 @@ pub struct GlobalArgs {
     )]
     pub artifacts_dir: PathBuf,
 
-    /// SQLite registry file [default: <artifacts-dir>/registry.db].
-    #[arg(long, global = true, env = "ORCHESTRATOR_DB", value_name = "FILE")]
+    /// The registry: a SQLite file, or a PostgreSQL URL
+    /// (postgresql://USER@HOST:PORT/DBNAME) shared by many hosts
+    /// [default: <artifacts-dir>/registry.db].
+    // `hide_env_values`: a URL in the environment may carry a password,
+    // which `--help` must not print.
+    #[arg(
+        long,
+        global = true,
+        env = "ORCHESTRATOR_DB",
+        hide_env_values = true,
+        value_name = "FILE|URL"
+    )]
     pub db: Option<PathBuf>,
 
     /// Colour statuses and findings: auto (on a terminal, unless NO_COLOR is set), always, never.
@@ -56,7 +67,27 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
+    /// The artifacts directory and the registry `--db` names.
+    pub fn workspace(&self) -> orchestrator::error::Result<orchestrator::workspace::Workspace> {
+        let location =
+            orchestrator::registry::Location::parse(self.db.as_deref(), &self.artifacts_dir)?;
+        Ok(orchestrator::workspace::Workspace::new(
+            self.artifacts_dir.clone(),
+            location,
+        ))
+    }
+
+    /// The registry file: `--db`'s path, or the default one in the
+    /// artifacts directory when `--db` names a server (a file there is
+    /// still one no output may replace).
     pub fn db_path(&self) -> PathBuf {
+        if let Some(db) = self.db.as_deref().and_then(|d| d.to_str())
+            && orchestrator::registry::db::PgTarget::is_url(db)
+        {
+            return self
+                .artifacts_dir
+                .join(orchestrator::reindex::DEFAULT_REGISTRY_FILE);
+        }
         self.db.clone().unwrap_or_else(|| {
             self.artifacts_dir
                 .join(orchestrator::reindex::DEFAULT_REGISTRY_FILE)
@@ -81,6 +112,9 @@ pub enum Command {
     Gc(gc::GcArgs),
     /// Rebuild the registry from the artifact tree (when it is lost, corrupt or stale).
     Reindex(reindex::ReindexArgs),
+    /// The registry itself: create or upgrade its schema, show what it is.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
     /// Write one run's provenance as W3C PROV-JSON or OpenLineage events.
     Export(export::ExportArgs),
     /// Compare two runs stage by stage: outputs, artifact contents, config (exit 1 if they differ).
@@ -97,7 +131,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     use orchestrator::error::exit::SUCCESS;
     table::init_color(cli.global.color);
     // Once, for every command, before any of them opens or creates it.
-    if let Some(db) = &cli.global.db {
+    if let Some(db) = &cli.global.db
+        && !db
+            .to_str()
+            .is_some_and(orchestrator::registry::db::PgTarget::is_url)
+    {
         orchestrator::output_path::check_registry_location(db, &cli.global.artifacts_dir)?;
     }
     let result = match cli.command {
@@ -108,6 +146,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Package(args) => package::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Gc(args) => gc::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Reindex(args) => reindex::run(&cli.global, &args),
+        Command::Registry(cmd) => registry::run(&cli.global, &cmd).map(|()| SUCCESS),
         Command::Export(args) => export::run(&cli.global, &args).map(|()| SUCCESS),
         Command::Diff(args) => diff::run(&cli.global, &args),
         Command::Completions(args) => completions::completions(&args).map(|()| SUCCESS),

@@ -11,8 +11,9 @@ use orchestrator::artifact::short_sha;
 use orchestrator::clock::SystemClock;
 use orchestrator::lock;
 use orchestrator::output_path::check_output_path;
-use orchestrator::package::{PackageReport, lock_for_packaging, package};
-use orchestrator::registry::{BUSY_TIMEOUT, Registry};
+use orchestrator::package::{PackageReport, package};
+use orchestrator::registry::BUSY_TIMEOUT;
+use orchestrator::workspace::HeldRun;
 
 #[derive(Debug, clap::Args)]
 pub struct PackageArgs {
@@ -48,16 +49,19 @@ pub fn run(global: &GlobalArgs, args: &PackageArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|path| check_output_path(path, &global.artifacts_dir, &db))
         .transpose()?;
-    let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
-    let run = Registry::open_existing(&db, &global.artifacts_dir)?.resolve_run(
-        &args.run,
-        args.project.as_deref(),
-        &live,
-    )?;
+    let ws = global.workspace()?;
+    let run = {
+        let registry = ws.open_existing()?;
+        let liveness = ws.liveness(&registry)?;
+        let live = |project: &str, run: &str| liveness.is_live(project, run);
+        registry.resolve_run(&args.run, args.project.as_deref(), &live)?
+    };
     // The run lock with the registry closed, then the registry again (and
-    // closed before the lock goes): see `lock_for_packaging`.
-    let locked = lock_for_packaging(
-        &global.artifacts_dir,
+    // closed before the lock goes): see `Workspace::lock_recorded_run`.
+    let HeldRun {
+        mut registry,
+        guard: locked,
+    } = ws.lock_recorded_run(
         &run,
         &SystemClock,
         lock::Wait {
@@ -65,7 +69,6 @@ pub fn run(global: &GlobalArgs, args: &PackageArgs) -> anyhow::Result<()> {
             on_wait: Some(super::run::say_waiting),
         },
     )?;
-    let mut registry = Registry::open_existing(&db, &global.artifacts_dir)?;
     // Only the run's ids are carried over the wait: the run may have
     // finished, been replaced or been removed meanwhile, so `package` reads
     // it again under the lock.

@@ -12,11 +12,12 @@ use orchestrator::clock::SystemClock;
 use orchestrator::config;
 use orchestrator::lock;
 use orchestrator::pipeline::{
-    Action, RunOptions, RunOutcome, StageReport, StageStatus, default_stages, lock_run, plan_run,
+    Action, RunOptions, RunOutcome, StageReport, StageStatus, default_stages, plan_run,
     run_pipeline,
 };
 use orchestrator::registry::{self, BUSY_TIMEOUT, Registry};
 use orchestrator::schema;
+use orchestrator::workspace::{RunSession, Workspace};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -107,18 +108,20 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
         );
     }
     // Everything about the input is checked before anything is created.
-    let db = global.db_path();
-    let (loaded, recorded_run_id) = load_config(global, args, &db)?;
+    let ws = global.workspace()?;
+    let (loaded, recorded_run_id) = load_config(global, args, &ws)?;
     warn_unknown_keys(&loaded);
     if let Some(id) = &args.run_id {
         config::check_run_id(id)?;
     }
     if args.dry_run {
-        return dry_run(global, args, loaded, recorded_run_id, &db);
+        return dry_run(global, args, loaded, recorded_run_id, &ws);
     }
     // A fresh registry beside older runs would list none of them; say so
     // (the scan is two directory levels, and only when the file is missing).
-    if !db.exists() {
+    if let Some(db) = ws.registry_file()
+        && !db.exists()
+    {
         let older = registry::runs_on_disk(&global.artifacts_dir);
         if older > 0 {
             eprintln!(
@@ -147,11 +150,12 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
 
     // The run lock first, then the registry; the registry is closed before
     // the lock is released (declared after it, so dropped before it).
-    Registry::check_writable(&db)?;
-    let locked = lock_run(&opts, &SystemClock)?;
     // `--lock-timeout` bounds every wait: for the run, and for the
     // registry's write lock held by another process.
-    let mut registry = Registry::open_waiting(&db, Duration::from_secs(args.lock_timeout))?;
+    let RunSession {
+        mut registry,
+        locked,
+    } = ws.lock_run(&opts, &SystemClock, Duration::from_secs(args.lock_timeout))?;
     let run_id = locked.run_id();
     let run_dir = global
         .artifacts_dir
@@ -223,9 +227,9 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
 /// With `--from-run` and no override that changes the config, the take is
 /// remade under its own run id (returned); a changed config gets its own.
 fn load_config(
-    global: &GlobalArgs,
+    _global: &GlobalArgs,
     args: &RunArgs,
-    db: &std::path::Path,
+    ws: &Workspace,
 ) -> anyhow::Result<(config::LoadedConfig, Option<String>)> {
     let options = config::LoadOptions {
         overrides: args.set.clone(),
@@ -236,8 +240,9 @@ fn load_config(
         let path = args.project.as_deref().unwrap_or(std::path::Path::new(""));
         return Ok((config::load_with(path, &options)?, None));
     };
-    let registry = Registry::open_existing(db, &global.artifacts_dir)?;
-    let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
+    let registry = ws.open_existing()?;
+    let liveness = ws.liveness(&registry)?;
+    let live = |project: &str, run: &str| liveness.is_live(project, run);
     // `--project` names the config file here, so a run id several projects
     // share is picked as `PROJECT/RUN`, the form `runs show` prints.
     let row = match from.split_once('/') {
@@ -307,11 +312,11 @@ fn dry_run(
     args: &RunArgs,
     loaded: config::LoadedConfig,
     recorded_run_id: Option<String>,
-    db: &std::path::Path,
+    ws: &Workspace,
 ) -> anyhow::Result<()> {
     let scratch;
-    let registry = if db.exists() {
-        Registry::open_existing(db, &global.artifacts_dir)?
+    let registry = if ws.registry_file().is_none_or(|db| db.exists()) {
+        ws.open_existing()?
     } else {
         scratch = tempfile::tempdir().context("creating a scratch directory")?;
         Registry::open(&scratch.path().join("registry.db"))?

@@ -9,7 +9,6 @@ use super::GlobalArgs;
 use super::table::{duration, new_table, printable};
 use super::when::parse_when;
 use orchestrator::artifact::short_sha;
-use orchestrator::lock;
 use orchestrator::registry::{Registry, RunFilter, RunRow, StageRow};
 
 #[derive(Debug, clap::Subcommand)]
@@ -65,8 +64,10 @@ pub struct ShowArgs {
 }
 
 pub fn run(global: &GlobalArgs, cmd: &RunsCommand) -> anyhow::Result<()> {
-    let registry = Registry::open_existing(&global.db_path(), &global.artifacts_dir)?;
-    let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
+    let ws = global.workspace()?;
+    let registry = ws.open_existing()?;
+    let liveness = ws.liveness(&registry)?;
+    let live = |project: &str, run: &str| liveness.is_live(project, run);
     match cmd {
         RunsCommand::List(args) => list(&registry, &live, args),
         RunsCommand::Show(args) => show(&registry, &live, args),

@@ -8,8 +8,7 @@ use super::GlobalArgs;
 use super::table::{new_table, printable};
 use orchestrator::clock::SystemClock;
 use orchestrator::error::exit;
-use orchestrator::lock;
-use orchestrator::registry::{Registry, RunFilter};
+use orchestrator::registry::RunFilter;
 use orchestrator::verify::{TreeScope, VerifyReport, verify};
 
 #[derive(Debug, clap::Args)]
@@ -32,10 +31,12 @@ const PROGRESS_THRESHOLD_BYTES: u64 = 4 << 20;
 
 /// Exit 0 when every promise holds, 1 when any problem was found.
 pub fn run(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<u8> {
-    let mut registry = Registry::open_existing(&global.db_path(), &global.artifacts_dir)?;
+    let ws = global.workspace()?;
+    let mut registry = ws.open_existing()?;
     // The file itself first: a damaged registry is exit 3, not a finding.
     registry.quick_check()?;
-    let live = |project: &str, run: &str| lock::is_held(&global.artifacts_dir, project, run);
+    let liveness = ws.liveness(&registry)?;
+    let live = |project: &str, run: &str| liveness.is_live(project, run);
     let runs = match &args.run {
         Some(id) => vec![registry.resolve_run(id, args.project.as_deref(), &live)?],
         None => {

@@ -14,7 +14,7 @@ pub mod summary;
 pub mod take;
 
 pub use plan::{Action, PlannedStage, RunPlan, plan_run};
-pub use runner::{LockedRun, RunOptions, RunOutcome, lock_run, run_pipeline};
+pub use runner::{LockedRun, RunOptions, RunOutcome, lock_run, lock_run_in_registry, run_pipeline};
 pub use stage::{Stage, StageContext};
 pub use stages::default_stages;
 pub use summary::{RunReport, StageReport, StageStatus};

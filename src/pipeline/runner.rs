@@ -73,7 +73,7 @@ pub struct LockedRun {
     project_id: String,
     run_id: String,
     artifacts_dir: PathBuf,
-    _lock: lock::RunLock,
+    _lock: lock::RunGuard,
 }
 
 impl LockedRun {
@@ -110,7 +110,36 @@ pub fn lock_run(opts: &RunOptions, clock: &dyn Clock) -> Result<LockedRun> {
         project_id: cfg.project_id.clone(),
         run_id,
         artifacts_dir: opts.artifacts_dir.clone(),
-        _lock: lock,
+        _lock: lock::RunGuard::File(lock),
+    })
+}
+
+/// [`lock_run`] for a PostgreSQL registry: the run's advisory lock on the
+/// registry connection `db`, which then does every write of the run (see
+/// `registry::advisory`).
+pub fn lock_run_in_registry(opts: &RunOptions, db: &crate::registry::Db) -> Result<LockedRun> {
+    let cfg = &opts.config.config;
+    let run_id = match &opts.run_id {
+        Some(id) => {
+            check_run_id(id)?;
+            id.clone()
+        }
+        None => opts.config.default_run_id(),
+    };
+    crate::registry::advisory::lock_run(
+        db,
+        &cfg.project_id,
+        &run_id,
+        lock::Wait {
+            timeout: opts.lock_wait,
+            on_wait: opts.on_lock_wait,
+        },
+    )?;
+    Ok(LockedRun {
+        project_id: cfg.project_id.clone(),
+        run_id,
+        artifacts_dir: opts.artifacts_dir.clone(),
+        _lock: lock::RunGuard::Registry,
     })
 }
 

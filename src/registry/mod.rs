@@ -6,13 +6,17 @@
 //! bound parameters; every write transaction is `BEGIN IMMEDIATE`, so a
 //! writer waits for the lock up front instead of failing half-way.
 
+pub mod advisory;
 mod artifacts;
 pub mod db;
 mod executions;
 pub mod export;
 mod gc;
+mod info;
 mod lineage;
+mod location;
 mod open;
+mod open_postgres;
 mod package;
 #[cfg(test)]
 mod query_plans;
@@ -26,6 +30,9 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode};
 
 pub use db::Db;
+pub use info::RegistryInfo;
+pub use location::Location;
+pub use open_postgres::latest_version as latest_postgres_schema;
 
 use crate::error::{Error, Result};
 
@@ -166,7 +173,7 @@ fn busy_or_sql(e: Error, path: &Path, waited: Duration) -> Error {
 
 /// A PostgreSQL error, by what it means: contention is exit 4 (never a raw
 /// SQLSTATE), a lost server exit 5.
-fn postgres_error(e: db::DbError, path: &Path) -> Error {
+pub(super) fn postgres_error(e: db::DbError, path: &Path) -> Error {
     match e.kind() {
         db::DbErrorKind::Busy | db::DbErrorKind::Retry => Error::Busy {
             what: format!("the registry `{}`", path.display()),

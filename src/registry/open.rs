@@ -795,7 +795,7 @@ pub(super) fn write_lock_holder(db: &Path) -> Option<String> {
 }
 
 /// Name what SQLite said about the file, keeping its error as the cause.
-pub(super) fn unusable(path: &Path, e: rusqlite::Error) -> Error {
+pub(crate) fn unusable(path: &Path, e: rusqlite::Error) -> Error {
     let message = match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             return super::busy_or_sql(e.into(), path, BUSY_TIMEOUT);

@@ -48,6 +48,23 @@ const ORDERED_WALKS: [(&str, &str); 2] = [
     ),
 ];
 
+/// Statements that count a whole table on purpose, each with why: only
+/// `registry info` does, when a user asks how much the registry holds.
+const WHOLE_COUNTS: [&str; 1] = [
+    // One index walk per table (SQLite counts a covering index), run once
+    // per `registry info`; never on a path a run or a listing takes.
+    "registry/info.rs: COUNTS",
+];
+
+/// Files whose statements only ever run on PostgreSQL (its catalogs, its
+/// advisory locks): not SQLite's to plan. Their query plans on PostgreSQL
+/// are checked against a server, not here.
+const POSTGRES_ONLY: [&str; 3] = [
+    "registry/advisory.rs",
+    "registry/open_postgres.rs",
+    "registry/db/postgres.rs",
+];
+
 /// The first words of a statement this test explains.
 const STATEMENT_KEYWORDS: [&str; 5] = ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"];
 
@@ -214,7 +231,19 @@ fn statements() -> Vec<Statement> {
         // Test code builds its own fixtures; only what ships is checked.
         let text = text.split("#[cfg(test)]").next().unwrap_or("");
         let name = file.strip_prefix(&src).unwrap().display().to_string();
+        if POSTGRES_ONLY.contains(&name.as_str()) {
+            continue;
+        }
+        // In `Sql::dialects(sqlite, postgres)` the second text is
+        // PostgreSQL's: skipped, the first checked like any other.
+        let mut after_dialects_open = false;
         for lit in literals(text) {
+            let opens_dialects = lit.before.trim_end().ends_with("dialects(");
+            let is_postgres_text = after_dialects_open && lit.before.trim() == ",";
+            after_dialects_open = opens_dialects;
+            if is_postgres_text {
+                continue;
+            }
             let konst = const_name(&lit.before).map(str::to_string);
             if let Some(k) = &konst {
                 consts.insert(k.clone(), lit.value.clone());
@@ -383,7 +412,10 @@ fn no_query_reads_a_growing_table_from_end_to_end() {
     let views = views(conn);
     let statements = statements();
     let mut failures = Vec::new();
-    for s in &statements {
+    for s in statements
+        .iter()
+        .filter(|s| !WHOLE_COUNTS.contains(&s.origin.as_str()))
+    {
         match plan(conn, &s.sql) {
             Ok(plan) => {
                 let scans: Vec<String> = full_scans(&plan, &growing_names(&s.sql, &views))

@@ -159,6 +159,11 @@ impl PgDb {
         &self.target
     }
 
+    /// The client itself, for what needs it whole (refinery's runner).
+    pub fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> T) -> T {
+        f(&mut self.client.borrow_mut())
+    }
+
     /// Whether the connection to the server is gone (a run that has lost
     /// it has lost its lock, and must stop).
     pub fn is_closed(&self) -> bool {

@@ -1,0 +1,196 @@
+//! Opening a PostgreSQL registry, and `registry migrate` for it.
+//!
+//! Unlike a SQLite file, a shared database is never migrated as a side
+//! effect of some command: many hosts and versions may use it at once, so
+//! `orchestrator registry migrate` does it, explicitly, while holding an
+//! advisory lock that makes concurrent migrators take turns. Every other
+//! command reads the migration history with plain `SELECT`s and refuses,
+//! with exit 3 and untouched, a database that is empty, behind this build,
+//! ahead of it or different from it.
+
+use std::time::Duration;
+
+use super::advisory;
+use super::db::{Db, PgTarget};
+use super::{BUSY_TIMEOUT, Registry};
+use crate::error::{Error, Incompatibility, Result};
+
+mod embedded {
+    refinery::embed_migrations!("migrations/postgres");
+}
+
+/// One migration as the database's history records it.
+#[derive(Debug)]
+struct Applied {
+    version: i64,
+    name: String,
+    checksum: String,
+}
+
+const HAS_HISTORY: &str = "SELECT to_regclass('refinery_schema_history') IS NOT NULL";
+const HAS_TABLES: &str = "
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema())";
+const HISTORY: &str = "
+    SELECT CAST(version AS BIGINT), CAST(name AS TEXT), CAST(checksum AS TEXT)
+    FROM refinery_schema_history ORDER BY version";
+
+/// The database's schema, against this build's migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PgSchema {
+    Current,
+    /// Empty, or behind this build: `registry migrate` brings it up.
+    Behind {
+        applied: Option<i64>,
+    },
+}
+
+/// This build's PostgreSQL migrations: (version, name, checksum).
+fn known() -> Vec<(i64, String, String)> {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| {
+            (
+                i64::from(m.version()),
+                m.name().to_string(),
+                m.checksum().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The newest schema version this build knows.
+pub fn latest_version() -> i64 {
+    known().iter().map(|m| m.0).max().unwrap_or(0)
+}
+
+/// Read the history (only `SELECT`s) and compare it with this build's.
+fn judge(db: &Db, target: &PgTarget) -> Result<PgSchema> {
+    let incompatible = |problem| Error::RegistryIncompatible {
+        path: target.to_string().into(),
+        problem,
+    };
+    if !db.query_row(HAS_HISTORY, &[], |r| r.get::<bool>(0))? {
+        if db.query_row(HAS_TABLES, &[], |r| r.get::<bool>(0))? {
+            return Err(incompatible(Incompatibility::Foreign));
+        }
+        return Ok(PgSchema::Behind { applied: None });
+    }
+    let applied = db.query_map(HISTORY, &[], |r| {
+        Ok(Applied {
+            version: r.get(0)?,
+            name: r.get::<Option<String>>(1)?.unwrap_or_default(),
+            checksum: r.get::<Option<String>>(2)?.unwrap_or_default(),
+        })
+    })?;
+    let known = known();
+    for a in &applied {
+        let Some(m) = known.iter().find(|m| m.0 == a.version) else {
+            return Err(incompatible(Incompatibility::Newer {
+                version: a.version,
+                name: a.name.clone(),
+            }));
+        };
+        if m.1 != a.name || m.2 != a.checksum {
+            return Err(incompatible(Incompatibility::Divergent {
+                version: a.version,
+                name: a.name.clone(),
+            }));
+        }
+    }
+    Ok(if applied.len() == known.len() {
+        PgSchema::Current
+    } else {
+        PgSchema::Behind {
+            applied: applied.iter().map(|a| a.version).max(),
+        }
+    })
+}
+
+/// `application_name` for this process: what another host waiting for a
+/// lock this process holds prints as the holder.
+pub fn application_name() -> String {
+    format!(
+        "orchestrator host={} pid={}",
+        crate::artifact::meta::host_name(),
+        std::process::id()
+    )
+}
+
+impl Registry {
+    /// Open a PostgreSQL registry whose schema is current. An empty or
+    /// older one is refused (exit 3) pointing at `registry migrate`; a
+    /// newer or different one is refused untouched. `wait` bounds every
+    /// lock wait of this connection (`lock_timeout`).
+    pub fn open_postgres(target: &PgTarget, wait: Duration) -> Result<Registry> {
+        let db = Db::Postgres(Box::new(target.connect(&application_name())?));
+        set_lock_timeout(&db, wait)?;
+        match judge(&db, target)? {
+            PgSchema::Current => {}
+            PgSchema::Behind { applied } => {
+                return Err(Error::RegistryIncompatible {
+                    path: target.to_string().into(),
+                    problem: Incompatibility::NeedsMigration {
+                        applied,
+                        wanted: latest_version(),
+                    },
+                });
+            }
+        }
+        Ok(Registry {
+            db,
+            path: target.to_string().into(),
+            read_only: false,
+            busy_wait: wait,
+            _users: None,
+        })
+    }
+
+    /// `registry migrate` on PostgreSQL: bring the schema up to this
+    /// build's, under the migration advisory lock (concurrent migrators
+    /// wait their turn, then find the work done). A newer or different
+    /// schema is refused untouched. Returns the versions before and after.
+    pub fn migrate_postgres(target: &PgTarget) -> Result<(Option<i64>, i64)> {
+        let db = Db::Postgres(Box::new(target.connect(&application_name())?));
+        // Migrating a big registry can take a while; the lock wait is
+        // bounded like any other.
+        set_lock_timeout(&db, BUSY_TIMEOUT)?;
+        let busy = |e: Error| match e {
+            Error::Sql(e) => super::postgres_error(e, target.to_string().as_ref()),
+            e => e,
+        };
+        advisory::lock_migration(&db).map_err(busy)?;
+        let result = (|| {
+            let before = match judge(&db, target)? {
+                PgSchema::Current => return Ok((Some(latest_version()), latest_version())),
+                PgSchema::Behind { applied } => applied,
+            };
+            let Db::Postgres(pg) = &db else {
+                unreachable!("connected to PostgreSQL above")
+            };
+            // Grouped: every pending migration and its history row commit
+            // in one transaction, so a crash leaves the schema as it was.
+            pg.with_client(|client| {
+                embedded::migrations::runner()
+                    .set_grouped(true)
+                    .run(client)
+                    .map(|_| ())
+            })
+            .map_err(|e| Error::RegistryUnusable {
+                path: target.to_string().into(),
+                message: format!("migrating failed: {e}"),
+                source: None,
+            })?;
+            Ok((before, latest_version()))
+        })();
+        advisory::unlock_migration(&db);
+        result
+    }
+}
+
+/// Every wait on a row or advisory lock of this connection gives up after
+/// `wait` with SQLSTATE 55P03, which the tool reports as busy (exit 4).
+fn set_lock_timeout(db: &Db, wait: Duration) -> Result<()> {
+    let ms = wait.as_millis().clamp(1, i32::MAX as u128);
+    db.batch(format!("SET lock_timeout = {ms}").as_str())
+}
