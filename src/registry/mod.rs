@@ -46,7 +46,7 @@ pub use reindex::{
 pub use runs::{LiveCheck, NewRun, RunFilter, RunFinish, RunRow, SummaryFile};
 pub use verification::{StaleEdge, Verification};
 
-refinery::embed_migrations!("migrations");
+refinery::embed_migrations!("migrations/sqlite");
 
 /// How long a command waits for another process's write lock before it
 /// gives up with exit code 4.
