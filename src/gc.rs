@@ -249,9 +249,9 @@ pub fn apply(
         // deletions were rolled back; folding it into the database lets
         // SQLite write it again from its start. Best effort: the retry
         // below says what still fails.
-        let _ = registry
-            .conn()
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        if let Some(conn) = registry.db().sqlite() {
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
     }
     for (run, mode, mut done) in rows_pending {
         match delete_locked(

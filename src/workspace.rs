@@ -96,14 +96,17 @@ impl Workspace {
     }
 
     /// Open the registry for `gc`, which must work on a full disk (SQLite)
-    /// and must not overlap a run (PostgreSQL: the registry-wide lock,
-    /// exclusively).
-    pub fn open_for_gc(&self, wait: Duration) -> Result<Registry> {
+    /// and, when it deletes, must not overlap a run (PostgreSQL: the
+    /// registry-wide lock, exclusively; on SQLite gc takes each run's lock
+    /// file as it goes).
+    pub fn open_for_gc(&self, deleting: bool, wait: Duration) -> Result<Registry> {
         match &self.location {
             Location::Sqlite(path) => Registry::open_existing_for_gc(path, &self.artifacts_dir),
             Location::Postgres(target) => {
                 let registry = Registry::open_postgres(target, wait)?;
-                advisory::lock_registry(registry.db(), true, wait, "gc")?;
+                if deleting {
+                    advisory::lock_registry(registry.db(), true, wait, "gc")?;
+                }
                 Ok(registry)
             }
         }

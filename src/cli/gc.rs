@@ -47,7 +47,7 @@ pub struct GcArgs {
 
 pub fn run(global: &GlobalArgs, args: &GcArgs) -> anyhow::Result<()> {
     let ws = global.workspace()?;
-    let mut registry = ws.open_for_gc(orchestrator::registry::BUSY_TIMEOUT)?;
+    let mut registry = ws.open_for_gc(args.yes, orchestrator::registry::BUSY_TIMEOUT)?;
     let liveness = ws.liveness(&registry)?;
     let live = |project: &str, run: &str| liveness.is_live(project, run);
     let now = Utc::now();

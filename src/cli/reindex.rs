@@ -28,15 +28,15 @@ pub struct ReindexArgs {
 
 /// Exit 0 when everything in the tree was indexed, 1 when something was not.
 pub fn run(global: &GlobalArgs, args: &ReindexArgs) -> anyhow::Result<u8> {
-    let db = global.db_path();
+    let ws = global.workspace()?;
     let wait = Duration::from_secs(args.lock_timeout);
-    let report = reindex(&global.artifacts_dir, &db, args.dry_run, wait)?;
+    let report = reindex(ws.artifacts_dir(), ws.location(), args.dry_run, wait)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        print_text(&mut out, &report, &db.display().to_string())?;
+        print_text(&mut out, &report, &ws.location().to_string())?;
     }
     Ok(if report.ok {
         exit::SUCCESS

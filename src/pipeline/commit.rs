@@ -39,7 +39,7 @@ pub(crate) fn commit<T>(
     registry: &mut Registry,
     unwritten: &mut Unwritten,
     run: &Fixed<'_>,
-    f: impl FnOnce(&Tx<'_>) -> Result<T>,
+    mut f: impl FnMut(&Tx<'_>) -> Result<T>,
 ) -> Result<T> {
     let out = registry.transaction(|tx| {
         if let Some(begin) = &unwritten.begin {

@@ -385,14 +385,14 @@ impl RunContext<'_> {
     }
 
     /// One transaction: whatever is unwritten, then `f`'s writes.
-    fn commit<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+    fn commit<T>(&mut self, mut f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
         self.commit_with(|tx, _| f(tx))
     }
 
     /// [`RunContext::commit`], for writes that involve the run's summary.
     fn commit_with<T>(
         &mut self,
-        f: impl FnOnce(&Tx<'_>, &SummaryTarget<'_>) -> Result<T>,
+        mut f: impl FnMut(&Tx<'_>, &SummaryTarget<'_>) -> Result<T>,
     ) -> Result<T> {
         let fixed = Fixed {
             config: &self.opts.config,

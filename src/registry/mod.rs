@@ -52,6 +52,10 @@ refinery::embed_migrations!("migrations/sqlite");
 /// gives up with exit code 4.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many times a write transaction runs before a deadlock or
+/// serialization failure counts as contention (PostgreSQL only).
+pub const TX_ATTEMPTS: u32 = 5;
+
 pub struct Registry {
     db: Db,
     path: PathBuf,
@@ -60,6 +64,9 @@ pub struct Registry {
     read_only: bool,
     /// How long a statement waits for another connection's write lock.
     busy_wait: Duration,
+    /// Set while [`Registry::begin_outer`] holds a transaction open: every
+    /// [`Registry::transaction`] inside it is a savepoint of it.
+    outer: bool,
     /// The shared lock on `<db>.users` ([`users_lock_path`]), released
     /// only after `db` has closed: fields drop in order, and closing is
     /// when SQLite removes `-wal` and `-shm`.
@@ -96,14 +103,38 @@ impl Registry {
     /// queries (a [`Tx`] derefs to the registry), and they see the
     /// transaction's uncommitted rows: how a run's summary is built from,
     /// and recorded with, the rows that finish it.
-    pub fn transaction<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
-        self.db.begin_write().map_err(|e| self.busy_or_sql(e))?;
-        let out = f(&Tx { registry: self }).map_err(|e| self.busy_or_sql(e));
-        match out {
+    ///
+    /// On PostgreSQL a deadlock or serialization failure rolls the whole
+    /// transaction back, and it is simply run again (so `f` may run more
+    /// than once, and must only write through the transaction); what still
+    /// fails after [`TX_ATTEMPTS`] is contention, exit 4.
+    pub fn transaction<T>(&mut self, mut f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
+        if self.outer {
+            return self.savepoint(&mut f);
+        }
+        let mut attempt = 1;
+        loop {
+            match self.transaction_once(&mut f) {
+                Err(Error::Sql(e))
+                    if e.kind() == db::DbErrorKind::Retry && attempt < TX_ATTEMPTS =>
+                {
+                    // Back off a little, longer each time, so the
+                    // transactions that collided do not collide again.
+                    std::thread::sleep(Duration::from_millis(5 << attempt));
+                    attempt += 1;
+                }
+                other => return other.map_err(|e| self.busy_or_sql(e)),
+            }
+        }
+    }
+
+    fn transaction_once<T>(&self, f: &mut impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
+        self.db.begin_write()?;
+        match f(&Tx { registry: self }) {
             Ok(out) => {
                 if let Err(e) = self.db.commit() {
                     self.db.rollback();
-                    return Err(self.busy_or_sql(e));
+                    return Err(e);
                 }
                 Ok(out)
             }
@@ -114,8 +145,49 @@ impl Registry {
         }
     }
 
+    /// `f` as a savepoint of the outer transaction: undone alone if it
+    /// fails; kept, or not, with the outer transaction.
+    fn savepoint<T>(&self, f: &mut impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
+        self.db.batch("SAVEPOINT nested")?;
+        match f(&Tx { registry: self }) {
+            Ok(out) => {
+                self.db.batch("RELEASE nested")?;
+                Ok(out)
+            }
+            Err(e) => {
+                let _ = self.db.batch("ROLLBACK TO nested; RELEASE nested");
+                Err(e)
+            }
+        }
+    }
+
+    /// Open a transaction that lasts until [`Registry::end_outer`]; every
+    /// [`Registry::transaction`] meanwhile is part of it. How `reindex`
+    /// replaces a shared registry's contents in one commit, so that other
+    /// hosts see the old index or the new one, never half of it.
+    pub fn begin_outer(&mut self) -> Result<()> {
+        self.db.begin_write().map_err(|e| self.busy_or_sql(e))?;
+        self.outer = true;
+        Ok(())
+    }
+
+    /// End the transaction [`Registry::begin_outer`] opened: commit it, or
+    /// roll everything in it back.
+    pub fn end_outer(&mut self, commit: bool) -> Result<()> {
+        self.outer = false;
+        if !commit {
+            self.db.rollback();
+            return Ok(());
+        }
+        if let Err(e) = self.db.commit() {
+            self.db.rollback();
+            return Err(self.busy_or_sql(e));
+        }
+        Ok(())
+    }
+
     /// Run `f` in one write transaction, committed if it returns Ok.
-    pub(crate) fn write<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&mut self, f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
         self.transaction(f)
     }
 

@@ -249,6 +249,7 @@ impl Registry {
             path: path.to_path_buf(),
             read_only,
             busy_wait,
+            outer: false,
             _users: users,
         })
     }

@@ -142,6 +142,7 @@ impl Registry {
             path: target.to_string().into(),
             read_only: false,
             busy_wait: wait,
+            outer: false,
             _users: None,
         })
     }
@@ -185,6 +186,34 @@ impl Registry {
         })();
         advisory::unlock_migration(&db);
         result
+    }
+}
+
+/// Every row of a shared registry, children first (foreign keys), in the
+/// order a rebuild empties them. `DELETE`, not `TRUNCATE`: other hosts
+/// keep reading the old rows until the rebuild commits, where `TRUNCATE`
+/// would lock them out of every table meanwhile.
+const CLEAR: &str = "
+    DELETE FROM artifact_verifications;
+    DELETE FROM artifact_edges;
+    DELETE FROM stage_executions;
+    DELETE FROM run_summaries;
+    DELETE FROM artifacts;
+    DELETE FROM runs;
+    DELETE FROM projects;
+    DELETE FROM run_counts;";
+
+impl Registry {
+    /// Delete every row, for `reindex` to fill the registry again inside
+    /// the same transaction ([`Registry::begin_outer`]). PostgreSQL only: a
+    /// SQLite registry is rebuilt as a new file and swapped in.
+    pub fn clear_for_rebuild(&self) -> Result<()> {
+        match self.db() {
+            Db::Postgres(_) => self.db().batch(CLEAR),
+            Db::Sqlite(_) => Err(Error::Inconsistent(
+                "a SQLite registry is rebuilt as a new file, never emptied in place".into(),
+            )),
+        }
     }
 }
 

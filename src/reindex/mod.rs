@@ -35,7 +35,9 @@ use serde::Serialize;
 
 use crate::artifact::TEMP_PREFIX;
 use crate::error::{Error, Result};
-use crate::registry::{ExistingRegistry, RebuiltRun, Registry, existing_registry, lock_for_swap};
+use crate::registry::{
+    ExistingRegistry, Location, RebuiltRun, Registry, existing_registry, lock_for_swap,
+};
 use leftovers::{LiveMark, remove_if_present, with_suffix};
 
 pub use read::{META_LIMIT, PARSE_LIMIT, SUMMARY_LIMIT};
@@ -161,7 +163,7 @@ pub struct ReindexReport {
 /// [`Error::RegistryIncompatible`] and left exactly as it was.
 pub fn reindex(
     artifacts_dir: &Path,
-    db: &Path,
+    location: &Location,
     dry_run: bool,
     wait_for_users: Duration,
 ) -> Result<ReindexReport> {
@@ -181,6 +183,104 @@ pub fn reindex(
         }
         Err(e) => return Err(Error::io("inspecting", artifacts_dir, e)),
     }
+    match location {
+        Location::Sqlite(db) => reindex_file(artifacts_dir, db, dry_run, wait_for_users),
+        Location::Postgres(target) => {
+            reindex_postgres(artifacts_dir, target, dry_run, wait_for_users)
+        }
+    }
+}
+
+/// Rebuild a PostgreSQL registry in place, in one transaction: every run
+/// waits (they hold the registry-wide lock shared; this takes it
+/// exclusively, or gives up after `wait` with exit 4), other hosts keep
+/// reading the old index until the new one commits, and a failure or a
+/// kill leaves the old one whole. How an existing SQLite registry moves to
+/// PostgreSQL: `registry migrate --db URL`, then `reindex --db URL`.
+fn reindex_postgres(
+    artifacts_dir: &Path,
+    target: &crate::registry::db::PgTarget,
+    dry_run: bool,
+    wait: Duration,
+) -> Result<ReindexReport> {
+    let mut registry = Registry::open_postgres(target, wait)?;
+    crate::registry::advisory::lock_registry(registry.db(), true, wait, "reindex")?;
+    let mut report = new_report(dry_run, Vec::new());
+    registry.begin_outer()?;
+    let default_file = artifacts_dir.join(DEFAULT_REGISTRY_FILE);
+    let rebuilt = registry.clear_for_rebuild().and_then(|()| {
+        rebuild(
+            &mut registry,
+            artifacts_dir,
+            &default_file,
+            &mut report,
+            |e| e,
+        )
+    });
+    match rebuilt {
+        Ok(()) => registry.end_outer(!dry_run)?,
+        Err(e) => {
+            registry.end_outer(false)?;
+            return Err(e);
+        }
+    }
+    Ok(report)
+}
+
+fn new_report(dry_run: bool, removed: Vec<PathBuf>) -> ReindexReport {
+    ReindexReport {
+        ok: true,
+        dry_run,
+        projects: 0,
+        runs: 0,
+        artifacts: 0,
+        edges: 0,
+        stage_executions: 0,
+        problems: Vec::new(),
+        notes: Vec::new(),
+        removed_leftovers: removed.iter().map(|p| p.display().to_string()).collect(),
+    }
+}
+
+/// Index every run of the tree into `registry`, a batch of runs per
+/// transaction, filling `report`. `db` is the registry file whose names
+/// the walk must skip; `rebuilding` renames errors for the user.
+fn rebuild(
+    registry: &mut Registry,
+    artifacts_dir: &Path,
+    db: &Path,
+    report: &mut ReindexReport,
+    rebuilding: impl Fn(Error) -> Error,
+) -> Result<()> {
+    let is_registry_file = registry_file_filter(artifacts_dir, db);
+    let runs = walk::run_dirs(artifacts_dir, &is_registry_file, &mut report.problems)?;
+    let mut projects = std::collections::BTreeSet::new();
+    let mut batch: Vec<RebuiltRun> = Vec::with_capacity(BATCH_RUNS);
+    for run in &runs {
+        let result = check::index_run(run)?;
+        report.problems.extend(result.problems);
+        report.notes.extend(result.notes);
+        if let Some(rebuilt) = result.rebuilt {
+            batch.push(rebuilt);
+        }
+        if batch.len() >= BATCH_RUNS {
+            flush(registry, &mut batch, report, &mut projects).map_err(&rebuilding)?;
+        }
+    }
+    flush(registry, &mut batch, report, &mut projects).map_err(&rebuilding)?;
+    report.projects = projects.len();
+    report.ok = report.problems.is_empty();
+    Ok(())
+}
+
+/// Rebuild a SQLite registry as a new file and swap it in (the module
+/// comment's steps).
+fn reindex_file(
+    artifacts_dir: &Path,
+    db: &Path,
+    dry_run: bool,
+    wait_for_users: Duration,
+) -> Result<ReindexReport> {
     refuse_foreign(db)?;
     let removed = leftovers::remove_stale(db)?;
     let held = hold_run_locks(artifacts_dir)?;
@@ -197,36 +297,8 @@ pub fn reindex(
         other => other,
     };
     let mut registry = Registry::open(&tmp.path).map_err(rebuilding)?;
-    let is_registry_file = registry_file_filter(artifacts_dir, db);
-    let mut report = ReindexReport {
-        ok: true,
-        dry_run,
-        projects: 0,
-        runs: 0,
-        artifacts: 0,
-        edges: 0,
-        stage_executions: 0,
-        problems: Vec::new(),
-        notes: Vec::new(),
-        removed_leftovers: removed.iter().map(|p| p.display().to_string()).collect(),
-    };
-    let runs = walk::run_dirs(artifacts_dir, &is_registry_file, &mut report.problems)?;
-    let mut projects = std::collections::BTreeSet::new();
-    let mut batch: Vec<RebuiltRun> = Vec::with_capacity(BATCH_RUNS);
-    for run in &runs {
-        let result = check::index_run(run)?;
-        report.problems.extend(result.problems);
-        report.notes.extend(result.notes);
-        if let Some(rebuilt) = result.rebuilt {
-            batch.push(rebuilt);
-        }
-        if batch.len() >= BATCH_RUNS {
-            flush(&mut registry, &mut batch, &mut report, &mut projects).map_err(rebuilding)?;
-        }
-    }
-    flush(&mut registry, &mut batch, &mut report, &mut projects).map_err(rebuilding)?;
-    report.projects = projects.len();
-    report.ok = report.problems.is_empty();
+    let mut report = new_report(dry_run, removed);
+    rebuild(&mut registry, artifacts_dir, db, &mut report, rebuilding)?;
     registry.close_checkpointed().map_err(rebuilding)?;
     if dry_run {
         return Ok(report);
