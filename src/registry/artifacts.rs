@@ -1,9 +1,8 @@
 //! Reads of the `artifacts` table.
 
-use rusqlite::{OptionalExtension, Row, params};
-
 use super::Registry;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::registry::db::{DbError, Row, params};
 
 /// One registered artifact: the file currently on disk for (run, type).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +28,8 @@ pub(crate) const ARTIFACT_COLUMNS: &str = "artifact_id, project_id, run_id, arti
      schema_id, schema_version, path, size_bytes, stage, stage_name, stage_version, created_at, meta_json";
 
 impl ArtifactRecord {
-    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+    /// One row of [`ARTIFACT_COLUMNS`], in that order.
+    pub(crate) fn read(r: &Row<'_>) -> Result<Self> {
         Ok(ArtifactRecord {
             artifact_id: r.get(0)?,
             project_id: r.get(1)?,
@@ -47,6 +47,17 @@ impl ArtifactRecord {
             meta_json: r.get(13)?,
         })
     }
+
+    /// [`ArtifactRecord::read`] for the queries that still call rusqlite
+    /// directly (`lineage.rs`, `verification.rs`); it goes when they move to
+    /// [`Db`](crate::registry::Db).
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Self::read(&Row::Sqlite(r)).map_err(|e| match e {
+            Error::Sql(DbError::Sqlite(e)) => e,
+            // Reading a SQLite row fails only with a rusqlite error.
+            other => rusqlite::Error::ToSqlConversionFailure(other.to_string().into()),
+        })
+    }
 }
 
 impl Registry {
@@ -61,14 +72,11 @@ impl Registry {
             "SELECT {ARTIFACT_COLUMNS} FROM artifacts
              WHERE project_id = ?1 AND run_id = ?2 AND artifact_type = ?3"
         );
-        Ok(self
-            .conn()
-            .query_row(
-                &sql,
-                params![project_id, run_id, artifact_type],
-                ArtifactRecord::from_row,
-            )
-            .optional()?)
+        self.db().query_opt(
+            &sql,
+            params![project_id, run_id, artifact_type],
+            ArtifactRecord::read,
+        )
     }
 
     /// Every artifact registered for a run, in stage order.
@@ -77,10 +85,7 @@ impl Registry {
             "SELECT {ARTIFACT_COLUMNS} FROM artifacts
              WHERE project_id = ?1 AND run_id = ?2 ORDER BY stage"
         );
-        let mut stmt = self.conn().prepare(&sql)?;
-        let rows = stmt
-            .query_map(params![project_id, run_id], ArtifactRecord::from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.db()
+            .query_map(&sql, params![project_id, run_id], ArtifactRecord::read)
     }
 }

@@ -6,10 +6,9 @@
 //! (its meta record's `parents`); `parent_current_sha256` is the parent row's
 //! hash now. They differ only when the parent was re-made after the child.
 
-use rusqlite::params;
-
 use super::Registry;
 use crate::error::Result;
+use crate::registry::db::params;
 
 /// One `artifact_edges` row of a run: `child` was made from `parent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,9 +33,8 @@ const EDGES_OF_RUN: &str = "
 impl Registry {
     /// Every parent edge whose child belongs to the run.
     pub fn edges_of_run(&self, project_id: &str, run_id: &str) -> Result<Vec<RunEdge>> {
-        let mut stmt = self.conn().prepare(EDGES_OF_RUN)?;
-        let rows = stmt
-            .query_map(params![project_id, run_id], |r| {
+        self.db()
+            .query_map(EDGES_OF_RUN, params![project_id, run_id], |r| {
                 Ok(RunEdge {
                     child_type: r.get(0)?,
                     child_sha256: r.get(1)?,
@@ -44,8 +42,6 @@ impl Registry {
                     parent_sha256: r.get(3)?,
                     parent_current_sha256: r.get(4)?,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            })
     }
 }

@@ -2,10 +2,9 @@
 //! artifacts as parents, which files it registered for a run, and removing
 //! a run's rows in one transaction.
 
-use rusqlite::params;
-
 use super::Registry;
 use crate::error::Result;
+use crate::registry::db::params;
 
 /// Runs other than (`?1`, `?2`) with an artifact made from one of its
 /// artifacts.
@@ -38,35 +37,31 @@ const DELETE_PROJECT_IF_EMPTY: &str = "
 impl Registry {
     /// The runs (other than this one) that use this run's artifacts.
     pub fn runs_using(&self, project_id: &str, run_id: &str) -> Result<Vec<(String, String)>> {
-        let mut stmt = self.conn().prepare_cached(RUNS_USING)?;
-        let rows = stmt
-            .query_map(params![project_id, run_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.db()
+            .query_map(RUNS_USING, params![project_id, run_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
     }
 
     /// Whether the registry records the run.
     pub fn run_exists(&self, project_id: &str, run_id: &str) -> Result<bool> {
-        let mut stmt = self.conn().prepare_cached(RUN_EXISTS)?;
-        Ok(stmt.query_row(params![project_id, run_id], |r| r.get(0))?)
+        self.db()
+            .query_row(RUN_EXISTS, params![project_id, run_id], |r| r.get(0))
     }
 
     /// The paths (relative to the artifacts directory) of every file
     /// registered for the run: artifacts and the run summary.
     pub fn registered_files(&self, project_id: &str, run_id: &str) -> Result<Vec<String>> {
-        let mut stmt = self.conn().prepare_cached(RUN_FILES)?;
-        let rows = stmt
-            .query_map(params![project_id, run_id], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(rows)
+        self.db()
+            .query_map(RUN_FILES, params![project_id, run_id], |r| r.get(0))
     }
 
     /// Remove a run and everything registered for it, and its project when
     /// no run is left, in one transaction.
     pub fn delete_run(&mut self, project_id: &str, run_id: &str) -> Result<()> {
         self.write(|tx| {
-            tx.conn().execute(DELETE_RUN, params![project_id, run_id])?;
-            tx.conn()
+            tx.db().execute(DELETE_RUN, params![project_id, run_id])?;
+            tx.db()
                 .execute(DELETE_PROJECT_IF_EMPTY, params![project_id])?;
             Ok(())
         })

@@ -13,7 +13,9 @@
 //! literal that begins with `SELECT`, `INSERT`, `UPDATE`, `DELETE` or `WITH`
 //! is a statement (a `format!` template has its `{CONST}` placeholders
 //! replaced by those constants' text), and so is every `const X: &str` whose
-//! text does. Code in `#[cfg(test)]` sections is left out.
+//! text does. Code in `#[cfg(test)]` sections is left out, and so is the
+//! PostgreSQL text of a statement (`const X_POSTGRES: &str`, and templates
+//! built from one).
 //!
 //! The plan a registry gets is the one an empty registry gets: the tool
 //! never runs `ANALYZE`, so SQLite plans from the schema alone, whatever the
@@ -245,6 +247,13 @@ fn statements() -> Vec<Statement> {
                 continue;
             }
             let konst = const_name(&lit.before).map(str::to_string);
+            // PostgreSQL's text of a statement (a `…_POSTGRES` constant, or
+            // a template built from one) is not SQLite's to plan.
+            if konst.as_deref().is_some_and(|k| k.ends_with("_POSTGRES"))
+                || lit.value.contains("_POSTGRES}")
+            {
+                continue;
+            }
             if let Some(k) = &konst {
                 consts.insert(k.clone(), lit.value.clone());
             }

@@ -1,10 +1,9 @@
 //! Writes and reads of the `projects`, `runs` and `run_summaries` tables.
 
-use rusqlite::{OptionalExtension, params};
-
 use super::executions::MARK_INTERRUPTED;
 use super::{Registry, Tx};
 use crate::error::{Error, Result};
+use crate::registry::db::{Backend, Row, Sql, params};
 
 /// The start of one `orchestrator run` invocation.
 #[derive(Debug, Clone)]
@@ -107,11 +106,9 @@ impl Registry {
     /// never seen): what [`Tx::begin_run`] will return, known before it
     /// commits. Only meaningful under the run's lock.
     pub fn next_attempt(&self, project_id: &str, run_id: &str) -> Result<u32> {
-        let attempts: Option<u32> = self
-            .conn()
-            .prepare_cached(ATTEMPTS)?
-            .query_row(params![project_id, run_id], |r| r.get(0))
-            .optional()?;
+        let attempts: Option<u32> =
+            self.db()
+                .query_opt(ATTEMPTS, params![project_id, run_id], |r| r.get(0))?;
         // A count edited (or reindexed) to the top of the range must stop
         // the run with a message, never overflow.
         match attempts {
@@ -127,11 +124,8 @@ impl Registry {
 
     /// The config hash a run was recorded with, if the run is recorded.
     pub fn recorded_config_hash(&self, project_id: &str, run_id: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn()
-            .prepare_cached(CONFIG_HASH)?
-            .query_row(params![project_id, run_id], |r| r.get(0))
-            .optional()?)
+        self.db()
+            .query_opt(CONFIG_HASH, params![project_id, run_id], |r| r.get(0))
     }
 }
 
@@ -142,15 +136,14 @@ impl Tx<'_> {
     /// left `running`. Called under the run's lock, when no live process
     /// can own those rows.
     pub fn begin_run(&self, run: &NewRun<'_>) -> Result<u32> {
-        let conn = self.conn();
-        conn.prepare_cached(MARK_INTERRUPTED)?
-            .execute(params![run.project_id, run.run_id])?;
-        conn.prepare_cached(UPSERT_PROJECT)?.execute(params![
-            run.project_id,
-            run.title,
-            run.started_at
-        ])?;
-        let attempt: u32 = conn.prepare_cached(UPSERT_RUN)?.query_row(
+        let db = self.db();
+        db.execute(MARK_INTERRUPTED, params![run.project_id, run.run_id])?;
+        db.execute(
+            UPSERT_PROJECT,
+            params![run.project_id, run.title, run.started_at],
+        )?;
+        let attempt: u32 = db.query_row(
+            UPSERT_RUN,
             params![
                 run.project_id,
                 run.run_id,
@@ -172,31 +165,35 @@ impl Tx<'_> {
 impl Tx<'_> {
     /// Record how an invocation ended.
     pub fn finish_run(&self, f: &RunFinish<'_>) -> Result<()> {
-        self.conn().prepare_cached(FINISH_RUN)?.execute(params![
-            f.project_id,
-            f.run_id,
-            f.attempt,
-            f.status,
-            f.finished_at,
-            f.duration_ms as i64,
-            f.error,
-            f.executions_after
-        ])?;
+        self.db().execute(
+            FINISH_RUN,
+            params![
+                f.project_id,
+                f.run_id,
+                f.attempt,
+                f.status,
+                f.finished_at,
+                f.duration_ms,
+                f.error,
+                f.executions_after
+            ],
+        )?;
         Ok(())
     }
 
     /// Record the `run_summary.json` written for a run.
     pub fn record_summary(&self, f: &SummaryFile<'_>) -> Result<()> {
-        self.conn()
-            .prepare_cached(UPSERT_SUMMARY)?
-            .execute(params![
+        self.db().execute(
+            UPSERT_SUMMARY,
+            params![
                 f.project_id,
                 f.run_id,
                 f.sha256,
                 f.path,
                 f.json,
                 f.written_at
-            ])?;
+            ],
+        )?;
         Ok(())
     }
 }
@@ -210,10 +207,10 @@ impl Registry {
              WHERE r.project_id = ?1 AND r.run_id = ?2"
         );
         let row = self
-            .conn()
+            .db()
             .query_row(&sql, params![project_id, run_id], run_row)?;
         let config_json = self
-            .conn()
+            .db()
             .query_row(CONFIG_JSON, params![project_id, run_id], |r| r.get(0))?;
         Ok((row, config_json))
     }
@@ -288,6 +285,15 @@ const RUN_COLUMNS: &str = "r.run_id, r.project_id, r.title, r.status, r.started_
 // have to sort every run. Where the filter has an equality, `?1` is the
 // lower bound on created_at, `''` when there is none (every time is above),
 // `?2` the LIMIT (-1: none).
+//
+// Each has a PostgreSQL text beside it (`…_POSTGRES`, which the SQLite
+// query-plan guard leaves out), differing only where PostgreSQL must:
+// `CROSS JOIN` takes no `ON` there and its planner needs no hint (nor has
+// `INDEXED BY`), and a negative LIMIT is an error there, so -1 becomes
+// NULL, which is PostgreSQL's "no limit". The LIMIT's parameter is cast
+// because `NULLIF` alone would make it a 32-bit integer. A parameter that
+// is first seen by `IS NULL` gets its type from a cast: PostgreSQL types a
+// parameter where it first meets it, and `IS NULL` says nothing.
 
 /// The newest `?1` runs, across projects: a walk down `runs_by_created_at`
 /// from its newest end that stops after `?1` rows. The one listing that
@@ -300,12 +306,23 @@ const LIST_RUNS: &str = "
     ORDER BY r.created_at DESC, r.project_id, r.run_id
     LIMIT ?1";
 
+const LIST_RUNS_POSTGRES: &str = "
+    FROM runs r JOIN projects p ON p.project_id = r.project_id
+    ORDER BY r.created_at DESC, r.project_id, r.run_id
+    LIMIT NULLIF(CAST(?1 AS BIGINT), -1)";
+
 /// Newest first since `?1` (a range of `runs_by_created_at`).
 const LIST_RUNS_SINCE: &str = "
     FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
     WHERE r.created_at >= ?1
     ORDER BY r.created_at DESC, r.project_id, r.run_id
     LIMIT ?2";
+
+const LIST_RUNS_SINCE_POSTGRES: &str = "
+    FROM runs r JOIN projects p ON p.project_id = r.project_id
+    WHERE r.created_at >= ?1
+    ORDER BY r.created_at DESC, r.project_id, r.run_id
+    LIMIT NULLIF(CAST(?2 AS BIGINT), -1)";
 
 /// Newest first in project `?3`, recorded status `?4` or NULL for any
 /// (`runs_by_project_created`).
@@ -315,9 +332,23 @@ const LIST_RUNS_OF_PROJECT: &str = "
     ORDER BY r.created_at DESC, r.run_id
     LIMIT ?2";
 
+const LIST_RUNS_OF_PROJECT_POSTGRES: &str = "
+    FROM runs r JOIN projects p ON p.project_id = r.project_id
+    WHERE r.project_id = ?3 AND r.created_at >= ?1
+      AND (CAST(?4 AS TEXT) IS NULL OR r.status = ?4)
+    ORDER BY r.created_at DESC, r.run_id
+    LIMIT NULLIF(CAST(?2 AS BIGINT), -1)";
+
 /// The newest run of project `?2` that has an artifact of type `?1`.
 const NEWEST_OF_PROJECT_WITH_TYPE: &str = "
     FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
+    WHERE r.project_id = ?2 AND EXISTS (SELECT 1 FROM artifacts a
+        WHERE a.project_id = r.project_id AND a.run_id = r.run_id AND a.artifact_type = ?1)
+    ORDER BY r.created_at DESC, r.run_id
+    LIMIT 1";
+
+const NEWEST_OF_PROJECT_WITH_TYPE_POSTGRES: &str = "
+    FROM runs r JOIN projects p ON p.project_id = r.project_id
     WHERE r.project_id = ?2 AND EXISTS (SELECT 1 FROM artifacts a
         WHERE a.project_id = r.project_id AND a.run_id = r.run_id AND a.artifact_type = ?1)
     ORDER BY r.created_at DESC, r.run_id
@@ -333,12 +364,25 @@ const NEWEST_WITH_TYPE: &str = "
     ORDER BY r.created_at DESC, r.project_id, r.run_id
     LIMIT ?2";
 
+const NEWEST_WITH_TYPE_POSTGRES: &str = "
+    FROM runs r JOIN projects p ON p.project_id = r.project_id
+    WHERE EXISTS (SELECT 1 FROM artifacts a
+        WHERE a.project_id = r.project_id AND a.run_id = r.run_id AND a.artifact_type = ?1)
+    ORDER BY r.created_at DESC, r.project_id, r.run_id
+    LIMIT ?2";
+
 /// Newest first with recorded status `?3` (`runs_by_status_created`).
 const LIST_RUNS_WITH_STATUS: &str = "
     FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
     WHERE r.status = ?3 AND r.created_at >= ?1
     ORDER BY r.created_at DESC, r.project_id, r.run_id
     LIMIT ?2";
+
+const LIST_RUNS_WITH_STATUS_POSTGRES: &str = "
+    FROM runs r JOIN projects p ON p.project_id = r.project_id
+    WHERE r.status = ?3 AND r.created_at >= ?1
+    ORDER BY r.created_at DESC, r.project_id, r.run_id
+    LIMIT NULLIF(CAST(?2 AS BIGINT), -1)";
 
 /// How many runs there are in project `?1` (NULL: all) with recorded status
 /// `?2` (NULL: any), from the per-project counts (a row per project and
@@ -347,12 +391,24 @@ const COUNT_RUNS: &str = "
     SELECT coalesce(sum(runs), 0) FROM run_counts
     WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR status = ?2)";
 
+/// PostgreSQL's `sum` of a BIGINT is NUMERIC, and the count is read as a
+/// BIGINT.
+const COUNT_RUNS_POSTGRES: &str = "
+    SELECT CAST(coalesce(sum(runs), 0) AS BIGINT) FROM run_counts
+    WHERE (CAST(?1 AS TEXT) IS NULL OR project_id = ?1)
+      AND (CAST(?2 AS TEXT) IS NULL OR status = ?2)";
+
 /// With `--since`, the count walks the same index range the listing does.
 const COUNT_RUNS_SINCE: &str = "SELECT count(*) FROM runs WHERE created_at >= ?1";
 
 const COUNT_RUNS_OF_PROJECT_SINCE: &str = "
     SELECT count(*) FROM runs
     WHERE project_id = ?2 AND created_at >= ?1 AND (?3 IS NULL OR status = ?3)";
+
+const COUNT_RUNS_OF_PROJECT_SINCE_POSTGRES: &str = "
+    SELECT count(*) FROM runs
+    WHERE project_id = ?2 AND created_at >= ?1
+      AND (CAST(?3 AS TEXT) IS NULL OR status = ?3)";
 
 const COUNT_RUNS_WITH_STATUS_SINCE: &str =
     "SELECT count(*) FROM runs WHERE status = ?2 AND created_at >= ?1";
@@ -367,10 +423,21 @@ const FIND_RUNS: &str = "
     WHERE r.run_id GLOB ?1 AND (?2 IS NULL OR r.project_id = ?2)
     ORDER BY r.run_id = ?3 DESC, r.created_at DESC, r.project_id";
 
+/// PostgreSQL has no GLOB: `?1` is a LIKE pattern (`<prefix>%`, its `_`
+/// escaped with `\`, LIKE's default escape, see [`like_prefix`]; no
+/// `ESCAPE '\'`, which a server with `standard_conforming_strings` off would
+/// read as an unterminated string). LIKE is case-sensitive there, and on
+/// the `COLLATE "C"` column its fixed prefix becomes a range of
+/// `runs_by_run_id` once the pattern is known, as GLOB's does on SQLite.
+const FIND_RUNS_POSTGRES: &str = "
+    FROM runs r JOIN projects p ON p.project_id = r.project_id
+    WHERE r.run_id LIKE ?1 AND (CAST(?2 AS TEXT) IS NULL OR r.project_id = ?2)
+    ORDER BY r.run_id = ?3 DESC, r.created_at DESC, r.project_id";
+
 /// At most this many candidates are named in an "ambiguous" error.
 const MAX_CANDIDATES_SHOWN: usize = 10;
 
-fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+fn run_row(r: &Row<'_>) -> Result<RunRow> {
     Ok(RunRow {
         run_id: r.get(0)?,
         project_id: r.get(1)?,
@@ -395,6 +462,21 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
 /// A LIMIT for SQL: -1 is none.
 fn sql_limit(limit: Option<usize>) -> i64 {
     limit.and_then(|n| i64::try_from(n).ok()).unwrap_or(-1)
+}
+
+/// The LIKE pattern of the ids that start with `prefix`: its wildcards and
+/// LIKE's escape character `\` escaped. Of those a valid id holds only `_`,
+/// but `_` is a valid id character.
+fn like_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 4);
+    for c in prefix.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 impl Registry {
@@ -458,22 +540,22 @@ impl Registry {
         live: LiveCheck<'_>,
     ) -> Result<Option<RunRow>> {
         let row = match project {
-            Some(p) => self
-                .conn()
-                .query_row(
+            Some(p) => self.db().query_opt(
+                Sql::dialects(
                     &format!("SELECT {RUN_COLUMNS} {NEWEST_OF_PROJECT_WITH_TYPE}"),
-                    params![artifact_type, p],
-                    run_row,
-                )
-                .optional()?,
-            None => self
-                .conn()
-                .query_row(
+                    &format!("SELECT {RUN_COLUMNS} {NEWEST_OF_PROJECT_WITH_TYPE_POSTGRES}"),
+                ),
+                params![artifact_type, p],
+                run_row,
+            )?,
+            None => self.db().query_opt(
+                Sql::dialects(
                     &format!("SELECT {RUN_COLUMNS} {NEWEST_WITH_TYPE}"),
-                    params![artifact_type, 1],
-                    run_row,
-                )
-                .optional()?,
+                    &format!("SELECT {RUN_COLUMNS} {NEWEST_WITH_TYPE_POSTGRES}"),
+                ),
+                params![artifact_type, 1],
+                run_row,
+            )?,
         };
         Ok(row.map(|r| with_live_status(r, live)))
     }
@@ -489,33 +571,41 @@ impl Registry {
     ) -> Result<Vec<RunRow>> {
         let since = since.unwrap_or("");
         let limit = sql_limit(limit);
-        let rows = match (project, recorded) {
-            (Some(project), status) => {
-                let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS_OF_PROJECT}");
-                let mut stmt = self.conn().prepare(&sql)?;
-                stmt.query_map(params![since, limit, project, status], run_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
-            }
-            (None, Some(status)) => {
-                let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS_WITH_STATUS}");
-                let mut stmt = self.conn().prepare(&sql)?;
-                stmt.query_map(params![since, limit, status], run_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
-            }
-            (None, None) if since.is_empty() => {
-                let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS}");
-                let mut stmt = self.conn().prepare(&sql)?;
-                stmt.query_map(params![limit], run_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
-            }
-            (None, None) => {
-                let sql = format!("SELECT {RUN_COLUMNS} {LIST_RUNS_SINCE}");
-                let mut stmt = self.conn().prepare(&sql)?;
-                stmt.query_map(params![since, limit], run_row)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
-            }
-        };
-        Ok(rows)
+        let db = self.db();
+        match (project, recorded) {
+            (Some(project), status) => db.query_map(
+                Sql::dialects(
+                    &format!("SELECT {RUN_COLUMNS} {LIST_RUNS_OF_PROJECT}"),
+                    &format!("SELECT {RUN_COLUMNS} {LIST_RUNS_OF_PROJECT_POSTGRES}"),
+                ),
+                params![since, limit, project, status],
+                run_row,
+            ),
+            (None, Some(status)) => db.query_map(
+                Sql::dialects(
+                    &format!("SELECT {RUN_COLUMNS} {LIST_RUNS_WITH_STATUS}"),
+                    &format!("SELECT {RUN_COLUMNS} {LIST_RUNS_WITH_STATUS_POSTGRES}"),
+                ),
+                params![since, limit, status],
+                run_row,
+            ),
+            (None, None) if since.is_empty() => db.query_map(
+                Sql::dialects(
+                    &format!("SELECT {RUN_COLUMNS} {LIST_RUNS}"),
+                    &format!("SELECT {RUN_COLUMNS} {LIST_RUNS_POSTGRES}"),
+                ),
+                params![limit],
+                run_row,
+            ),
+            (None, None) => db.query_map(
+                Sql::dialects(
+                    &format!("SELECT {RUN_COLUMNS} {LIST_RUNS_SINCE}"),
+                    &format!("SELECT {RUN_COLUMNS} {LIST_RUNS_SINCE_POSTGRES}"),
+                ),
+                params![since, limit],
+                run_row,
+            ),
+        }
     }
 
     /// How many runs match, by recorded status.
@@ -525,42 +615,54 @@ impl Registry {
         recorded: Option<&str>,
         since: Option<&str>,
     ) -> Result<usize> {
+        let db = self.db();
         let count: i64 = match (since, project, recorded) {
-            (None, project, status) => {
-                self.conn()
-                    .query_row(COUNT_RUNS, params![project, status], |r| r.get(0))?
-            }
-            (Some(since), Some(project), status) => self.conn().query_row(
-                COUNT_RUNS_OF_PROJECT_SINCE,
+            (None, project, status) => db.query_row(
+                Sql::dialects(COUNT_RUNS, COUNT_RUNS_POSTGRES),
+                params![project, status],
+                |r| r.get(0),
+            )?,
+            (Some(since), Some(project), status) => db.query_row(
+                Sql::dialects(
+                    COUNT_RUNS_OF_PROJECT_SINCE,
+                    COUNT_RUNS_OF_PROJECT_SINCE_POSTGRES,
+                ),
                 params![since, project, status],
                 |r| r.get(0),
             )?,
-            (Some(since), None, Some(status)) => self.conn().query_row(
-                COUNT_RUNS_WITH_STATUS_SINCE,
-                params![since, status],
-                |r| r.get(0),
-            )?,
+            (Some(since), None, Some(status)) => {
+                db.query_row(COUNT_RUNS_WITH_STATUS_SINCE, params![since, status], |r| {
+                    r.get(0)
+                })?
+            }
             (Some(since), None, None) => {
-                self.conn()
-                    .query_row(COUNT_RUNS_SINCE, params![since], |r| r.get(0))?
+                db.query_row(COUNT_RUNS_SINCE, params![since], |r| r.get(0))?
             }
         };
         Ok(usize::try_from(count).unwrap_or(0))
     }
 
     /// Runs whose id is `id` or starts with it, exact match first. Private:
-    /// `id` must already be checked to hold no GLOB wildcard.
+    /// `id` must already be checked to hold no GLOB wildcard (LIKE's are
+    /// escaped).
     fn find_runs(
         &self,
         id: &str,
         project: Option<&str>,
         live: LiveCheck<'_>,
     ) -> Result<Vec<RunRow>> {
-        let sql = format!("SELECT {RUN_COLUMNS} {FIND_RUNS}");
-        let mut stmt = self.conn().prepare(&sql)?;
-        let rows = stmt
-            .query_map(params![format!("{id}*"), project, id], run_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let pattern = match self.db().backend() {
+            Backend::Sqlite => format!("{id}*"),
+            Backend::Postgres => like_prefix(id),
+        };
+        let rows = self.db().query_map(
+            Sql::dialects(
+                &format!("SELECT {RUN_COLUMNS} {FIND_RUNS}"),
+                &format!("SELECT {RUN_COLUMNS} {FIND_RUNS_POSTGRES}"),
+            ),
+            params![pattern, project, id],
+            run_row,
+        )?;
         Ok(rows
             .into_iter()
             .map(|r| with_live_status(r, live))
