@@ -22,8 +22,10 @@ lint:
 
 # Lints first, then every unit and integration test. `failpoints` compiles
 # the crash tests' fault injection into this test build only (src/failpoint.rs).
+# tests/with-postgres gives the whole run one throwaway PostgreSQL server
+# (or says in one line that the PostgreSQL tests are skipped).
 test: lint
-	$(CARGO) test --locked --all-targets --features failpoints
+	tests/with-postgres $(CARGO) test --locked --all-targets --features failpoints
 
 # The benchmark suite (benches/suite): one Markdown table of medians beside
 # floors measured in the same run; results and analysis go in BENCHMARKS.md.

@@ -2,6 +2,8 @@
 //! `orchestrator` binary run inside it with a clean environment.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod pg;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
