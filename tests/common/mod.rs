@@ -29,6 +29,29 @@ pub const TYPES: [&str; 5] = [
     "RenderOutput",
 ];
 
+/// Whether this pass of the suite runs against PostgreSQL: `make test`
+/// runs the integration tests twice, the second time with
+/// `ORCHESTRATOR_TEST_BACKEND=postgres`, where every [`Workspace`] gets a
+/// fresh, migrated PostgreSQL database as its registry (`ORCHESTRATOR_DB`)
+/// instead of `artifacts/registry.db`. Tests of what only a SQLite file has
+/// (its bytes, WAL, pragmas, the file swap of reindex) say
+/// [`sqlite_only!`] and run in the first pass alone.
+pub fn postgres_pass() -> bool {
+    std::env::var("ORCHESTRATOR_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// First line of a test about the SQLite file itself: it returns at once
+/// (saying so on stderr) in the suite's PostgreSQL pass.
+#[macro_export]
+macro_rules! sqlite_only {
+    () => {
+        if $crate::common::postgres_pass() {
+            eprintln!("sqlite-only test: runs in the SQLite pass");
+            return;
+        }
+    };
+}
+
 /// The repository's example config.
 pub fn example_config_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/phase0/project.json")
@@ -41,13 +64,36 @@ pub fn example_config() -> Value {
 /// A temp directory that is the working directory of every command.
 pub struct Workspace {
     pub dir: TempDir,
+    /// The registry's URL in the suite's PostgreSQL pass ([`postgres_pass`]).
+    pg: Option<String>,
 }
 
 impl Workspace {
     pub fn new() -> Self {
-        Workspace {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        let dir = tempfile::tempdir().unwrap();
+        let pg = postgres_pass().then(|| {
+            let url = pg::fresh_database("ws").expect(
+                "ORCHESTRATOR_TEST_BACKEND=postgres needs a PostgreSQL server \
+                 (tests/with-postgres starts one)",
+            );
+            let out = Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"))
+                .current_dir(dir.path())
+                .args(["registry", "migrate", "--db", &url])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "registry migrate: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            url
+        });
+        Workspace { dir, pg }
+    }
+
+    /// The PostgreSQL registry's URL, in the suite's PostgreSQL pass.
+    pub fn pg_url(&self) -> Option<&str> {
+        self.pg.as_deref()
     }
 
     pub fn path(&self) -> &Path {
@@ -72,6 +118,9 @@ impl Workspace {
             .env_remove("ORCHESTRATOR_DB")
             .env_remove("ORCHESTRATOR_STRICT")
             .env("NO_COLOR", "1");
+        if let Some(url) = &self.pg {
+            cmd.env("ORCHESTRATOR_DB", url);
+        }
         cmd
     }
 
@@ -121,6 +170,10 @@ impl Workspace {
     }
 
     pub fn sqlite(&self) -> rusqlite::Connection {
+        assert!(
+            self.pg.is_none(),
+            "this test reads the SQLite registry file: begin it with `sqlite_only!()`"
+        );
         rusqlite::Connection::open(self.db()).unwrap()
     }
 }
