@@ -13,7 +13,9 @@
 //! literal that begins with `SELECT`, `INSERT`, `UPDATE`, `DELETE` or `WITH`
 //! is a statement (a `format!` template has its `{CONST}` placeholders
 //! replaced by those constants' text), and so is every `const X: &str` whose
-//! text does. Code in `#[cfg(test)]` sections is left out.
+//! text does. A `const X: Sql = Sql::dialects(sqlite, postgres)` is its
+//! SQLite text; the PostgreSQL text is not SQLite's to explain. Code in
+//! `#[cfg(test)]` sections is left out.
 //!
 //! The plan a registry gets is the one an empty registry gets: the tool
 //! never runs `ANALYZE`, so SQLite plans from the schema alone, whatever the
@@ -172,10 +174,16 @@ fn raw_prefix(before: &[char]) -> Option<usize> {
     (before[at] == 'r' && (starts_ident || b_prefixed)).then_some(hashes)
 }
 
-/// The name of the `const NAME: &str =` that `before` ends with.
+/// The name of the `const NAME: &str =` (or `const NAME: Sql<'static> =
+/// Sql::dialects(`) that `before` ends with.
 fn const_name(before: &str) -> Option<&str> {
+    let before = before.trim_end();
+    let (before, ty) = match before.strip_suffix(DIALECTS) {
+        Some(before) => (before, "Sql<'static>"),
+        None => (before, "&str"),
+    };
     let decl = before.trim_end().strip_suffix('=')?.trim_end();
-    let decl = decl.strip_suffix("&str")?.trim_end().strip_suffix(':')?;
+    let decl = decl.strip_suffix(ty)?.trim_end().strip_suffix(':')?;
     let name = decl.trim_end().rsplit(|c: char| c.is_whitespace()).next()?;
     decl.trim_end()
         .strip_suffix(name)?
@@ -183,6 +191,9 @@ fn const_name(before: &str) -> Option<&str> {
         .ends_with("const")
         .then_some(name)
 }
+
+/// What opens a per-dialect statement: its SQLite text follows.
+const DIALECTS: &str = "Sql::dialects(";
 
 fn is_statement(sql: &str) -> bool {
     let first = sql.split_whitespace().next().unwrap_or("");
@@ -214,7 +225,13 @@ fn statements() -> Vec<Statement> {
         // Test code builds its own fixtures; only what ships is checked.
         let text = text.split("#[cfg(test)]").next().unwrap_or("");
         let name = file.strip_prefix(&src).unwrap().display().to_string();
+        let mut postgres_text_next = false;
         for lit in literals(text) {
+            // The second argument of `Sql::dialects`.
+            if std::mem::take(&mut postgres_text_next) && lit.before.trim() == "," {
+                continue;
+            }
+            postgres_text_next = lit.before.trim_end().ends_with(DIALECTS);
             let konst = const_name(&lit.before).map(str::to_string);
             if let Some(k) = &konst {
                 consts.insert(k.clone(), lit.value.clone());
