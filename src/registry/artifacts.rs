@@ -1,8 +1,8 @@
 //! Reads of the `artifacts` table.
 
 use super::Registry;
-use crate::error::{Error, Result};
-use crate::registry::db::{DbError, Row, params};
+use crate::error::Result;
+use crate::registry::db::{Row, params};
 
 /// One registered artifact: the file currently on disk for (run, type).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,17 +45,6 @@ impl ArtifactRecord {
             stage_version: r.get(11)?,
             created_at: r.get(12)?,
             meta_json: r.get(13)?,
-        })
-    }
-
-    /// [`ArtifactRecord::read`] for the queries that still call rusqlite
-    /// directly (`lineage.rs`, `verification.rs`); it goes when they move to
-    /// [`Db`](crate::registry::Db).
-    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Self::read(&Row::Sqlite(r)).map_err(|e| match e {
-            Error::Sql(DbError::Sqlite(e)) => e,
-            // Reading a SQLite row fails only with a rusqlite error.
-            other => rusqlite::Error::ToSqlConversionFailure(other.to_string().into()),
         })
     }
 }

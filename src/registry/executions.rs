@@ -7,13 +7,13 @@
 //! run's next start marks such rows `interrupted`. The writes are methods
 //! of [`Tx`], so the runner decides which of them commit together.
 //!
-//! Statements are prepared once per connection (`prepare_cached`): a run
-//! issues each of them once per stage.
+//! Every statement here runs as written on SQLite and PostgreSQL. The
+//! backend prepares each once per connection: a run issues each of them
+//! once per stage.
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, params};
-
+use super::db::{Db, params};
 use super::{Registry, Tx};
 use crate::artifact::MetaRecord;
 use crate::error::{Error, Result};
@@ -130,16 +130,14 @@ impl Registry {
         stage: u8,
     ) -> Result<Option<CompletedExecution>> {
         let row = self
-            .conn()
-            .prepare_cached(LAST_COMPLETED)?
-            .query_row(params![project_id, run_id, stage], |r| {
+            .db()
+            .query_opt(LAST_COMPLETED, params![project_id, run_id, stage], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
+                    r.get::<String>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<String>(2)?,
                 ))
-            })
-            .optional()?;
+            })?;
         row.map(|(stage_version, inputs, output_sha256)| {
             let input_hashes =
                 serde_json::from_str(&inputs).map_err(|e| Error::RegistryUnusable {
@@ -160,10 +158,8 @@ impl Registry {
     /// get larger ids, so an invocation that reads this before its first
     /// row can find all of its rows, and only them, by id.
     pub fn last_execution_id(&self) -> Result<i64> {
-        Ok(self
-            .conn()
-            .prepare_cached(LAST_EXECUTION_ID)?
-            .query_row([], |r| r.get(0))?)
+        self.db()
+            .query_row(LAST_EXECUTION_ID, params![], |r| r.get(0))
     }
 
     /// Every execution row of one attempt of a run, in stage order. All of
@@ -175,9 +171,10 @@ impl Registry {
         attempt: u32,
         after: i64,
     ) -> Result<Vec<ExecutionRecord>> {
-        let mut stmt = self.conn().prepare_cached(EXECUTIONS_OF_ATTEMPT)?;
-        let rows = stmt
-            .query_map(params![project_id, run_id, attempt, after], |r| {
+        let rows = self.db().query_map(
+            EXECUTIONS_OF_ATTEMPT,
+            params![project_id, run_id, attempt, after],
+            |r| {
                 Ok((
                     ExecutionRecord {
                         execution_id: r.get(0)?,
@@ -196,10 +193,10 @@ impl Registry {
                         output_sha256: r.get(10)?,
                         error: r.get(11)?,
                     },
-                    r.get::<_, String>(9)?,
+                    r.get::<String>(9)?,
                 ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            },
+        )?;
         rows.into_iter()
             .map(|(mut e, inputs)| {
                 e.input_hashes =
@@ -237,8 +234,9 @@ impl Tx<'_> {
     /// edges: the registration every artifact gets, whatever made it (a
     /// stage, or `package`). Returns its id.
     pub fn register_artifact(&self, meta: &MetaRecord, path: &str, meta_json: &str) -> Result<i64> {
-        let conn = self.conn();
-        let artifact_id: i64 = conn.prepare_cached(UPSERT_ARTIFACT)?.query_row(
+        let db = self.db();
+        let artifact_id: i64 = db.query_row(
+            UPSERT_ARTIFACT,
             params![
                 meta.project_id,
                 meta.run_id,
@@ -256,17 +254,18 @@ impl Tx<'_> {
             ],
             |r| r.get(0),
         )?;
-        conn.prepare_cached(DELETE_EDGES_OF_CHILD)?
-            .execute(params![artifact_id])?;
-        let mut insert_edge = conn.prepare_cached(INSERT_EDGE)?;
+        db.execute(DELETE_EDGES_OF_CHILD, params![artifact_id])?;
         for parent in &meta.parents {
-            let inserted = insert_edge.execute(params![
-                artifact_id,
-                meta.project_id,
-                meta.run_id,
-                parent.artifact_type,
-                parent.sha256
-            ])?;
+            let inserted = db.execute(
+                INSERT_EDGE,
+                params![
+                    artifact_id,
+                    meta.project_id,
+                    meta.run_id,
+                    parent.artifact_type,
+                    parent.sha256
+                ],
+            )?;
             if inserted != 1 {
                 return Err(Error::Inconsistent(format!(
                     "{} names parent {} which is not registered for run {}",
@@ -280,9 +279,8 @@ impl Tx<'_> {
     /// Remove a `running` row whose stage never started (recorded ahead of
     /// time by the previous stage's commit, which the run then aborted).
     pub fn withdraw_execution(&self, execution_id: i64) -> Result<()> {
-        self.conn()
-            .prepare_cached(WITHDRAW_EXECUTION)?
-            .execute(params![execution_id])?;
+        self.db()
+            .execute(WITHDRAW_EXECUTION, params![execution_id])?;
         Ok(())
     }
 
@@ -290,17 +288,19 @@ impl Tx<'_> {
     /// returned, or a skipped or failed one), or, when it already has an
     /// id, complete the row it names.
     pub fn record_execution(&self, e: &ExecutionRecord) -> Result<i64> {
-        let conn = self.conn();
         if let Some(id) = e.execution_id {
-            let updated = conn.prepare_cached(COMPLETE_EXECUTION)?.execute(params![
-                id,
-                e.status,
-                e.reason,
-                e.finished_at,
-                e.duration_ms.map(|d| d as i64),
-                e.output_sha256,
-                e.error
-            ])?;
+            let updated = self.db().execute(
+                COMPLETE_EXECUTION,
+                params![
+                    id,
+                    e.status,
+                    e.reason,
+                    e.finished_at,
+                    e.duration_ms.map(|d| d as i64),
+                    e.output_sha256,
+                    e.error
+                ],
+            )?;
             if updated != 1 {
                 return Err(Error::Inconsistent(format!(
                     "execution {id} of stage {} is no longer running",
@@ -309,16 +309,17 @@ impl Tx<'_> {
             }
             return Ok(id);
         }
-        insert_execution(conn, e)
+        insert_execution(self.db(), e)
     }
 }
 
 /// Insert one execution row (its artifact linked by output hash); returns
 /// its id. Shared by the runner and `reindex`'s bulk path.
-pub(super) fn insert_execution(conn: &rusqlite::Connection, e: &ExecutionRecord) -> Result<i64> {
+pub(super) fn insert_execution(db: &Db, e: &ExecutionRecord) -> Result<i64> {
     let inputs = serde_json::to_string(&e.input_hashes)
         .map_err(|err| Error::Inconsistent(format!("encoding input hashes: {err}")))?;
-    Ok(conn.prepare_cached(INSERT_EXECUTION)?.query_row(
+    db.query_row(
+        INSERT_EXECUTION,
         params![
             e.project_id,
             e.run_id,
@@ -336,7 +337,7 @@ pub(super) fn insert_execution(conn: &rusqlite::Connection, e: &ExecutionRecord)
             e.error
         ],
         |r| r.get(0),
-    )?)
+    )
 }
 
 /// The newest decision for one stage of a run, as `runs show` displays it.
@@ -395,9 +396,8 @@ impl Registry {
     /// attempt that recorded no stage (it failed before the first) has no
     /// row.
     pub fn attempt_history(&self, project_id: &str, run_id: &str) -> Result<Vec<AttemptRow>> {
-        let mut stmt = self.conn().prepare_cached(ATTEMPT_HISTORY)?;
-        let rows = stmt
-            .query_map(params![project_id, run_id], |r| {
+        self.db()
+            .query_map(ATTEMPT_HISTORY, params![project_id, run_id], |r| {
                 Ok(AttemptRow {
                     attempt: r.get(0)?,
                     started_at: r.get(1)?,
@@ -406,18 +406,16 @@ impl Registry {
                     failed: r.get(4)?,
                     interrupted: r.get(5)?,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            })
     }
 
     /// The newest execution row of each stage of a run, in stage order.
     pub fn latest_stages(&self, project_id: &str, run_id: &str) -> Result<Vec<StageRow>> {
-        let mut stmt = self.conn().prepare(LATEST_STAGES)?;
-        let rows = stmt
-            .query_map(params![project_id, run_id], |r| {
+        self.db()
+            .query_map(LATEST_STAGES, params![project_id, run_id], |r| {
+                let stage: u8 = r.get(0)?;
                 Ok(StageRow {
-                    stage: r.get(0)?,
+                    stage,
                     name: r.get(1)?,
                     stage_version: r.get(2)?,
                     status: r.get(3)?,
@@ -430,16 +428,13 @@ impl Registry {
                     error: r.get(10)?,
                     artifact_type: crate::artifact::ArtifactType::EVERY
                         .iter()
-                        .find(|t| t.stage() == r.get::<_, u8>(0).unwrap_or(0))
+                        .find(|t| t.stage() == stage)
                         .map_or_else(String::new, |t| t.name().to_string()),
                     // Written by this tool as a JSON object; anything else
                     // (a hand edit) shows as none rather than failing.
-                    input_hashes: serde_json::from_str(&r.get::<_, String>(11)?)
-                        .unwrap_or_default(),
+                    input_hashes: serde_json::from_str(&r.get::<String>(11)?).unwrap_or_default(),
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            })
     }
 }
 

@@ -7,11 +7,15 @@
 //! forever: every row carries its depth and the recursion stops at the
 //! caller's bound, and `UNION` (not `UNION ALL`) drops a (node, depth) pair
 //! already produced, so the table holds at most nodes × (bound + 1) rows.
-
-use rusqlite::{OptionalExtension, Row, params};
+//!
+//! The scope filters (`?2 IS NULL OR …`) take a project or run, or NULL for
+//! any. PostgreSQL cannot tell the type of a parameter it first meets in
+//! `IS NULL`, so its texts name it (`CAST(?2 AS TEXT)`); the SQLite texts are
+//! the ones the query-plan guard and BENCHMARKS.md explain.
 
 use super::Registry;
 use super::artifacts::{ARTIFACT_COLUMNS, ArtifactRecord};
+use super::db::{Row, Sql, params};
 use crate::error::Result;
 use crate::lineage::{Direction, LineageNode, WalkRow};
 
@@ -28,27 +32,56 @@ const BY_NEWEST_RUN: &str = "
 /// `?1 || '*'`) because SQLite only turns a GLOB into an index range when
 /// the right-hand side is a literal or a bound parameter; the scope columns
 /// are in the same index, so no row is read.
-const SHAS_WITH_PREFIX: &str = "
+///
+/// PostgreSQL has no GLOB. It takes the prefix back off the pattern and
+/// seeks the range [prefix, prefix || 'g'), which holds exactly the
+/// lowercase-hex strings that start with it ('g' follows 'f' bytewise, and
+/// `sha256` is `COLLATE "C"`). A range of expressions over a parameter is an
+/// index bound in a generic plan too; `LIKE ?1` would be one only in a plan
+/// made for the value bound.
+const SHAS_WITH_PREFIX: Sql<'static> = Sql::dialects(
+    "
     SELECT DISTINCT sha256 FROM artifacts
     WHERE sha256 GLOB ?1
       AND (?2 IS NULL OR project_id = ?2)
       AND (?3 IS NULL OR run_id = ?3)
-    ORDER BY sha256";
+    ORDER BY sha256",
+    "
+    SELECT DISTINCT sha256 FROM artifacts
+    WHERE sha256 >= rtrim(?1, '*') AND sha256 < rtrim(?1, '*') || 'g'
+      AND (CAST(?2 AS TEXT) IS NULL OR project_id = ?2)
+      AND (CAST(?3 AS TEXT) IS NULL OR run_id = ?3)
+    ORDER BY sha256",
+);
 
 /// `?1` sha256, `?2` project or NULL, `?3` run or NULL.
-const WITH_SHA: &str = "
+const WITH_SHA: Sql<'static> = Sql::dialects(
+    "
     FROM artifacts a
     WHERE a.sha256 = ?1
       AND (?2 IS NULL OR a.project_id = ?2)
-      AND (?3 IS NULL OR a.run_id = ?3)";
+      AND (?3 IS NULL OR a.run_id = ?3)",
+    "
+    FROM artifacts a
+    WHERE a.sha256 = ?1
+      AND (CAST(?2 AS TEXT) IS NULL OR a.project_id = ?2)
+      AND (CAST(?3 AS TEXT) IS NULL OR a.run_id = ?3)",
+);
 
 /// `?1` path relative to the artifacts directory, `?2` project or NULL,
 /// `?3` run or NULL.
-const AT_PATH: &str = "
+const AT_PATH: Sql<'static> = Sql::dialects(
+    "
     FROM artifacts a
     WHERE a.path = ?1
       AND (?2 IS NULL OR a.project_id = ?2)
-      AND (?3 IS NULL OR a.run_id = ?3)";
+      AND (?3 IS NULL OR a.run_id = ?3)",
+    "
+    FROM artifacts a
+    WHERE a.path = ?1
+      AND (CAST(?2 AS TEXT) IS NULL OR a.project_id = ?2)
+      AND (CAST(?3 AS TEXT) IS NULL OR a.run_id = ?3)",
+);
 
 // The walks. They start from every artifact with the bytes `?1` in project
 // `?3` and run `?4` (NULL: any) and go at most `?2` edges. A reached artifact
@@ -62,9 +95,14 @@ const AT_PATH: &str = "
 // Every step is an index lookup: the starts come from
 // `artifacts_by_sha256_run`, parents from the edge table's primary key,
 // children from `artifact_edges_by_parent`, rows by `artifact_id`.
+//
+// On SQLite, `CROSS JOIN` keeps `reached` the outer loop (its planner never
+// reorders a CROSS JOIN); PostgreSQL allows no `ON` after a CROSS JOIN, and
+// its planner orders the join by cost, so its texts say `JOIN`.
 
 /// What the start was made from.
-const ANCESTORS: &str = "
+const ANCESTORS: Sql<'static> = Sql::dialects(
+    "
     WITH RECURSIVE walk (node_id, depth) AS (
         SELECT artifact_id, 0 FROM artifacts
         WHERE sha256 = ?1 AND (?3 IS NULL OR project_id = ?3) AND (?4 IS NULL OR run_id = ?4)
@@ -82,11 +120,33 @@ const ANCESTORS: &str = "
     CROSS JOIN artifacts a ON a.artifact_id = r.node_id
     LEFT JOIN artifact_edges e ON e.child_id = r.node_id AND r.depth < ?2
     ORDER BY a.stage, a.artifact_type, a.sha256, (a.project_id = ?5 AND a.run_id = ?6) DESC,
-             a.artifact_id, e.parent_id";
+             a.artifact_id, e.parent_id",
+    "
+    WITH RECURSIVE walk (node_id, depth) AS (
+        SELECT artifact_id, 0 FROM artifacts
+        WHERE sha256 = ?1 AND (CAST(?3 AS TEXT) IS NULL OR project_id = ?3)
+          AND (CAST(?4 AS TEXT) IS NULL OR run_id = ?4)
+        UNION
+        SELECT e.parent_id, w.depth + 1
+        FROM walk w JOIN artifact_edges e ON e.child_id = w.node_id
+        WHERE w.depth < ?2
+    ),
+    reached (node_id, depth) AS (
+        SELECT node_id, min(depth) FROM walk GROUP BY node_id
+    )
+    SELECT a.artifact_id, a.sha256, a.artifact_type, a.project_id, a.run_id,
+           a.stage, a.stage_name, a.path, r.depth, e.parent_id
+    FROM reached r
+    JOIN artifacts a ON a.artifact_id = r.node_id
+    LEFT JOIN artifact_edges e ON e.child_id = r.node_id AND r.depth < ?2
+    ORDER BY a.stage, a.artifact_type, a.sha256, (a.project_id = ?5 AND a.run_id = ?6) DESC,
+             a.artifact_id, e.parent_id",
+);
 
 /// What was made from the start: as [`ANCESTORS`], the edges followed the
 /// other way.
-const DESCENDANTS: &str = "
+const DESCENDANTS: Sql<'static> = Sql::dialects(
+    "
     WITH RECURSIVE walk (node_id, depth) AS (
         SELECT artifact_id, 0 FROM artifacts
         WHERE sha256 = ?1 AND (?3 IS NULL OR project_id = ?3) AND (?4 IS NULL OR run_id = ?4)
@@ -104,9 +164,30 @@ const DESCENDANTS: &str = "
     CROSS JOIN artifacts a ON a.artifact_id = r.node_id
     LEFT JOIN artifact_edges e ON e.parent_id = r.node_id AND r.depth < ?2
     ORDER BY a.stage, a.artifact_type, a.sha256, (a.project_id = ?5 AND a.run_id = ?6) DESC,
-             a.artifact_id, e.child_id";
+             a.artifact_id, e.child_id",
+    "
+    WITH RECURSIVE walk (node_id, depth) AS (
+        SELECT artifact_id, 0 FROM artifacts
+        WHERE sha256 = ?1 AND (CAST(?3 AS TEXT) IS NULL OR project_id = ?3)
+          AND (CAST(?4 AS TEXT) IS NULL OR run_id = ?4)
+        UNION
+        SELECT e.child_id, w.depth + 1
+        FROM walk w JOIN artifact_edges e ON e.parent_id = w.node_id
+        WHERE w.depth < ?2
+    ),
+    reached (node_id, depth) AS (
+        SELECT node_id, min(depth) FROM walk GROUP BY node_id
+    )
+    SELECT a.artifact_id, a.sha256, a.artifact_type, a.project_id, a.run_id,
+           a.stage, a.stage_name, a.path, r.depth, e.child_id
+    FROM reached r
+    JOIN artifacts a ON a.artifact_id = r.node_id
+    LEFT JOIN artifact_edges e ON e.parent_id = r.node_id AND r.depth < ?2
+    ORDER BY a.stage, a.artifact_type, a.sha256, (a.project_id = ?5 AND a.run_id = ?6) DESC,
+             a.artifact_id, e.child_id",
+);
 
-fn walk_row(r: &Row<'_>) -> rusqlite::Result<WalkRow> {
+fn walk_row(r: &Row<'_>) -> Result<WalkRow> {
     Ok(WalkRow {
         artifact_id: r.get(0)?,
         node: LineageNode {
@@ -141,11 +222,11 @@ impl Registry {
         {
             return Ok(Vec::new());
         }
-        let mut stmt = self.conn().prepare(SHAS_WITH_PREFIX)?;
-        let rows = stmt
-            .query_map(params![format!("{prefix}*"), project, run], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.db().query_map(
+            SHAS_WITH_PREFIX,
+            params![format!("{prefix}*"), project, run],
+            |r| r.get(0),
+        )
     }
 
     /// The artifact with bytes `sha256` in the newest run, optionally only
@@ -156,15 +237,13 @@ impl Registry {
         project: Option<&str>,
         run: Option<&str>,
     ) -> Result<Option<ArtifactRecord>> {
-        let sql = format!("SELECT {ARTIFACT_COLUMNS} {WITH_SHA} {BY_NEWEST_RUN} LIMIT 1");
-        Ok(self
-            .conn()
-            .query_row(
-                &sql,
-                params![sha256, project, run],
-                ArtifactRecord::from_row,
-            )
-            .optional()?)
+        // `WITH_SHA` named in the template, so the query-plan guard reads it.
+        let sql = format!(
+            "SELECT {ARTIFACT_COLUMNS} {WITH_SHA} {BY_NEWEST_RUN} LIMIT 1",
+            WITH_SHA = WITH_SHA.text(self.db().backend())
+        );
+        self.db()
+            .query_opt(&sql, params![sha256, project, run], ArtifactRecord::read)
     }
 
     /// The artifact registered at `path` (relative to the artifacts
@@ -175,11 +254,12 @@ impl Registry {
         project: Option<&str>,
         run: Option<&str>,
     ) -> Result<Option<ArtifactRecord>> {
-        let sql = format!("SELECT {ARTIFACT_COLUMNS} {AT_PATH} {BY_NEWEST_RUN} LIMIT 1");
-        Ok(self
-            .conn()
-            .query_row(&sql, params![path, project, run], ArtifactRecord::from_row)
-            .optional()?)
+        let sql = format!(
+            "SELECT {ARTIFACT_COLUMNS} {AT_PATH} {BY_NEWEST_RUN} LIMIT 1",
+            AT_PATH = AT_PATH.text(self.db().backend())
+        );
+        self.db()
+            .query_opt(&sql, params![path, project, run], ArtifactRecord::read)
     }
 
     /// Every artifact within `max_depth` edges, in `direction`, of the
@@ -199,13 +279,10 @@ impl Registry {
             Direction::Ancestors => ANCESTORS,
             Direction::Descendants => DESCENDANTS,
         };
-        let mut stmt = self.conn().prepare(sql)?;
-        let rows = stmt
-            .query_map(
-                params![sha256, max_depth, project, run, prefer.0, prefer.1],
-                walk_row,
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.db().query_map(
+            sql,
+            params![sha256, max_depth, project, run, prefer.0, prefer.1],
+            walk_row,
+        )
     }
 }

@@ -27,7 +27,7 @@ mod verification;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::ErrorCode;
 
 pub use db::Db;
 pub use info::RegistryInfo;
@@ -77,15 +77,6 @@ impl Registry {
     /// The connection, for queries of the registry's own modules.
     pub fn db(&self) -> &Db {
         &self.db
-    }
-
-    /// The SQLite connection underneath, while query modules move to
-    /// [`Registry::db`]. Only reached on a SQLite registry.
-    pub(crate) fn conn(&self) -> &Connection {
-        match &self.db {
-            Db::Sqlite(c) => c,
-            Db::Postgres(_) => unreachable!("a SQLite-only query ran on PostgreSQL"),
-        }
     }
 
     /// The registry file this was opened from.

@@ -1019,8 +1019,14 @@ mod rebuild_tests {
             .unwrap();
         }
         let registry = Registry::open(&path).unwrap();
-        let count =
-            |sql: &str| -> i64 { registry.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
+        let count = |sql: &str| -> i64 {
+            registry
+                .db()
+                .sqlite()
+                .unwrap()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap()
+        };
         assert_eq!(count("SELECT count(*) FROM artifacts"), 2);
         assert_eq!(count("SELECT count(*) FROM artifact_edges"), 1);
         assert_eq!(count("SELECT count(*) FROM artifact_verifications"), 1);

@@ -13,9 +13,11 @@
 //! literal that begins with `SELECT`, `INSERT`, `UPDATE`, `DELETE` or `WITH`
 //! is a statement (a `format!` template has its `{CONST}` placeholders
 //! replaced by those constants' text), and so is every `const X: &str` whose
-//! text does. Code in `#[cfg(test)]` sections is left out, and so is the
-//! PostgreSQL text of a statement (`const X_POSTGRES: &str`, and templates
-//! built from one).
+//! text does. A `const X: Sql = Sql::dialects(sqlite, postgres)` is its
+//! SQLite text; the PostgreSQL text is not SQLite's to explain, nor is a
+//! `const X_POSTGRES: &str` (or a template built from one), nor a file of
+//! PostgreSQL-only statements ([`POSTGRES_ONLY`]). Code in `#[cfg(test)]`
+//! sections is left out.
 //!
 //! The plan a registry gets is the one an empty registry gets: the tool
 //! never runs `ANALYZE`, so SQLite plans from the schema alone, whatever the
@@ -191,10 +193,16 @@ fn raw_prefix(before: &[char]) -> Option<usize> {
     (before[at] == 'r' && (starts_ident || b_prefixed)).then_some(hashes)
 }
 
-/// The name of the `const NAME: &str =` that `before` ends with.
+/// The name of the `const NAME: &str =` (or `const NAME: Sql<'static> =
+/// Sql::dialects(`) that `before` ends with.
 fn const_name(before: &str) -> Option<&str> {
+    let before = before.trim_end();
+    let (before, ty) = match before.strip_suffix(DIALECTS) {
+        Some(before) => (before, "Sql<'static>"),
+        None => (before, "&str"),
+    };
     let decl = before.trim_end().strip_suffix('=')?.trim_end();
-    let decl = decl.strip_suffix("&str")?.trim_end().strip_suffix(':')?;
+    let decl = decl.strip_suffix(ty)?.trim_end().strip_suffix(':')?;
     let name = decl.trim_end().rsplit(|c: char| c.is_whitespace()).next()?;
     decl.trim_end()
         .strip_suffix(name)?
@@ -202,6 +210,9 @@ fn const_name(before: &str) -> Option<&str> {
         .ends_with("const")
         .then_some(name)
 }
+
+/// What opens a per-dialect statement: its SQLite text follows.
+const DIALECTS: &str = "Sql::dialects(";
 
 fn is_statement(sql: &str) -> bool {
     let first = sql.split_whitespace().next().unwrap_or("");
@@ -236,16 +247,13 @@ fn statements() -> Vec<Statement> {
         if POSTGRES_ONLY.contains(&name.as_str()) {
             continue;
         }
-        // In `Sql::dialects(sqlite, postgres)` the second text is
-        // PostgreSQL's: skipped, the first checked like any other.
-        let mut after_dialects_open = false;
+        let mut postgres_text_next = false;
         for lit in literals(text) {
-            let opens_dialects = lit.before.trim_end().ends_with("dialects(");
-            let is_postgres_text = after_dialects_open && lit.before.trim() == ",";
-            after_dialects_open = opens_dialects;
-            if is_postgres_text {
+            // The second argument of `Sql::dialects`.
+            if std::mem::take(&mut postgres_text_next) && lit.before.trim() == "," {
                 continue;
             }
+            postgres_text_next = lit.before.trim_end().ends_with(DIALECTS);
             let konst = const_name(&lit.before).map(str::to_string);
             // PostgreSQL's text of a statement (a `…_POSTGRES` constant, or
             // a template built from one) is not SQLite's to plan.
@@ -406,7 +414,7 @@ fn every_statement_prepares() {
     let (_dir, registry) = migrated();
     for s in statements() {
         println!("{}\n  {}", s.origin, words_and_marks(&s.sql));
-        let lines = plan(registry.conn(), &s.sql)
+        let lines = plan(registry.db().sqlite().unwrap(), &s.sql)
             .unwrap_or_else(|e| panic!("{}: cannot explain: {e}", s.origin));
         for line in lines {
             println!("    {line}");
@@ -417,7 +425,7 @@ fn every_statement_prepares() {
 #[test]
 fn no_query_reads_a_growing_table_from_end_to_end() {
     let (_dir, registry) = migrated();
-    let conn = registry.conn();
+    let conn = registry.db().sqlite().unwrap();
     let views = views(conn);
     let statements = statements();
     let mut failures = Vec::new();
@@ -470,7 +478,7 @@ fn run_listings_are_read_in_index_order() {
         .collect();
     assert!(listings.len() >= 3, "{listings:#?}");
     for s in &listings {
-        let plan = plan(registry.conn(), &s.sql).unwrap();
+        let plan = plan(registry.db().sqlite().unwrap(), &s.sql).unwrap();
         assert!(
             !plan.iter().any(|l| l == "USE TEMP B-TREE FOR ORDER BY"),
             "{} sorts every matching run: {plan:?}",
@@ -547,7 +555,7 @@ fn the_lexer_reads_consts_raw_strings_continuations_and_skips_comments() {
 #[test]
 fn a_full_scan_is_caught_under_any_alias() {
     let (_dir, registry) = migrated();
-    let conn = registry.conn();
+    let conn = registry.db().sqlite().unwrap();
     let views = views(conn);
     for sql in [
         "SELECT count(*) FROM runs",

@@ -2,15 +2,15 @@
 //! from the artifact tree, and the checkpointing close that must precede
 //! renaming that registry into place.
 //!
-//! Runs are inserted a batch per `BEGIN IMMEDIATE` transaction, each run
-//! under its own savepoint: a run that a table constraint refuses is rolled
-//! back alone and reported, instead of aborting the rebuild. Everything
-//! else (disk full, I/O) aborts it.
+//! Runs are inserted a batch per write transaction, each run under its own
+//! savepoint: a run that a table constraint refuses is rolled back alone
+//! and reported, instead of aborting the rebuild. Everything else (disk
+//! full, I/O) aborts it. The inserts run on either backend; checkpointing,
+//! the file header and folding a WAL are SQLite's alone.
 
 use std::path::Path;
 
-use rusqlite::params;
-
+use super::db::{Sql, params};
 use super::{ExecutionRecord, Registry, RunRow, Tx};
 use crate::artifact::MetaRecord;
 use crate::error::{Error, Result};
@@ -59,15 +59,27 @@ pub struct Inserted {
 }
 
 /// A project's title is its newest run's; its first and last run times
-/// span all its runs, whatever order they are inserted in.
-const MERGE_PROJECT: &str = "
+/// span all its runs, whatever order they are inserted in. SQLite's
+/// two-argument `min` and `max` are PostgreSQL's `least` and `greatest`
+/// (the columns are NOT NULL, where the two would differ).
+const MERGE_PROJECT: Sql<'static> = Sql::dialects(
+    "
     INSERT INTO projects (project_id, title, first_run_at, last_run_at)
     VALUES (?1, ?2, ?3, ?3)
     ON CONFLICT (project_id) DO UPDATE SET
         title = CASE WHEN excluded.last_run_at >= projects.last_run_at
                      THEN excluded.title ELSE projects.title END,
         first_run_at = min(projects.first_run_at, excluded.first_run_at),
-        last_run_at = max(projects.last_run_at, excluded.last_run_at)";
+        last_run_at = max(projects.last_run_at, excluded.last_run_at)",
+    "
+    INSERT INTO projects (project_id, title, first_run_at, last_run_at)
+    VALUES (?1, ?2, ?3, ?3)
+    ON CONFLICT (project_id) DO UPDATE SET
+        title = CASE WHEN excluded.last_run_at >= projects.last_run_at
+                     THEN excluded.title ELSE projects.title END,
+        first_run_at = least(projects.first_run_at, excluded.first_run_at),
+        last_run_at = greatest(projects.last_run_at, excluded.last_run_at)",
+);
 
 const INSERT_RUN: &str = "
     INSERT INTO runs (project_id, run_id, config_hash, config_json, run_dir, status, attempts,
@@ -79,10 +91,12 @@ const INSERT_SUMMARY: &str = "
     INSERT INTO run_summaries (project_id, run_id, sha256, path, summary_json, written_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
+/// Returns the new row's id, which the edges of the artifact name.
 const INSERT_ARTIFACT: &str = "
     INSERT INTO artifacts (project_id, run_id, artifact_type, sha256, schema_id, schema_version,
         path, size_bytes, stage, stage_name, stage_version, created_at, meta_json)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+    RETURNING artifact_id";
 
 /// The parent is looked up by type within the child's run, as `run` does.
 const INSERT_EDGE: &str = "
@@ -90,8 +104,6 @@ const INSERT_EDGE: &str = "
     SELECT ?1, artifact_id, ?5 FROM artifacts
     WHERE project_id = ?2 AND run_id = ?3 AND artifact_type = ?4";
 
-/// As `run` records an execution: linked to the run's artifact of that
-/// stage with that hash, if it is registered.
 impl Registry {
     /// Insert `runs` in one transaction, each under its own savepoint.
     /// Returns, per run, what it added, or why the registry refused it
@@ -103,15 +115,15 @@ impl Registry {
         self.write(|tx| {
             let mut out = Vec::with_capacity(runs.len());
             for run in runs {
-                tx.conn().execute_batch("SAVEPOINT rebuilt_run")?;
+                tx.db().batch("SAVEPOINT rebuilt_run")?;
                 match insert_run(tx, run) {
                     Ok(inserted) => {
-                        tx.conn().execute_batch("RELEASE rebuilt_run")?;
+                        tx.db().batch("RELEASE rebuilt_run")?;
                         out.push(Ok(inserted));
                     }
                     Err(e) if refused(&e) => {
-                        tx.conn()
-                            .execute_batch("ROLLBACK TO rebuilt_run; RELEASE rebuilt_run")?;
+                        tx.db()
+                            .batch("ROLLBACK TO rebuilt_run; RELEASE rebuilt_run")?;
                         out.push(Err(error_text(&e)));
                     }
                     Err(e) => return Err(e),
@@ -122,11 +134,14 @@ impl Registry {
     }
 
     /// Checkpoint the WAL into the database file and close the connection,
-    /// so the file alone holds every commit and can be renamed.
+    /// so the file alone holds every commit and can be renamed. A
+    /// PostgreSQL registry has neither WAL file nor file to rename: it is
+    /// only closed.
     pub fn close_checkpointed(self) -> Result<()> {
-        let busy: i64 = self
-            .conn()
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        let busy: i64 = match self.db().sqlite() {
+            Some(conn) => conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?,
+            None => 0,
+        };
         if busy != 0 {
             return Err(Error::Busy {
                 what: format!("the registry `{}`", self.path.display()),
@@ -164,70 +179,80 @@ fn error_text(e: &Error) -> String {
 
 fn insert_run(tx: &Tx<'_>, b: &RebuiltRun) -> Result<Inserted> {
     let r = &b.run;
-    // Cached statements: a bulk insert runs these six statements for every
-    // run, and preparing each anew would cost more than executing it.
-    tx.conn().prepare_cached(MERGE_PROJECT)?.execute(params![
-        r.project_id,
-        r.title,
-        r.started_at
-    ])?;
-    tx.conn().prepare_cached(INSERT_RUN)?.execute(params![
-        r.project_id,
-        r.run_id,
-        r.config_hash,
-        b.config_json,
-        r.run_dir,
-        r.status,
-        r.attempts,
-        r.started_at,
-        r.finished_at,
-        r.duration_ms.map(|ms| ms as i64),
-        r.stages_executed,
-        r.stages_skipped,
-        r.error,
-        r.orchestrator_version,
-        r.host,
-        r.created_at,
-        r.title,
-        r.config_path
-    ])?;
+    // A bulk insert runs these six statements for every run; the backend
+    // prepares each once per connection, as preparing each anew would cost
+    // more than executing it.
+    let db = tx.db();
+    db.execute(MERGE_PROJECT, params![r.project_id, r.title, r.started_at])?;
+    db.execute(
+        INSERT_RUN,
+        params![
+            r.project_id,
+            r.run_id,
+            r.config_hash,
+            b.config_json,
+            r.run_dir,
+            r.status,
+            r.attempts,
+            r.started_at,
+            r.finished_at,
+            r.duration_ms.map(|ms| ms as i64),
+            r.stages_executed,
+            r.stages_skipped,
+            r.error,
+            r.orchestrator_version,
+            r.host,
+            r.created_at,
+            r.title,
+            r.config_path
+        ],
+    )?;
     let s = &b.summary;
-    tx.conn().prepare_cached(INSERT_SUMMARY)?.execute(params![
-        r.project_id,
-        r.run_id,
-        s.sha256,
-        s.path,
-        s.json,
-        s.written_at
-    ])?;
+    db.execute(
+        INSERT_SUMMARY,
+        params![
+            r.project_id,
+            r.run_id,
+            s.sha256,
+            s.path,
+            s.json,
+            s.written_at
+        ],
+    )?;
     let mut inserted = Inserted::default();
     for a in &b.artifacts {
         let m = &a.meta;
-        tx.conn().prepare_cached(INSERT_ARTIFACT)?.execute(params![
-            m.project_id,
-            m.run_id,
-            m.artifact_type,
-            m.sha256,
-            m.schema_id,
-            m.schema_version,
-            a.path,
-            m.size_bytes as i64,
-            m.creation_params.stage,
-            m.creation_params.stage_name,
-            m.creation_params.stage_version,
-            m.created_at,
-            a.meta_json
-        ])?;
-        let child_id = tx.conn().last_insert_rowid();
-        inserted.artifacts += 1;
-        for parent in &m.parents {
-            let n = tx.conn().prepare_cached(INSERT_EDGE)?.execute(params![
-                child_id,
+        let child_id: i64 = db.query_row(
+            INSERT_ARTIFACT,
+            params![
                 m.project_id,
                 m.run_id,
-                parent.artifact_type,
-                parent.sha256
-            ])?;
+                m.artifact_type,
+                m.sha256,
+                m.schema_id,
+                m.schema_version,
+                a.path,
+                m.size_bytes as i64,
+                m.creation_params.stage,
+                m.creation_params.stage_name,
+                m.creation_params.stage_version,
+                m.created_at,
+                a.meta_json
+            ],
+            |row| row.get(0),
+        )?;
+        inserted.artifacts += 1;
+        for parent in &m.parents {
+            let n = db.execute(
+                INSERT_EDGE,
+                params![
+                    child_id,
+                    m.project_id,
+                    m.run_id,
+                    parent.artifact_type,
+                    parent.sha256
+                ],
+            )?;
             if n != 1 {
                 return Err(Error::Inconsistent(format!(
                     "{} names parent {}, which is not indexed in run {}",
@@ -238,7 +263,7 @@ fn insert_run(tx: &Tx<'_>, b: &RebuiltRun) -> Result<Inserted> {
         }
     }
     for e in &b.executions {
-        super::executions::insert_execution(tx.conn(), e)?;
+        super::executions::insert_execution(db, e)?;
         inserted.executions += 1;
     }
     Ok(inserted)

@@ -6,11 +6,16 @@
 //! parameter, a JSON array of `[project_id, run_id]` pairs, which
 //! `json_each` turns into rows joined to each table by its primary key or
 //! unique index. Results come back grouped by the pair's position.
-
-use rusqlite::{OptionalExtension, params};
+//!
+//! PostgreSQL has no `json_each` over an array's elements with their index:
+//! there the array is `json_array_elements(…) WITH ORDINALITY`, whose
+//! ordinal counts from 1 where `json_each`'s `key` counts from 0, so its
+//! texts select `ord - 1`.
 
 use super::Registry;
 use super::artifacts::ArtifactRecord;
+use super::db::{Row, Sql, params};
+
 use super::open::unusable;
 use crate::error::{Error, Result};
 
@@ -42,6 +47,7 @@ pub struct StaleEdge {
 
 /// Checks every page and b-tree of the file; unlike `integrity_check` it
 /// does not cross-check indexes against tables, so it stays linear in size.
+/// SQLite only: a PostgreSQL server checks its own pages.
 const QUICK_CHECK: &str = "PRAGMA quick_check";
 
 /// Only while the artifact is still the one that was checked: a `gc`
@@ -67,40 +73,74 @@ const RUN_SUMMARY: &str = "
 
 /// `ArtifactRecord::from_row`'s columns, then the run's position in ?1.
 /// Qualified: `json_each` has columns of its own (`path`, `key`, …).
-const ARTIFACTS_OF_RUNS: &str = "
+const ARTIFACTS_OF_RUNS: Sql<'static> = Sql::dialects(
+    "
     SELECT a.artifact_id, a.project_id, a.run_id, a.artifact_type, a.sha256, a.schema_id,
         a.schema_version, a.path, a.size_bytes, a.stage, a.stage_name, a.stage_version,
         a.created_at, a.meta_json, j.key
     FROM json_each(?1) j
-    JOIN artifacts a ON a.project_id = j.value ->> 0 AND a.run_id = j.value ->> 1";
+    JOIN artifacts a ON a.project_id = j.value ->> 0 AND a.run_id = j.value ->> 1",
+    "
+    SELECT a.artifact_id, a.project_id, a.run_id, a.artifact_type, a.sha256, a.schema_id,
+        a.schema_version, a.path, a.size_bytes, a.stage, a.stage_name, a.stage_version,
+        a.created_at, a.meta_json, j.ord - 1
+    FROM json_array_elements(CAST(?1 AS json)) WITH ORDINALITY AS j (value, ord)
+    JOIN artifacts a ON a.project_id = j.value ->> 0 AND a.run_id = j.value ->> 1",
+);
 
 /// The bytes registered for `?1`'s runs: `verify`'s progress total.
-const ARTIFACT_BYTES_OF_RUNS: &str = "
+/// PostgreSQL's `sum` of a bigint is a numeric, cast back.
+const ARTIFACT_BYTES_OF_RUNS: Sql<'static> = Sql::dialects(
+    "
     SELECT coalesce(sum(a.size_bytes), 0)
     FROM json_each(?1) j
-    JOIN artifacts a ON a.project_id = j.value ->> 0 AND a.run_id = j.value ->> 1";
+    JOIN artifacts a ON a.project_id = j.value ->> 0 AND a.run_id = j.value ->> 1",
+    "
+    SELECT CAST(coalesce(sum(a.size_bytes), 0) AS BIGINT)
+    FROM json_array_elements(CAST(?1 AS json)) WITH ORDINALITY AS j (value, ord)
+    JOIN artifacts a ON a.project_id = j.value ->> 0 AND a.run_id = j.value ->> 1",
+);
 
 /// Only ids and the recorded hash: the child comes from the artifacts
 /// index alone, and the parent's current hash from the artifacts already
 /// read (a row lookup per edge was half this query's cost).
-const EDGES_OF_RUNS: &str = "
+const EDGES_OF_RUNS: Sql<'static> = Sql::dialects(
+    "
     SELECT j.key, e.child_id, e.parent_id, e.parent_sha256
     FROM json_each(?1) j
     JOIN artifacts c ON c.project_id = j.value ->> 0 AND c.run_id = j.value ->> 1
-    JOIN artifact_edges e ON e.child_id = c.artifact_id";
+    JOIN artifact_edges e ON e.child_id = c.artifact_id",
+    "
+    SELECT j.ord - 1, e.child_id, e.parent_id, e.parent_sha256
+    FROM json_array_elements(CAST(?1 AS json)) WITH ORDINALITY AS j (value, ord)
+    JOIN artifacts c ON c.project_id = j.value ->> 0 AND c.run_id = j.value ->> 1
+    JOIN artifact_edges e ON e.child_id = c.artifact_id",
+);
 
 const PARENT: &str = "SELECT artifact_type, sha256, stage FROM artifacts WHERE artifact_id = ?1";
 
 /// The position in ?1 of each run the registry still records.
-const RUNS_PRESENT: &str = "
+const RUNS_PRESENT: Sql<'static> = Sql::dialects(
+    "
     SELECT j.key
     FROM json_each(?1) j
-    JOIN runs r ON r.project_id = j.value ->> 0 AND r.run_id = j.value ->> 1";
+    JOIN runs r ON r.project_id = j.value ->> 0 AND r.run_id = j.value ->> 1",
+    "
+    SELECT j.ord - 1
+    FROM json_array_elements(CAST(?1 AS json)) WITH ORDINALITY AS j (value, ord)
+    JOIN runs r ON r.project_id = j.value ->> 0 AND r.run_id = j.value ->> 1",
+);
 
-const RUN_SUMMARIES_OF_RUNS: &str = "
+const RUN_SUMMARIES_OF_RUNS: Sql<'static> = Sql::dialects(
+    "
     SELECT s.path, s.sha256, j.key
     FROM json_each(?1) j
-    JOIN run_summaries s ON s.project_id = j.value ->> 0 AND s.run_id = j.value ->> 1";
+    JOIN run_summaries s ON s.project_id = j.value ->> 0 AND s.run_id = j.value ->> 1",
+    "
+    SELECT s.path, s.sha256, j.ord - 1
+    FROM json_array_elements(CAST(?1 AS json)) WITH ORDINALITY AS j (value, ord)
+    JOIN run_summaries s ON s.project_id = j.value ->> 0 AND s.run_id = j.value ->> 1",
+);
 
 /// `runs` as the JSON array the batched queries bind.
 fn runs_param(runs: &[(&str, &str)]) -> String {
@@ -108,21 +148,31 @@ fn runs_param(runs: &[(&str, &str)]) -> String {
     serde_json::to_string(runs).unwrap_or_else(|_| "[]".to_string())
 }
 
-/// The run's position in the array, as `json_each` numbers it.
-fn position(r: &rusqlite::Row<'_>, idx: usize, runs: usize) -> rusqlite::Result<usize> {
+/// The run's position in the array, as `json_each` numbers it (from 0).
+fn position(r: &Row<'_>, idx: usize, runs: usize) -> Result<usize> {
     let key: i64 = r.get(idx)?;
     usize::try_from(key)
         .ok()
         .filter(|k| *k < runs)
-        .ok_or_else(|| rusqlite::Error::IntegralValueOutOfRange(idx, key))
+        .ok_or_else(|| {
+            Error::Sql(super::db::DbError::Column {
+                column: idx,
+                message: format!("run position {key} is not one of the {runs} asked"),
+            })
+        })
 }
 
 impl Registry {
     /// Run `PRAGMA quick_check`. A damaged file is an error naming it (exit
-    /// 3), not a verification finding: nothing it says can be trusted.
+    /// 3), not a verification finding: nothing it says can be trusted. A
+    /// PostgreSQL registry has no file of its own to check this way (the
+    /// server checksums and recovers its pages), so it passes.
     pub fn quick_check(&self) -> Result<()> {
+        let Some(conn) = self.db().sqlite() else {
+            return Ok(());
+        };
         let unusable = |e| unusable(&self.path, e);
-        let mut stmt = self.conn().prepare(QUICK_CHECK).map_err(unusable)?;
+        let mut stmt = conn.prepare(QUICK_CHECK).map_err(unusable)?;
         let lines = stmt
             .query_map([], |r| r.get::<_, String>(0))
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
@@ -146,15 +196,17 @@ impl Registry {
     /// checked (same id and sha256), is dropped, not an error.
     pub fn record_verifications(&mut self, results: &[Verification]) -> Result<()> {
         self.write(|tx| {
-            let mut stmt = tx.conn().prepare(UPSERT_VERIFICATION)?;
             for v in results {
-                stmt.execute(params![
-                    v.artifact_id,
-                    v.verified_at,
-                    if v.ok { "ok" } else { "problem" },
-                    v.problems,
-                    v.sha256
-                ])?;
+                tx.db().execute(
+                    UPSERT_VERIFICATION,
+                    params![
+                        v.artifact_id,
+                        v.verified_at,
+                        if v.ok { "ok" } else { "problem" },
+                        v.problems,
+                        v.sha256
+                    ],
+                )?;
             }
             Ok(())
         })
@@ -163,10 +215,11 @@ impl Registry {
     /// The size of every artifact registered for `runs`, summed: one query
     /// for all of them.
     pub fn artifact_bytes_of_runs(&self, runs: &[(&str, &str)]) -> Result<u64> {
-        let total: i64 = self
-            .conn()
-            .prepare_cached(ARTIFACT_BYTES_OF_RUNS)?
-            .query_row(params![runs_param(runs)], |r| r.get(0))?;
+        let total: i64 =
+            self.db()
+                .query_row(ARTIFACT_BYTES_OF_RUNS, params![runs_param(runs)], |r| {
+                    r.get(0)
+                })?;
         Ok(u64::try_from(total).unwrap_or(0))
     }
 
@@ -174,11 +227,11 @@ impl Registry {
     /// query for all of them.
     pub fn artifacts_of_runs(&self, runs: &[(&str, &str)]) -> Result<Vec<Vec<ArtifactRecord>>> {
         let mut out: Vec<Vec<ArtifactRecord>> = vec![Vec::new(); runs.len()];
-        let mut stmt = self.conn().prepare_cached(ARTIFACTS_OF_RUNS)?;
-        let mut rows = stmt.query(params![runs_param(runs)])?;
-        while let Some(r) = rows.next()? {
-            out[position(r, 14, runs.len())?].push(ArtifactRecord::from_row(r)?);
-        }
+        self.db()
+            .for_each(ARTIFACTS_OF_RUNS, params![runs_param(runs)], |r| {
+                out[position(r, 14, runs.len())?].push(ArtifactRecord::read(r)?);
+                Ok(())
+            })?;
         // Sorted here rather than by SQL, which would sort all rows at once.
         for artifacts in &mut out {
             artifacts.sort_by_key(|a| a.stage);
@@ -197,34 +250,27 @@ impl Registry {
         artifacts: &[Vec<ArtifactRecord>],
     ) -> Result<Vec<Vec<StaleEdge>>> {
         let mut out: Vec<Vec<(u8, u8, StaleEdge)>> = vec![Vec::new(); runs.len()];
-        let mut stmt = self.conn().prepare_cached(EDGES_OF_RUNS)?;
-        let mut rows = stmt.query(params![runs_param(runs)])?;
-        let mut parent_stmt = None;
-        while let Some(r) = rows.next()? {
-            let i = position(r, 0, runs.len())?;
-            let (child_id, parent_id): (i64, i64) = (r.get(1)?, r.get(2)?);
-            let recorded: String = r.get(3)?;
+        // Read whole before any parent is looked up: the rows of one query
+        // are not read while another runs on the same connection.
+        let edges = self
+            .db()
+            .query_map(EDGES_OF_RUNS, params![runs_param(runs)], |r| {
+                let i = position(r, 0, runs.len())?;
+                Ok((i, r.get::<i64>(1)?, r.get::<i64>(2)?, r.get::<String>(3)?))
+            })?;
+        for (i, child_id, parent_id, recorded) in edges {
             let in_run = |id| artifacts[i].iter().find(|a| a.artifact_id == id);
             let Some(child) = in_run(child_id) else {
                 continue; // Inserted since `artifacts` was read.
             };
             let (parent_type, parent_sha256, parent_stage) = match in_run(parent_id) {
                 Some(p) => (p.artifact_type.clone(), p.sha256.clone(), p.stage),
-                None => {
-                    let stmt = match &mut parent_stmt {
-                        Some(stmt) => stmt,
-                        None => parent_stmt.insert(self.conn().prepare(PARENT)?),
-                    };
-                    match stmt
-                        .query_row(params![parent_id], |p| {
-                            Ok((p.get(0)?, p.get(1)?, p.get(2)?))
-                        })
-                        .optional()?
-                    {
-                        Some(parent) => parent,
-                        None => continue,
-                    }
-                }
+                None => match self.db().query_opt(PARENT, params![parent_id], |p| {
+                    Ok((p.get(0)?, p.get(1)?, p.get(2)?))
+                })? {
+                    Some(parent) => parent,
+                    None => continue,
+                },
             };
             if parent_sha256 != recorded {
                 out[i].push((
@@ -253,11 +299,11 @@ impl Registry {
     /// [`Registry::run_summary_of`]): one query for all of them.
     pub fn run_summaries_of(&self, runs: &[(&str, &str)]) -> Result<Vec<Option<(String, String)>>> {
         let mut out = vec![None; runs.len()];
-        let mut stmt = self.conn().prepare_cached(RUN_SUMMARIES_OF_RUNS)?;
-        let mut rows = stmt.query(params![runs_param(runs)])?;
-        while let Some(r) = rows.next()? {
-            out[position(r, 2, runs.len())?] = Some((r.get(0)?, r.get(1)?));
-        }
+        self.db()
+            .for_each(RUN_SUMMARIES_OF_RUNS, params![runs_param(runs)], |r| {
+                out[position(r, 2, runs.len())?] = Some((r.get(0)?, r.get(1)?));
+                Ok(())
+            })?;
         Ok(out)
     }
 
@@ -265,21 +311,18 @@ impl Registry {
     /// removed some since they were listed): one query for all of them.
     pub fn runs_present(&self, runs: &[(&str, &str)]) -> Result<Vec<bool>> {
         let mut out = vec![false; runs.len()];
-        let mut stmt = self.conn().prepare_cached(RUNS_PRESENT)?;
-        let mut rows = stmt.query(params![runs_param(runs)])?;
-        while let Some(r) = rows.next()? {
-            out[position(r, 0, runs.len())?] = true;
-        }
+        self.db()
+            .for_each(RUNS_PRESENT, params![runs_param(runs)], |r| {
+                out[position(r, 0, runs.len())?] = true;
+                Ok(())
+            })?;
         Ok(out)
     }
 
     /// Edges of one run whose parent changed after the child was made.
     pub fn stale_edges(&self, project_id: &str, run_id: &str) -> Result<Vec<StaleEdge>> {
-        let mut stmt = self.conn().prepare(STALE_EDGES)?;
-        let rows = stmt
-            .query_map(params![project_id, run_id], stale_edge)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.db()
+            .query_map(STALE_EDGES, params![project_id, run_id], stale_edge)
     }
 
     /// The registered run summary's path (relative to the artifacts
@@ -289,16 +332,14 @@ impl Registry {
         project_id: &str,
         run_id: &str,
     ) -> Result<Option<(String, String)>> {
-        Ok(self
-            .conn()
-            .query_row(RUN_SUMMARY, params![project_id, run_id], |r| {
+        self.db()
+            .query_opt(RUN_SUMMARY, params![project_id, run_id], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
-            .optional()?)
     }
 }
 
-fn stale_edge(r: &rusqlite::Row<'_>) -> rusqlite::Result<StaleEdge> {
+fn stale_edge(r: &Row<'_>) -> Result<StaleEdge> {
     Ok(StaleEdge {
         child_type: r.get(0)?,
         child_path: r.get(1)?,
@@ -312,6 +353,7 @@ fn stale_edge(r: &rusqlite::Row<'_>) -> rusqlite::Result<StaleEdge> {
 mod tests {
     use super::*;
     use crate::artifact::{ComputeOrigin, CreationParams, MetaRecord, ParentRef};
+    use crate::registry::db::Backend;
     use crate::registry::{RebuiltArtifact, RebuiltRun, RebuiltSummary, RunRow};
 
     const AT: &str = "2025-01-01T00:00:00Z";
@@ -411,11 +453,11 @@ mod tests {
         let (_dir, registry) = registry();
         // Make the Script of q/c stale for its ShotList.
         registry
-            .conn()
+            .db()
             .execute(
                 "UPDATE artifact_edges SET parent_sha256 = ?1 WHERE child_id =
                  (SELECT artifact_id FROM artifacts WHERE project_id = 'q' AND artifact_type = 'ShotList')",
-                [sha('f')],
+                params![sha('f')],
             )
             .unwrap();
         let asked = [("q", "c"), ("p", "nosuch"), ("p", "a")];
@@ -451,13 +493,13 @@ mod tests {
 
         // An edge to a parent in another run: looked up, not in `artifacts`.
         registry
-            .conn()
+            .db()
             .execute(
                 "INSERT INTO artifact_edges (child_id, parent_id, parent_sha256)
                  SELECT c.artifact_id, p.artifact_id, ?1 FROM artifacts c, artifacts p
                  WHERE c.project_id = 'q' AND c.artifact_type = 'ShotList'
                    AND p.project_id = 'p' AND p.run_id = 'b' AND p.artifact_type = 'Script'",
-                [sha('e')],
+                params![sha('e')],
             )
             .unwrap();
         let stale = registry.stale_edges_of_runs(&asked, &artifacts).unwrap();
@@ -493,8 +535,11 @@ mod tests {
             RUN_SUMMARIES_OF_RUNS,
             ARTIFACT_BYTES_OF_RUNS,
         ] {
+            let sql = sql.text(Backend::Sqlite);
             let mut stmt = registry
-                .conn()
+                .db()
+                .sqlite()
+                .unwrap()
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .unwrap();
             let plan: Vec<String> = stmt

@@ -720,7 +720,9 @@ mod tests {
         // Every chunk's results were recorded: the last pass, one run per
         // chunk, rewrote all 25.
         let recorded: i64 = registry
-            .conn()
+            .db()
+            .sqlite()
+            .unwrap()
             .query_row(
                 "SELECT count(*) FROM artifact_verifications WHERE verified_at = '2026-11-24T09:02:00.000Z'",
                 [],
