@@ -169,6 +169,59 @@ impl Workspace {
         );
     }
 
+    /// The rows `sql` returns from this workspace's registry, on either
+    /// backend: each column as text (`NULL` for null). Write the SQL so
+    /// both engines give the same text (`CAST(x AS INTEGER)` for a
+    /// comparison, which PostgreSQL returns as `t`/`f`).
+    pub fn registry_rows(&self, sql: &str) -> Vec<Vec<String>> {
+        if let Some(url) = &self.pg {
+            return pg::psql(url, sql)
+                .lines()
+                .map(|l| l.split('|').map(str::to_string).collect())
+                .collect();
+        }
+        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        let mut stmt = conn.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => "NULL".to_string(),
+                        rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                        rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
+                        rusqlite::types::ValueRef::Blob(b) => format!("{b:?}"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    }
+
+    /// The one value `sql` returns from this workspace's registry.
+    pub fn registry_value(&self, sql: &str) -> String {
+        let rows = self.registry_rows(sql);
+        assert_eq!(rows.len(), 1, "{sql}: {rows:?}");
+        rows[0][0].clone()
+    }
+
+    /// Run statements that change this workspace's registry (a test's
+    /// deliberate damage), on either backend.
+    pub fn registry_exec(&self, sql: &str) {
+        match &self.pg {
+            Some(url) => {
+                pg::psql(url, sql);
+            }
+            None => rusqlite::Connection::open(self.db())
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+        }
+    }
+
     pub fn sqlite(&self) -> rusqlite::Connection {
         assert!(
             self.pg.is_none(),

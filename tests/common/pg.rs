@@ -391,12 +391,23 @@ extern "C" fn at_exit() {
 
 fn psql_command(psql: &Path, url: &str, single_transaction: bool) -> Command {
     let mut cmd = Command::new(psql);
-    cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f", "-"])
-        .arg("-d")
-        .arg(url)
-        .env("PGCONNECT_TIMEOUT", "10")
-        // NOTICEs (`... does not exist, skipping`) are not output.
-        .env("PGOPTIONS", "-c client_min_messages=warning");
+    cmd.args([
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-P",
+        "null=NULL",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-f",
+        "-",
+    ])
+    .arg("-d")
+    .arg(url)
+    .env("PGCONNECT_TIMEOUT", "10")
+    // NOTICEs (`... does not exist, skipping`) are not output.
+    .env("PGOPTIONS", "-c client_min_messages=warning");
     if single_transaction {
         cmd.arg("--single-transaction");
     }
