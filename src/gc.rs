@@ -22,7 +22,7 @@ use serde::Serialize;
 use self::delete::{Mode, delete_run};
 use crate::error::{Error, Result};
 use crate::lock;
-use crate::registry::{LiveCheck, Registry, RunFilter, RunRow};
+use crate::registry::{LiveCheck, Registry, RunFilter, RunRow, RunStatus};
 
 /// Which runs to remove. Every selector given must hold.
 #[derive(Debug, Clone, Default)]
@@ -129,7 +129,7 @@ pub fn plan(
     let mut kept: Vec<Kept> = Vec::new();
     let mut doomed: BTreeSet<(String, String)> = BTreeSet::new();
     for run in &selected {
-        if run.status == "running" {
+        if run.status == RunStatus::Running {
             kept.push(Kept {
                 project_id: run.project_id.clone(),
                 run_id: run.run_id.clone(),
@@ -175,7 +175,7 @@ pub fn plan(
         remove.push(Doomed {
             project_id: run.project_id.clone(),
             run_id: run.run_id.clone(),
-            status: run.status.clone(),
+            status: run.status.to_string(),
             created_at: run.created_at.clone(),
             files,
             bytes,

@@ -15,6 +15,7 @@
 //! (The package's time is when its newest artifact was made, so a no-op
 //! resume of the run does not change the package.)
 
+use crate::registry::RunStatus;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -224,8 +225,8 @@ fn run_under_lock(
     }
     match registry.run_if_recorded(project_id, run_id)? {
         Some(mut row) => {
-            if row.status == "running" {
-                row.status = "interrupted".to_string();
+            if row.status == RunStatus::Running {
+                row.status = RunStatus::Interrupted;
             }
             Ok(row)
         }
@@ -252,18 +253,18 @@ fn checked_artifacts(
     for ty in ArtifactType::ALL {
         let done = latest
             .iter()
-            .any(|s| s.stage == ty.stage() && matches!(s.status.as_str(), "executed" | "skipped"));
+            .any(|s| s.stage == ty.stage() && s.status.is_done());
         let artifact = registered.iter().find(|a| a.artifact_type == ty.name());
         match artifact.filter(|_| done) {
             Some(a) => out.push(a),
             None => missing.push(format!("stage {} ({ty})", ty.stage())),
         }
     }
-    if !missing.is_empty() || run.status != "complete" {
+    if !missing.is_empty() || run.status != RunStatus::Complete {
         return Err(Error::IncompleteRun {
             project_id: run.project_id.clone(),
             run_id: run.run_id.clone(),
-            status: run.status.clone(),
+            status: run.status.to_string(),
             missing,
         });
     }

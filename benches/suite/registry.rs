@@ -510,7 +510,7 @@ fn synthetic_run(i: usize, started: DateTime<Utc>, rng: &mut SplitMix) -> Rebuil
             stage,
             stage_name: stage_name.to_string(),
             stage_version: "1.0.0".to_string(),
-            status: "executed".to_string(),
+            status: orchestrator::registry::ExecutionStatus::Executed,
             reason: "not run before".to_string(),
             started_at: at(started, t),
             finished_at: Some(at(started, t + took)),
@@ -565,7 +565,7 @@ fn synthetic_run(i: usize, started: DateTime<Utc>, rng: &mut SplitMix) -> Rebuil
                 stage: n as u8 + 1,
                 stage_name: stage_name.to_string(),
                 stage_version: "1.0.0".to_string(),
-                status: status.to_string(),
+                status: status.parse().expect("a status"),
                 reason: if last {
                     "input changed (config)"
                 } else {
@@ -614,7 +614,7 @@ fn synthetic_run(i: usize, started: DateTime<Utc>, rng: &mut SplitMix) -> Rebuil
             run_id: run_id.clone(),
             project_id: project_id.clone(),
             title,
-            status: status.to_string(),
+            status: status.parse().expect("a status"),
             created_at: started_at.clone(),
             config_path: None,
             started_at: started_at.clone(),

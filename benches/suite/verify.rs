@@ -342,7 +342,7 @@ impl Tree {
                     run_id: run_id.clone(),
                     project_id: PROJECT.to_string(),
                     title: "Benchmark".to_string(),
-                    status: "complete".to_string(),
+                    status: orchestrator::registry::RunStatus::Complete,
                     started_at: AT.to_string(),
                     created_at: AT.to_string(),
                     config_path: None,

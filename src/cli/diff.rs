@@ -18,6 +18,7 @@ use orchestrator::artifact::short_sha;
 use orchestrator::diff::{Change, Counts, Op, RunDiff, StageStatus, diff_runs};
 use orchestrator::error::exit;
 use orchestrator::registry::RunRow;
+use orchestrator::registry::RunStatus;
 
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
@@ -55,7 +56,10 @@ pub fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<u8> {
     let live = |project: &str, run: &str| liveness.is_live(project, run);
     let a = registry.resolve_run(&args.run_a, args.project.as_deref(), &live)?;
     let b = registry.resolve_run(&args.run_b, args.project.as_deref(), &live)?;
-    for r in [&a, &b].into_iter().filter(|r| r.status == "running") {
+    for r in [&a, &b]
+        .into_iter()
+        .filter(|r| r.status == RunStatus::Running)
+    {
         eprintln!(
             "note: run {} is in progress; comparing what it has recorded so far",
             r.run_id

@@ -10,6 +10,7 @@ use super::GlobalArgs;
 use orchestrator::Error;
 use orchestrator::export::{RunHistory, openlineage, prov};
 use orchestrator::output_path::{check_output_path, write_output_atomic};
+use orchestrator::registry::RunStatus;
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
@@ -73,7 +74,7 @@ pub fn run(global: &GlobalArgs, args: &ExportArgs) -> anyhow::Result<()> {
     let liveness = ws.liveness(&registry)?;
     let live = |project: &str, run: &str| liveness.is_live(project, run);
     let run = registry.resolve_run(&args.run, args.project.as_deref(), &live)?;
-    if run.status == "running" {
+    if run.status == RunStatus::Running {
         eprintln!(
             "note: run {} is in progress; the export holds what was recorded so far",
             run.run_id

@@ -9,6 +9,7 @@ use super::GlobalArgs;
 use super::table::{duration, new_table, printable};
 use super::when::parse_when;
 use orchestrator::artifact::short_sha;
+use orchestrator::registry::{ExecutionStatus, RunStatus};
 use orchestrator::registry::{Registry, RunFilter, RunRow, StageRow};
 
 #[derive(Debug, clap::Subcommand)]
@@ -86,7 +87,8 @@ fn list(
         .transpose()?;
     let filter = RunFilter {
         project: args.project.clone(),
-        status: args.status.clone(),
+        // clap admits only the four words a status is.
+        status: args.status.as_deref().map(str::parse).transpose()?,
         since,
         limit: args.limit as usize,
     };
@@ -131,7 +133,7 @@ fn list(
             let mut row = vec![
                 r.run_id.clone(),
                 r.project_id.clone(),
-                r.status.clone(),
+                r.status.to_string(),
                 format!("{}/{}", r.stages_executed, r.stages_skipped),
                 r.created_at.clone(),
                 duration(r.duration_ms),
@@ -233,9 +235,12 @@ fn show(
     let mut stages = registry.latest_stages(&run.project_id, &run.run_id)?;
     // A stage left `running` by a process that died is interrupted, just
     // as its run is.
-    if run.status == "interrupted" {
-        for s in stages.iter_mut().filter(|s| s.status == "running") {
-            s.status = "interrupted".to_string();
+    if run.status == RunStatus::Interrupted {
+        for s in stages
+            .iter_mut()
+            .filter(|s| s.status == ExecutionStatus::Running)
+        {
+            s.status = ExecutionStatus::Interrupted;
         }
     }
     let history = registry.attempt_history(&run.project_id, &run.run_id)?;
@@ -322,7 +327,7 @@ fn stage_cells(s: &StageRow) -> Vec<String> {
     vec![
         s.stage.to_string(),
         s.name.clone(),
-        s.status.clone(),
+        s.status.to_string(),
         s.reason.clone(),
         s.sha256
             .as_deref()

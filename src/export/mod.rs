@@ -13,6 +13,7 @@ pub mod prov;
 use crate::error::Result;
 use crate::registry::export::RunEdge;
 use crate::registry::{ArtifactRecord, ExecutionRecord, Registry, RunRow};
+use crate::registry::{ExecutionStatus, RunStatus};
 
 /// Where the orchestrator names the things it defines: the PROV `orch:`
 /// namespace, producer URIs and custom facet schemas live under it.
@@ -53,9 +54,12 @@ impl RunHistory {
         }
         // Only a live process can still be running a stage; without one the
         // row is what a killed run left behind.
-        if run.status != "running" {
-            for e in executions.iter_mut().filter(|e| e.status == "running") {
-                e.status = "interrupted".to_string();
+        if run.status != RunStatus::Running {
+            for e in executions
+                .iter_mut()
+                .filter(|e| e.status == ExecutionStatus::Running)
+            {
+                e.status = ExecutionStatus::Interrupted;
             }
         }
         let edges = registry.edges_of_run(&run.project_id, &run.run_id)?;
@@ -132,7 +136,7 @@ impl RunHistory {
             let e = &self.executions[*i];
             e.stage == stage && e.output_sha256.as_deref() == Some(sha256)
         };
-        let executed = |i: &usize| self.executions[*i].status == "executed";
+        let executed = |i: &usize| self.executions[*i].status == ExecutionStatus::Executed;
         let started_by =
             |i: &usize| made_at.is_some_and(|t| self.executions[*i].started_at.as_str() <= t);
         let of_stage = |i: &usize| self.executions[*i].stage == stage;

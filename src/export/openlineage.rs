@@ -171,7 +171,7 @@ fn run_facets(h: &RunHistory, e: &ExecutionRecord, namespace: &str, producer: &s
     execution.insert("attempt".into(), e.attempt.into());
     execution.insert("stage".into(), e.stage.into());
     execution.insert("stageVersion".into(), e.stage_version.clone().into());
-    execution.insert("status".into(), e.status.clone().into());
+    execution.insert("status".into(), e.status.as_str().into());
     execution.insert("reason".into(), e.reason.clone().into());
     if let Some(c) = e.input_hashes.get("config") {
         execution.insert("configHash".into(), c.clone().into());

@@ -149,7 +149,7 @@ pub fn document(h: &RunHistory) -> Value {
         a.insert("orch:stage".into(), e.stage.into());
         a.insert("orch:stageName".into(), e.stage_name.clone().into());
         a.insert("orch:stageVersion".into(), e.stage_version.clone().into());
-        a.insert("orch:status".into(), e.status.clone().into());
+        a.insert("orch:status".into(), e.status.as_str().into());
         a.insert("orch:reason".into(), e.reason.clone().into());
         if let Some(d) = e.duration_ms {
             a.insert("orch:durationMs".into(), d.into());

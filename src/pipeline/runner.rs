@@ -39,6 +39,7 @@ use crate::clock::{Clock, rfc3339};
 use crate::config::{LoadedConfig, check_run_id};
 use crate::error::{Error, Result};
 use crate::registry::{ArtifactRecord, ExecutionRecord, Registry, RunFinish, Tx};
+use crate::registry::{ExecutionStatus, RunStatus};
 use crate::{failpoint, lock, schema};
 
 /// What the user asked `run` to do.
@@ -277,9 +278,9 @@ pub fn run_pipeline(
         attempt,
         executions_after,
         status: if failure.is_some() {
-            "failed"
+            RunStatus::Failed
         } else {
-            "complete"
+            RunStatus::Complete
         },
         finished_at: &finished_at,
         duration_ms: t_run.elapsed().as_millis() as u64,
@@ -296,7 +297,7 @@ pub fn run_pipeline(
             // and the registry says so (best effort: `e` is what matters).
             let error = error_chain(&e);
             let _ = ctx.finish_without_summary(&RunFinish {
-                status: "failed",
+                status: RunStatus::Failed,
                 error: Some(&error),
                 ..finish
             });
@@ -510,7 +511,7 @@ impl RunContext<'_> {
         )?;
         let mut execution = self.execution(stage, started_at, input_hashes);
         if let Decision::Execute { reason } = &decision {
-            execution.status = "running".to_string();
+            execution.status = ExecutionStatus::Running;
             execution.reason = reason.clone();
         }
         Ok(Planned {
@@ -549,7 +550,7 @@ impl RunContext<'_> {
 
         let outcome = match decision {
             Decision::Skip { sha256, bytes } => {
-                execution.status = "skipped".to_string();
+                execution.status = ExecutionStatus::Skipped;
                 execution.reason = "up to date".to_string();
                 execution.output_sha256 = Some(sha256.clone());
                 self.complete(&mut execution, t0);
@@ -564,7 +565,7 @@ impl RunContext<'_> {
                 meta,
                 meta_json,
             } => {
-                execution.status = "skipped".to_string();
+                execution.status = ExecutionStatus::Skipped;
                 execution.reason =
                     "adopted (files an interrupted run wrote check out: hash, schema, parents)"
                         .to_string();
@@ -613,7 +614,7 @@ impl RunContext<'_> {
                         meta,
                         meta_json,
                     }) => {
-                        execution.status = "executed".to_string();
+                        execution.status = ExecutionStatus::Executed;
                         execution.output_sha256 = Some(sha256.clone());
                         self.complete(&mut execution, t0);
                         self.keep(ty, sha256, out_path.clone(), bytes);
@@ -642,7 +643,7 @@ impl RunContext<'_> {
                     // Disk failures are not the stage's fault: stop now.
                     Err(e @ (Error::Io { .. } | Error::DiskFull { .. })) => return Err(e),
                     Err(e) => {
-                        execution.status = "failed".to_string();
+                        execution.status = ExecutionStatus::Failed;
                         execution.error = Some(error_chain(&e));
                         self.complete(&mut execution, t0);
                         self.commit(|tx| tx.record_execution(&execution))?;
@@ -675,7 +676,7 @@ impl RunContext<'_> {
             Some(e) if e.stage == stage.number() => e,
             _ => self.execution(stage, now.clone(), BTreeMap::new()),
         };
-        execution.status = "failed".to_string();
+        execution.status = ExecutionStatus::Failed;
         execution.reason = if execution.reason.is_empty() {
             "aborted".to_string()
         } else {
@@ -716,7 +717,7 @@ impl RunContext<'_> {
             stage: stage.number(),
             stage_name: stage.name().to_string(),
             stage_version: stage.version().to_string(),
-            status: String::new(),
+            status: ExecutionStatus::Running,
             reason: String::new(),
             started_at,
             finished_at: None,

@@ -13,6 +13,7 @@
 //! statuses, timings, input hashes), which is what lets `orchestrator
 //! reindex` rebuild the registry from the files.
 
+use crate::registry::{ExecutionStatus, RunStatus};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -49,12 +50,12 @@ impl StageStatus {
         }
     }
 
-    fn from_registry(status: &str) -> StageStatus {
+    fn from_registry(status: ExecutionStatus) -> StageStatus {
         match status {
-            "executed" => StageStatus::Executed,
-            "skipped" => StageStatus::Skipped,
-            "running" => StageStatus::Running,
-            _ => StageStatus::Failed,
+            ExecutionStatus::Executed => StageStatus::Executed,
+            ExecutionStatus::Skipped => StageStatus::Skipped,
+            ExecutionStatus::Running => StageStatus::Running,
+            ExecutionStatus::Failed | ExecutionStatus::Interrupted => StageStatus::Failed,
         }
     }
 }
@@ -102,7 +103,7 @@ impl StageReport {
             name: e.stage_name.clone(),
             artifact_type: stage.output().name().to_string(),
             stage_version: e.stage_version.clone(),
-            status: StageStatus::from_registry(&e.status),
+            status: StageStatus::from_registry(e.status),
             reason: e.reason.clone(),
             sha256: e.output_sha256.clone(),
             input_hashes: e.input_hashes.clone(),
@@ -164,7 +165,7 @@ pub(crate) fn from_registry(
     })?;
     let executions =
         registry.executions_of_attempt(project_id, run_id, run.attempts, executions_after)?;
-    let ended = run.status != "running";
+    let ended = run.status != RunStatus::Running;
     let reports = stages
         .iter()
         .filter_map(|stage| {
@@ -185,7 +186,7 @@ pub(crate) fn from_registry(
         title: run.title,
         config,
         config_hash: run.config_hash,
-        status: run.status,
+        status: run.status.to_string(),
         attempt: run.attempts,
         started_at: run.started_at,
         created_at: run.created_at,

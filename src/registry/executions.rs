@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use super::db::{Db, params};
+use super::records::ExecutionStatus;
 use super::{Registry, Tx};
 use crate::artifact::MetaRecord;
 use crate::error::{Error, Result};
@@ -32,7 +33,7 @@ pub struct ExecutionRecord {
     pub stage_version: String,
     /// `running`, `executed`, `skipped`, `failed` (or `interrupted`, set
     /// only when the run's next invocation begins: [`Tx::begin_run`]).
-    pub status: String,
+    pub status: ExecutionStatus,
     pub reason: String,
     pub started_at: String,
     /// `None` while running.
@@ -348,7 +349,7 @@ pub struct StageRow {
     /// What the stage makes (`ShotList`).
     pub artifact_type: String,
     pub stage_version: String,
-    pub status: String,
+    pub status: ExecutionStatus,
     pub reason: String,
     pub sha256: Option<String>,
     pub duration_ms: Option<u64>,
@@ -452,7 +453,7 @@ mod tests {
             stage,
             stage_name: format!("stage{stage}"),
             stage_version: "1.0.0".to_string(),
-            status: "skipped".to_string(),
+            status: ExecutionStatus::Skipped,
             reason: "up to date".to_string(),
             started_at: "2026-01-01T00:00:00Z".to_string(),
             finished_at: Some("2026-01-01T00:00:01Z".to_string()),
@@ -500,7 +501,7 @@ mod tests {
                         run_id: "r",
                         attempt,
                         executions_after: after,
-                        status: "complete",
+                        status: crate::registry::RunStatus::Complete,
                         finished_at: "2026-01-01T00:00:02Z",
                         duration_ms: 2,
                         error: None,

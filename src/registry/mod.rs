@@ -20,6 +20,7 @@ mod open_postgres;
 mod package;
 #[cfg(test)]
 mod query_plans;
+mod records;
 mod reindex;
 mod runs;
 mod verification;
@@ -33,6 +34,7 @@ pub use db::Db;
 pub use info::RegistryInfo;
 pub use location::Location;
 pub use open_postgres::latest_version as latest_postgres_schema;
+pub use records::{ExecutionStatus, RunStatus};
 
 use crate::error::{Error, Result};
 

@@ -1,6 +1,7 @@
 //! Writes and reads of the `projects`, `runs` and `run_summaries` tables.
 
 use super::executions::MARK_INTERRUPTED;
+use super::records::RunStatus;
 use super::{Registry, Tx};
 use crate::error::{Error, Result};
 use crate::registry::db::{Backend, Row, Sql, params};
@@ -32,7 +33,7 @@ pub struct RunFinish<'a> {
     /// [`Registry::last_execution_id`]): the counts read only those rows,
     /// not every attempt's.
     pub executions_after: i64,
-    pub status: &'a str,
+    pub status: RunStatus,
     pub finished_at: &'a str,
     pub duration_ms: u64,
     pub error: Option<&'a str>,
@@ -223,9 +224,9 @@ pub struct RunRow {
     pub project_id: String,
     /// The title of the config this run ran (not the project's newest).
     pub title: String,
-    /// `complete`, `failed`, `running`, or — when the recorded status is
-    /// `running` but no process holds the run's lock — `interrupted`.
-    pub status: String,
+    /// As recorded, or [`RunStatus::Interrupted`] when the recorded status
+    /// is `running` but no process holds the run's lock.
+    pub status: RunStatus,
     /// When the latest attempt started.
     pub started_at: String,
     /// When the first attempt started: a run's place in history, which a
@@ -250,8 +251,7 @@ pub struct RunRow {
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub project: Option<String>,
-    /// `complete`, `failed`, `running` or `interrupted`.
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
     /// RFC 3339 UTC lower bound on `started_at` (same format as stored).
     pub since: Option<String>,
     pub limit: usize,
@@ -496,9 +496,9 @@ impl Registry {
     ) -> Result<(Vec<RunRow>, usize)> {
         let project = filter.project.as_deref();
         let since = filter.since.as_deref();
-        if let Some(wanted @ ("running" | "interrupted")) = filter.status.as_deref() {
+        if let Some(wanted @ (RunStatus::Running | RunStatus::Interrupted)) = filter.status {
             let mut matching: Vec<RunRow> = self
-                .select_runs(project, Some("running"), since, None)?
+                .select_runs(project, Some(RunStatus::Running.as_str()), since, None)?
                 .into_iter()
                 .map(|row| with_live_status(row, live))
                 .filter(|row| row.status == wanted)
@@ -507,7 +507,7 @@ impl Registry {
             matching.truncate(filter.limit);
             return Ok((matching, total));
         }
-        let recorded = filter.status.as_deref();
+        let recorded = filter.status.map(RunStatus::as_str);
         let page: Vec<RunRow> = self
             .select_runs(project, recorded, since, Some(filter.limit))?
             .into_iter()
@@ -716,8 +716,8 @@ impl Registry {
 }
 
 fn with_live_status(mut row: RunRow, live: LiveCheck<'_>) -> RunRow {
-    if row.status == "running" && !live(&row.project_id, &row.run_id) {
-        row.status = "interrupted".to_string();
+    if row.status == RunStatus::Running && !live(&row.project_id, &row.run_id) {
+        row.status = RunStatus::Interrupted;
     }
     row
 }

@@ -404,7 +404,7 @@ mod tests {
                 run_id: run.to_string(),
                 project_id: project.to_string(),
                 title: project.to_string(),
-                status: "complete".to_string(),
+                status: crate::registry::RunStatus::Complete,
                 started_at: AT.to_string(),
                 created_at: AT.to_string(),
                 config_path: None,

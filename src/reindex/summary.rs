@@ -7,6 +7,7 @@
 //! registry's constraints would refuse is refused here first, with a message
 //! naming the field, so one bad summary costs one run, not the rebuild.
 
+use crate::registry::{ExecutionStatus, RunStatus};
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
@@ -215,7 +216,8 @@ impl CheckedSummary {
             run_id: s.run_id.clone(),
             project_id: s.project_id.clone(),
             title: s.title.clone(),
-            status: s.status.clone(),
+            // `check` admitted only `running`, `complete` and `failed`.
+            status: s.status.parse().unwrap_or(RunStatus::Failed),
             started_at: s.started_at.clone(),
             created_at: s.created_at.clone().unwrap_or_else(|| s.started_at.clone()),
             config_path: s.config_path.clone(),
@@ -247,7 +249,9 @@ impl CheckedSummary {
                 stage: st.stage,
                 stage_name: st.name.clone(),
                 stage_version: st.stage_version.clone(),
-                status: st.status.clone(),
+                // `check` admitted only these words (and `not_run`,
+                // filtered out above).
+                status: st.status.parse().unwrap_or(ExecutionStatus::Failed),
                 reason: st.reason.clone(),
                 started_at: st.started_at.clone().unwrap_or_default(),
                 finished_at: st.finished_at.clone(),
@@ -368,7 +372,7 @@ mod tests {
         v["finished_at"] = Value::Null;
         v["duration_ms"] = Value::Null;
         let s = parse_value(&v).unwrap();
-        assert_eq!(s.run_row().status, "running");
+        assert_eq!(s.run_row().status, RunStatus::Running);
         assert_eq!(s.run_row().finished_at, None);
         assert!(s.executions().is_empty());
         assert_eq!(s.written_at(), "2026-11-24T08:00:00.000Z");
