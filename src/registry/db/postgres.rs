@@ -57,6 +57,11 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 const KEEPALIVE_RETRIES: u32 = 4;
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(40);
 
+/// [`KEEPALIVE_IDLE`] and the rest, for the server's end of the
+/// connection (each session may set its own).
+const SERVER_KEEPALIVES: &str = "SET tcp_keepalives_idle = 15; SET tcp_keepalives_interval = 5; \
+     SET tcp_keepalives_count = 4; SET tcp_user_timeout = 40000";
+
 impl PgTarget {
     /// Whether `--db` names a PostgreSQL server rather than a file.
     pub fn is_url(db: &str) -> bool {
@@ -129,7 +134,13 @@ impl PgTarget {
         };
         // PostgreSQL keeps 63 bytes of it.
         config.application_name(&truncate_utf8(&name, 63));
-        let client = config.connect(NoTls).map_err(|e| self.unreachable(e))?;
+        let mut client = config.connect(NoTls).map_err(|e| self.unreachable(e))?;
+        // The same probing on the server's side of the connection: it is
+        // the server that frees a vanished host's locks, and only once its
+        // backend sees the connection is dead. (Ignored over a Unix socket.)
+        client
+            .batch_execute(SERVER_KEEPALIVES)
+            .map_err(|e| self.unreachable(e))?;
         Ok(PgDb {
             client: RefCell::new(client),
             statements: RefCell::new(HashMap::new()),
@@ -526,6 +537,39 @@ mod tests {
             redact_url("postgres://ana:s3cret@h/db?password=other&x=1"),
             "postgres://ana:***@h/db?password=***&x=1"
         );
+    }
+
+    /// The server frees a vanished host's locks only when its side of the
+    /// connection gives up: every connection sets the server's keepalives.
+    /// Runs where `make test` provides a server (`ORCHESTRATOR_TEST_PG`).
+    #[test]
+    fn a_connection_sets_the_servers_keepalives_so_a_vanished_host_frees_its_locks() {
+        let Some(url) = std::env::var("ORCHESTRATOR_TEST_PG")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("postgres test skipped: ORCHESTRATOR_TEST_PG is not set");
+            return;
+        };
+        let db = PgTarget::parse(&url)
+            .unwrap()
+            .connect("keepalive test")
+            .unwrap();
+        let setting = |name: &str| {
+            let mut out = None;
+            db.for_each(&format!("SHOW {name}"), &[], |r| {
+                out = r.get::<String>(0).ok();
+                Ok(())
+            })
+            .unwrap();
+            out.unwrap()
+        };
+        // Over a Unix socket the server ignores them and shows 0.
+        if setting("tcp_keepalives_idle") != "0" {
+            assert_eq!(setting("tcp_keepalives_idle"), "15");
+            assert_eq!(setting("tcp_keepalives_count"), "4");
+            assert_eq!(setting("tcp_user_timeout"), "40000");
+        }
     }
 
     #[test]
