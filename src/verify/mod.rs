@@ -341,6 +341,11 @@ fn verify_chunk(
     // run summaries, so the workers do them while this thread asks the
     // registry for the artifacts, which costs about as long.
     let order: Vec<usize> = (0..selected.len()).collect();
+    // Only where runs lock through files can this process hold a run idle
+    // (`hold_if_idle`). A PostgreSQL registry's runs lock in the database,
+    // on other hosts too, and a lock file left from before says nothing of
+    // them: their temp files are reported, never removed, here.
+    let may_clean = registry.db().backend() == crate::registry::db::Backend::Sqlite;
     let (dirs, queried) = parallel(
         &order,
         threads,
@@ -357,11 +362,13 @@ fn verify_chunk(
             }
             // A killed writer's temp files go (when the run is idle) before
             // the listing that would report them.
-            crate::artifact::remove_stale_temp_files_if_idle(
-                artifacts_dir,
-                &run.project_id,
-                &run.run_id,
-            );
+            if may_clean {
+                crate::artifact::remove_stale_temp_files_if_idle(
+                    artifacts_dir,
+                    &run.project_id,
+                    &run.run_id,
+                );
+            }
             Ok(RunDir::Entered {
                 summary: run_dir::check_summary(artifacts_dir, run, summaries[i].as_ref(), scratch),
                 names: run_dir::list_run_dir(artifacts_dir, run)?,
