@@ -8,12 +8,14 @@
 //! are reported and judged in BENCHMARKS.md, never in tests.
 //!
 //! `cargo bench --bench suite -- [FILTER]` runs the cases whose group name
-//! contains FILTER (`pipeline`, `registry`, `verify`). `cargo test
+//! contains FILTER (`pipeline`, `registry`, `verify`, `postgres`). `cargo test
 //! --all-targets` builds this binary and runs it without `--bench`, which
 //! does nothing.
 
 mod measure;
+mod pg_server;
 mod pipeline;
+mod postgres;
 mod registry;
 mod verify;
 
@@ -22,10 +24,11 @@ use measure::Table;
 /// One group of cases: its name and the function that runs them.
 type Group = (&'static str, fn(&mut Table));
 
-const GROUPS: [Group; 3] = [
+const GROUPS: [Group; 4] = [
     ("pipeline", pipeline::run),
     ("registry", registry::run),
     ("verify", verify::run),
+    ("postgres", postgres::run),
 ];
 
 fn main() {

@@ -168,9 +168,16 @@ impl Row {
 #[derive(Default)]
 pub struct Table {
     rows: Vec<Row>,
+    /// Lines printed above the table: what the figures depend on beyond
+    /// the machine (a server's settings).
+    notes: Vec<String>,
 }
 
 impl Table {
+    pub fn note(&mut self, line: impl Into<String>) {
+        self.notes.push(line.into());
+    }
+
     pub fn push(&mut self, row: Row) {
         eprintln!("  {:<56} {:>10}", row.case, ms(row.median));
         self.rows.push(row);
@@ -188,6 +195,10 @@ pub fn ms(d: Duration) -> String {
 
 impl fmt::Display for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for note in &self.notes {
+            writeln!(f, "{note}")?;
+            writeln!(f)?;
+        }
         writeln!(
             f,
             "| case | median | peak RSS | floor | floor median | ratio | target | met |"

@@ -112,7 +112,7 @@ fn example(table: &mut Table) {
 }
 
 /// The median (and largest peak RSS) of samples already taken.
-fn median_of(samples: Vec<Sample>) -> Sample {
+pub fn median_of(samples: Vec<Sample>) -> Sample {
     let n = samples.len();
     let mut it = samples.into_iter();
     median(n, || it.next().expect("one sample per round"))
@@ -124,47 +124,56 @@ fn median_of(samples: Vec<Sample>) -> Sample {
 /// neither pays for creating it. Every process must succeed with nothing
 /// on stderr about a busy or locked registry.
 fn concurrent(table: &mut Table) {
+    concurrent_cases(table, "", Vec::new);
+}
+
+/// The concurrent cases against the registry `registry()` names for each
+/// round (global arguments such as `--db URL`, made fresh per call; none:
+/// each workspace's own SQLite file), rows named with `label` first.
+pub fn concurrent_cases(table: &mut Table, label: &str, mut registry: impl FnMut() -> Vec<String>) {
     let rounds = 3;
     let (mut one_by_one, mut together) = (vec![], vec![]);
     // Alternating, so that a change in load weighs on both alike.
     for _ in 0..rounds {
-        let (ws, configs) = concurrent_workspace();
+        let db = registry();
+        let (ws, configs) = concurrent_workspace(&db);
         let started = Instant::now();
         let mut peak = 0;
         for config in &configs {
-            let s = sample(&mut run_cmd(&ws, config));
+            let s = sample(&mut run_cmd(&ws, &db, config));
             peak = peak.max(s.peak_rss_kib);
         }
         one_by_one.push(Sample {
             wall: started.elapsed(),
             peak_rss_kib: peak,
         });
-        let (ws, configs) = concurrent_workspace();
-        let mut cmds: Vec<Command> = configs.iter().map(|c| run_cmd(&ws, c)).collect();
+        let db = registry();
+        let (ws, configs) = concurrent_workspace(&db);
+        let mut cmds: Vec<Command> = configs.iter().map(|c| run_cmd(&ws, &db, c)).collect();
         together.push(sample_all(&mut cmds));
     }
     let one_by_one = median_of(one_by_one);
     let n = CONCURRENT_RUNS;
     let scenes = CONCURRENT_SCENES;
     table.push(Row::new(
-        format!("{n} x {scenes} scenes, one after another"),
+        format!("{label}{n} x {scenes} scenes, one after another"),
         one_by_one,
     ));
     table.push(
         Row::new(
-            format!("{n} x {scenes} scenes, concurrently"),
+            format!("{label}{n} x {scenes} scenes, concurrently"),
             median_of(together),
         )
         .against("the same, one after another", one_by_one.wall, 0.75),
     );
 }
 
-/// A workspace whose registry exists, with `CONCURRENT_RUNS` configs of
-/// different project ids.
-fn concurrent_workspace() -> (Workspace, Vec<String>) {
+/// A workspace whose registry (`db`: global arguments naming it) exists,
+/// with `CONCURRENT_RUNS` configs of different project ids.
+fn concurrent_workspace(db: &[String]) -> (Workspace, Vec<String>) {
     let ws = Workspace::new();
     let seed = ws.config("seed.json", "seed", 1);
-    sample(&mut run_cmd(&ws, seed.to_str().expect("UTF-8 path")));
+    sample(&mut run_cmd(&ws, db, seed.to_str().expect("UTF-8 path")));
     let configs = (0..CONCURRENT_RUNS)
         .map(|i| {
             let path = ws.config(
@@ -178,8 +187,10 @@ fn concurrent_workspace() -> (Workspace, Vec<String>) {
     (ws, configs)
 }
 
-fn run_cmd(ws: &Workspace, config: &str) -> Command {
-    orchestrator(ws.path(), &["run", "--project", config])
+fn run_cmd(ws: &Workspace, db: &[String], config: &str) -> Command {
+    let mut args: Vec<&str> = db.iter().map(String::as_str).collect();
+    args.extend(["run", "--project", config]);
+    orchestrator(ws.path(), &args)
 }
 
 /// Start every command at once and wait for all: the wall time from the

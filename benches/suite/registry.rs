@@ -28,18 +28,18 @@ use crate::measure::{
     Row, Sample, Table, Workspace, in_child, median, orchestrator, sample, sqlite3_floor,
 };
 
-const ROUNDS: usize = 9;
+pub const ROUNDS: usize = 9;
 
 /// Runs in the registry, the real one and its copies included.
-const RUNS: usize = 100_000;
+pub const RUNS: usize = 100_000;
 /// Runs of the example config: the real run and its copies.
-const SHARED: usize = 1_000;
+pub const SHARED: usize = 1_000;
 /// Projects the synthetic runs are spread over.
 const PROJECTS: usize = 100;
 /// Runs per `insert_rebuilt` call, i.e. per transaction.
 const BATCH: usize = 10_000;
 /// The project whose runs `runs list --project` lists.
-const LISTED_PROJECT: &str = "proj-042";
+pub const LISTED_PROJECT: &str = "proj-042";
 
 /// The five stages: artifact type, stage name, and the types it reads.
 const STAGES: [(&str, &str, &[&str]); 5] = [
@@ -152,36 +152,63 @@ pub fn run(table: &mut Table) {
     }
 }
 
-/// The columns `runs list` and `runs show` print.
-const RUN_COLUMNS: &str = "r.run_id, r.project_id, p.title, r.status, r.started_at, \
-    r.finished_at, r.duration_ms, r.stages_executed, r.stages_skipped, r.attempts, \
-    r.config_hash, r.run_dir, r.error, r.orchestrator_version, r.host";
+/// The columns `runs list` and `runs show` read (`RUN_COLUMNS` in
+/// `src/registry/runs.rs`).
+const RUN_COLUMNS: &str = "r.run_id, r.project_id, r.title, r.status, r.started_at, \
+    r.finished_at, r.duration_ms,
+    CASE WHEN r.status = 'running' THEN (SELECT count(*) FROM stage_executions e
+        WHERE e.project_id = r.project_id AND e.run_id = r.run_id
+          AND e.stage IN (1, 2, 3, 4, 5) AND e.attempt = r.attempts AND e.status = 'executed')
+        ELSE r.stages_executed END,
+    CASE WHEN r.status = 'running' THEN (SELECT count(*) FROM stage_executions e
+        WHERE e.project_id = r.project_id AND e.run_id = r.run_id
+          AND e.stage IN (1, 2, 3, 4, 5) AND e.attempt = r.attempts AND e.status = 'skipped')
+        ELSE r.stages_skipped END,
+    r.attempts, r.config_hash, r.run_dir, r.error, r.orchestrator_version, r.host, \
+    r.created_at, r.config_path";
 
-// The floors: what the CLI asks the registry, as the sqlite3 CLI would be
-// asked it by hand, on the same file with the same indexes (the run counts
-// included: they are part of the file).
+// The floors: what the CLI asks the registry (the SQLite texts of
+// `src/registry/`), as the sqlite3 CLI would be asked it by hand, on the
+// same file with the same indexes (the run counts included: they are part
+// of the file).
 
-/// The newest 50 runs (of a project) and how many there are.
+/// The newest 50 runs (of a project; `LIST_RUNS`, `LIST_RUNS_OF_PROJECT`)
+/// and how many there are (`COUNT_RUNS`).
 fn list_sql(project: Option<&str>) -> String {
-    let filter = project.map_or(String::new(), |p| format!("AND r.project_id = '{p}'"));
+    let page = match project {
+        None => format!(
+            "SELECT {RUN_COLUMNS} FROM runs r INDEXED BY runs_by_created_at
+             CROSS JOIN projects p ON p.project_id = r.project_id
+             ORDER BY r.created_at DESC, r.project_id, r.run_id LIMIT 50"
+        ),
+        Some(p) => format!(
+            "SELECT {RUN_COLUMNS} FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
+             WHERE r.project_id = '{p}' AND r.created_at >= ''
+             ORDER BY r.created_at DESC, r.run_id LIMIT 50"
+        ),
+    };
     let count_filter = project.map_or(String::new(), |p| format!("WHERE project_id = '{p}'"));
-    format!(
-        "SELECT {RUN_COLUMNS} FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
-         WHERE r.started_at >= '' {filter}
-         ORDER BY r.started_at DESC, r.project_id, r.run_id LIMIT 50;
-         SELECT sum(runs) FROM run_counts {count_filter};"
-    )
+    format!("{page}; SELECT coalesce(sum(runs), 0) FROM run_counts {count_filter};")
 }
 
-/// One run's row and the newest execution of each of its stages.
+/// One run's row (`FIND_RUNS`), the newest execution of each of its
+/// stages (`LATEST_STAGES`) and its attempts (`ATTEMPT_HISTORY`).
 fn show_sql(project: &str, run: &str) -> String {
+    let this = format!("project_id = '{project}' AND run_id = '{run}'");
     format!(
         "SELECT {RUN_COLUMNS} FROM runs r CROSS JOIN projects p ON p.project_id = r.project_id
-         WHERE r.run_id GLOB '{run}*';
+         WHERE r.run_id GLOB '{run}*'
+         ORDER BY r.run_id = '{run}' DESC, r.created_at DESC, r.project_id;
          SELECT stage, stage_name, stage_version, status, reason, output_sha256, duration_ms,
-                started_at, finished_at, attempt, error
-         FROM latest_stage_executions WHERE project_id = '{project}' AND run_id = '{run}'
-         ORDER BY stage;"
+                started_at, finished_at, attempt, error, input_hashes
+         FROM latest_stage_executions WHERE {this} ORDER BY stage;
+         SELECT attempt, min(started_at),
+                count(*) FILTER (WHERE status = 'executed'),
+                count(*) FILTER (WHERE status = 'skipped'),
+                count(*) FILTER (WHERE status = 'failed'),
+                count(*) FILTER (WHERE status IN ('running', 'interrupted'))
+         FROM stage_executions WHERE {this} AND stage IN (1, 2, 3, 4, 5)
+         GROUP BY attempt ORDER BY attempt;"
     )
 }
 
@@ -211,7 +238,10 @@ fn ancestors_of_newest_sql() -> String {
     walk_sql(
         "SELECT a.artifact_id, 0 FROM artifacts a
          WHERE a.artifact_type = 'RenderOutput' AND (a.project_id, a.run_id) =
-               (SELECT project_id, run_id FROM runs ORDER BY started_at DESC LIMIT 1)",
+               (SELECT r.project_id, r.run_id FROM runs r INDEXED BY runs_by_created_at
+                WHERE EXISTS (SELECT 1 FROM artifacts x WHERE x.project_id = r.project_id
+                              AND x.run_id = r.run_id AND x.artifact_type = 'RenderOutput')
+                ORDER BY r.created_at DESC, r.project_id, r.run_id LIMIT 1)",
         "child_id",
         "parent_id",
     )
@@ -223,8 +253,9 @@ fn descendants_sql(prefix: &str, sha: &str) -> String {
     format!(
         "SELECT DISTINCT sha256 FROM artifacts WHERE sha256 GLOB '{prefix}*';
          SELECT a.* FROM artifacts a WHERE a.sha256 = '{sha}'
-         ORDER BY (SELECT r.started_at FROM runs r
-                   WHERE r.project_id = a.project_id AND r.run_id = a.run_id) DESC LIMIT 1;
+         ORDER BY (SELECT r.created_at FROM runs r
+                   WHERE r.project_id = a.project_id AND r.run_id = a.run_id) DESC,
+                  a.project_id, a.run_id LIMIT 1;
          {}",
         walk_sql(
             &format!("SELECT artifact_id, 0 FROM artifacts WHERE sha256 = '{sha}'"),
@@ -317,13 +348,13 @@ fn real_run(ws: &Workspace) -> (String, String) {
 }
 
 /// What [`generate`] made.
-struct Generated {
-    artifacts: usize,
-    transactions: usize,
+pub struct Generated {
+    pub artifacts: usize,
+    pub transactions: usize,
     /// sha256 of the Script the real run and its copies share.
-    shared_script: String,
+    pub shared_script: String,
     /// (project, run) of a synthetic run from the middle of the registry.
-    shown_run: (String, String),
+    pub shown_run: (String, String),
 }
 
 /// Fill the workspace's registry up to [`RUNS`] runs.
@@ -689,6 +720,9 @@ fn copy_of(
     RebuiltRun {
         run: RunRow {
             run_id: run_id.to_string(),
+            // Its own first start: the real run's would give all 1,000
+            // copies one created_at, a tie every listing must sort.
+            created_at: rfc3339(started),
             started_at: rfc3339(started),
             finished_at: finished_at.clone(),
             run_dir: run_dir.clone(),
@@ -708,7 +742,7 @@ fn copy_of(
 
 /// [`generate`] in a forked child (see [`in_child`]), timed, with its
 /// peak RSS.
-fn generate_in_child(ws: &Workspace) -> (Generated, Sample) {
+pub fn generate_in_child(ws: &Workspace) -> (Generated, Sample) {
     let result = ws.path().join("generated.txt");
     let sample = in_child(|| {
         let g = generate(ws);
