@@ -108,6 +108,25 @@ pub fn median(rounds: usize, mut f: impl FnMut() -> Sample) -> Sample {
     }
 }
 
+/// Medians of `a` and `b` sampled in turn, `rounds` times each: a change
+/// in the machine's load (it is shared) weighs on both sides alike.
+pub fn alternate(
+    rounds: usize,
+    mut a: impl FnMut() -> Sample,
+    mut b: impl FnMut() -> Sample,
+) -> (Sample, Sample) {
+    let (mut xs, mut ys) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        xs.push(a());
+        ys.push(b());
+    }
+    let (mut xs, mut ys) = (xs.into_iter(), ys.into_iter());
+    (
+        median(rounds, || xs.next().expect("one sample per round")),
+        median(rounds, || ys.next().expect("one sample per round")),
+    )
+}
+
 /// Median wall time of `sqlite3 <db> <sql>`: the floor for "open the
 /// registry and answer one question".
 pub fn sqlite3_floor(rounds: usize, db: &Path, sql: &str) -> Sample {

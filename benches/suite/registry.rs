@@ -25,10 +25,10 @@ use orchestrator::registry::{
 use serde_json::{Value, json};
 
 use crate::measure::{
-    Row, Sample, Table, Workspace, in_child, median, orchestrator, sample, sqlite3_floor,
+    Row, Sample, Table, Workspace, alternate, in_child, orchestrator, sample, sqlite3_floor,
 };
 
-pub const ROUNDS: usize = 9;
+const ROUNDS: usize = 9;
 
 /// Runs in the registry, the real one and its copies included.
 pub const RUNS: usize = 100_000;
@@ -71,8 +71,13 @@ pub fn run(table: &mut Table) {
 
     // The real run, and its no-op resume while the registry holds only it.
     sample(&mut orchestrator(ws.path(), &resume));
-    let small_resume = median(ROUNDS, || sample(&mut orchestrator(ws.path(), &resume)));
-    let small_floor = sqlite3_floor(ROUNDS, &ws.db(), &resume_sql(&real_run(&ws))).wall;
+    let small_sql = resume_sql(&real_run(&ws));
+    let (small_resume, small_floor) = alternate(
+        ROUNDS,
+        || sample(&mut orchestrator(ws.path(), &resume)),
+        || sqlite3_floor(1, &ws.db(), &small_sql),
+    );
+    let small_floor = small_floor.wall;
 
     eprintln!("  generating {RUNS} runs…");
     let (generated, generation) = generate_in_child(&ws);
@@ -87,11 +92,14 @@ pub fn run(table: &mut Table) {
 
     let db = ws.db();
     let case = |table: &mut Table, name: &str, args: &[&str], floor_sql: &str| {
-        let cli = median(ROUNDS, || sample(&mut orchestrator(ws.path(), args)));
-        let floor = sqlite3_floor(ROUNDS, &db, floor_sql).wall;
+        let (cli, floor) = alternate(
+            ROUNDS,
+            || sample(&mut orchestrator(ws.path(), args)),
+            || sqlite3_floor(1, &db, floor_sql),
+        );
         table.push(Row::new(format!("100k runs: {name}"), cli).against(
             "sqlite3 same query",
-            floor,
+            floor.wall,
             2.0,
         ));
     };
@@ -125,8 +133,13 @@ pub fn run(table: &mut Table) {
 
     // Last: a resume makes the real run the newest one.
     let real = real_run(&ws);
-    let big_resume = median(ROUNDS, || sample(&mut orchestrator(ws.path(), &resume)));
-    let big_floor = sqlite3_floor(ROUNDS, &db, &resume_sql(&real)).wall;
+    let big_sql = resume_sql(&real);
+    let (big_resume, big_floor) = alternate(
+        ROUNDS,
+        || sample(&mut orchestrator(ws.path(), &resume)),
+        || sqlite3_floor(1, &db, &big_sql),
+    );
+    let big_floor = big_floor.wall;
     table.push(
         Row::new("example registry: no-op resume", small_resume).against(
             "sqlite3 resume's SQL",
