@@ -208,6 +208,24 @@ impl Workspace {
         rows[0][0].clone()
     }
 
+    /// The one text value `sql` returns, exactly as stored, on either
+    /// backend: unlike [`Self::registry_rows`] it keeps a value that spans
+    /// lines or holds `|` (a stored JSON document) whole.
+    pub fn registry_text(&self, sql: &str) -> String {
+        if let Some(url) = &self.pg {
+            // psql ends the one row with a newline of its own.
+            let out = pg::psql(url, sql);
+            return out
+                .strip_suffix('\n')
+                .unwrap_or_else(|| panic!("{sql}: not one row: {out:?}"))
+                .to_string();
+        }
+        rusqlite::Connection::open(self.db())
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// Run statements that change this workspace's registry (a test's
     /// deliberate damage), on either backend.
     pub fn registry_exec(&self, sql: &str) {
