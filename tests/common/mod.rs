@@ -414,6 +414,30 @@ impl Workspace {
         live.lock().unwrap();
         (lock, live)
     }
+
+    /// A run being run right now, to every other process, on either
+    /// backend: on SQLite its two lock files ([`Self::hold_live_run`]), on
+    /// PostgreSQL its advisory lock, held by a connection of the test
+    /// process as a running `orchestrator run` holds it. Released when the
+    /// returned value is dropped.
+    pub fn hold_run(&self, project: &str, run: &str) -> HeldRun {
+        let Some(url) = &self.pg else {
+            let (lock, live) = self.hold_live_run(project, run);
+            return HeldRun::Sqlite(lock, live);
+        };
+        let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        let key = orchestrator::registry::advisory::run_key(project, run);
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .unwrap();
+        HeldRun::Postgres(Box::new(client))
+    }
+}
+
+/// What [`Workspace::hold_run`] holds; dropping it releases the run.
+pub enum HeldRun {
+    Sqlite(std::fs::File, std::fs::File),
+    Postgres(Box<postgres::Client>),
 }
 
 /// Stage 2 replaced by one whose output breaks the ShotList schema (a shot
