@@ -420,19 +420,31 @@ impl Workspace {
     }
 
     /// A run being run right now, to every other process, on either
-    /// backend: on SQLite its two lock files ([`Self::hold_live_run`]), on
-    /// PostgreSQL its advisory lock, held by a connection of the test
-    /// process as a running `orchestrator run` holds it. Released when the
-    /// returned value is dropped.
+    /// backend: on SQLite its two lock files ([`Self::hold_live_run`]); on
+    /// PostgreSQL its advisory lock and the registry-wide lock shared, held
+    /// by a connection of the test process named as `orchestrator run`
+    /// names its own. Released when the returned value is dropped.
     pub fn hold_run(&self, project: &str, run: &str) -> HeldRun {
         let Some(url) = &self.pg else {
             let (lock, live) = self.hold_live_run(project, run);
             return HeldRun::Sqlite(lock, live);
         };
-        let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        let mut client = url
+            .parse::<postgres::Config>()
+            .unwrap()
+            .application_name(&format!(
+                "orchestrator host=test pid={}",
+                std::process::id()
+            ))
+            .connect(postgres::NoTls)
+            .unwrap();
         let key = orchestrator::registry::advisory::run_key(project, run);
+        // (ORCH, 2): see src/registry/advisory.rs.
         client
-            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .batch_execute(&format!(
+                "SELECT pg_advisory_lock_shared({}, 2); SELECT pg_advisory_lock({key});",
+                0x4F52_4348
+            ))
             .unwrap();
         HeldRun::Postgres(Box::new(client))
     }
