@@ -102,7 +102,7 @@ fn registry_lock_holders(db: &Db) -> Result<Vec<String>> {
         "SELECT coalesce(a.application_name, 'pid ' || CAST(l.pid AS TEXT))
          FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
          WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted
-           AND l.classid = CAST(?1 AS OID) AND l.objid = CAST(?2 AS OID)
+           AND CAST(l.classid AS BIGINT) = ?1 AND CAST(l.objid AS BIGINT) = ?2
            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND l.pid <> pg_backend_pid()",
         crate::db_params![ORCH, REGISTRY],
@@ -151,6 +151,16 @@ pub fn lock_run(db: &Db, project_id: &str, run_id: &str, wait: Wait) -> Result<(
     }
 }
 
+/// Take a run's lock on this connection if nobody holds it, without
+/// waiting: `verify` holding a run idle for a moment.
+pub fn try_lock_run(db: &Db, project_id: &str, run_id: &str) -> Result<bool> {
+    db.query_row(
+        "SELECT pg_try_advisory_lock(?1)",
+        crate::db_params![run_key(project_id, run_id)],
+        |r| r.get::<bool>(0),
+    )
+}
+
 /// Release a run's lock held by this connection.
 pub fn unlock_run(db: &Db, project_id: &str, run_id: &str) {
     let _ = db.query_row(
@@ -160,7 +170,9 @@ pub fn unlock_run(db: &Db, project_id: &str, run_id: &str) {
     );
 }
 
-/// `classid`/`objid` of a one-key advisory lock, as `pg_locks` shows it.
+/// `classid`/`objid` of a one-key advisory lock, as `pg_locks` shows it
+/// (each an `oid`, which the queries compare as `bigint`: an integer
+/// parameter cannot be bound as an `oid`).
 fn key_parts(key: i64) -> (i64, i64) {
     let k = key as u64;
     ((k >> 32) as i64, (k & 0xFFFF_FFFF) as i64)
@@ -175,7 +187,7 @@ fn run_holder(db: &Db, key: i64, run: &str) -> Result<Holder> {
                 to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
          FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
          WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
-           AND l.classid = CAST(?1 AS OID) AND l.objid = CAST(?2 AS OID)
+           AND CAST(l.classid AS BIGINT) = ?1 AND CAST(l.objid AS BIGINT) = ?2
            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         crate::db_params![hi, lo],
         |r| {
