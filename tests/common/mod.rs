@@ -353,15 +353,19 @@ pub const TEST_HOLDER_SINCE: &str = "2000-01-01T00:00:00.000Z";
 
 impl Workspace {
     /// `orchestrator <args>` started in the background, stdout and stderr
-    /// piped, stdin closed.
+    /// piped, stdin closed; against the same registry as [`Self::cmd`].
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
         use std::process::Stdio;
-        std::process::Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"))
-            .current_dir(self.path())
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"));
+        cmd.current_dir(self.path())
             .env_remove("ORCHESTRATOR_ARTIFACTS_DIR")
             .env_remove("ORCHESTRATOR_DB")
-            .env("NO_COLOR", "1")
-            .args(args)
+            .env_remove("ORCHESTRATOR_STRICT")
+            .env("NO_COLOR", "1");
+        if let Some(url) = &self.pg {
+            cmd.env("ORCHESTRATOR_DB", url);
+        }
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
