@@ -250,6 +250,9 @@ impl ToSql for Value<'_> {
                 Type::INT8 => i.to_sql(ty, out),
                 Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
                 Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                // `CAST(?1 AS OID)`: the halves of an advisory lock's key
+                // as `pg_locks` shows them (registry::advisory).
+                Type::OID => u32::try_from(*i)?.to_sql(ty, out),
                 Type::BOOL => (*i != 0).to_sql(ty, out),
                 Type::FLOAT8 => (*i as f64).to_sql(ty, out),
                 Type::TEXT | Type::VARCHAR => i.to_string().to_sql(ty, out),
@@ -526,6 +529,18 @@ mod tests {
             redact_url("postgres://ana:s3cret@h/db?password=other&x=1"),
             "postgres://ana:***@h/db?password=***&x=1"
         );
+    }
+
+    #[test]
+    fn an_integer_binds_as_an_oid_when_it_fits_one() {
+        // The holder queries of registry::advisory compare pg_locks'
+        // oid columns with `CAST(?1 AS OID)`: a run that found its lock
+        // taken failed with "an integer cannot be bound as oid".
+        let mut out = BytesMut::new();
+        assert!(Value::Int(0xFFFF_FFFF).to_sql(&Type::OID, &mut out).is_ok());
+        assert_eq!(&out[..], &[0xFF; 4]);
+        assert!(Value::Int(-1).to_sql(&Type::OID, &mut out).is_err());
+        assert!(Value::Int(1 << 32).to_sql(&Type::OID, &mut out).is_err());
     }
 
     #[test]
