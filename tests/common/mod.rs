@@ -402,6 +402,74 @@ impl Workspace {
     }
 }
 
+/// The host a run held by the test process names on PostgreSQL (the
+/// `host=` of its `application_name`).
+pub const TEST_HOLDER_HOST: &str = "test-holder";
+
+/// A run held by the test process, on the pass's backend, as
+/// [`Workspace::hold_run`] or [`Workspace::hold_live`] took it; released
+/// when dropped.
+pub struct HeldRun {
+    _files: Vec<std::fs::File>,
+    _pg: Option<postgres::Client>,
+    /// The holder as a run that meets it names it, after `held by `.
+    pub holder: String,
+}
+
+impl Workspace {
+    /// Hold a run's lock from the test process: on SQLite its lock file
+    /// ([`Self::hold_run_lock`]); on PostgreSQL its advisory lock, which is
+    /// also what makes it live there.
+    pub fn hold_run(&self, project: &str, run: &str) -> HeldRun {
+        self.hold(project, run, false)
+    }
+
+    /// Hold a run as a live `orchestrator run` holds it: on SQLite its
+    /// lock file and liveness flag ([`Self::hold_live_run`]); on
+    /// PostgreSQL its advisory lock (src/registry/advisory.rs).
+    pub fn hold_live(&self, project: &str, run: &str) -> HeldRun {
+        self.hold(project, run, true)
+    }
+
+    fn hold(&self, project: &str, run: &str, live: bool) -> HeldRun {
+        let pid = std::process::id();
+        let Some(url) = &self.pg else {
+            let files = if live {
+                let (lock, flag) = self.hold_live_run(project, run);
+                vec![lock, flag]
+            } else {
+                vec![self.hold_run_lock(project, run)]
+            };
+            return HeldRun {
+                _files: files,
+                _pg: None,
+                holder: format!("pid {pid} since {TEST_HOLDER_SINCE}"),
+            };
+        };
+        let mut config: postgres::Config = url.parse().unwrap();
+        config.application_name(&format!("test host={TEST_HOLDER_HOST} pid={pid}"));
+        let mut client = config.connect(postgres::NoTls).unwrap();
+        let key = orchestrator::registry::advisory::run_key(project, run);
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .unwrap();
+        // What a waiting run reads as the holder's `since`.
+        let since: String = client
+            .query_one(
+                "SELECT to_char(backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                 FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        HeldRun {
+            _files: Vec::new(),
+            _pg: Some(client),
+            holder: format!("pid {pid} since {since} on host {TEST_HOLDER_HOST}"),
+        }
+    }
+}
+
 /// Stage 2 replaced by one whose output breaks the ShotList schema (a shot
 /// size no schema allows), so a run that uses it fails at stage 2 with
 /// nothing written for it.
