@@ -261,6 +261,8 @@ impl ToSql for Value<'_> {
                 Type::INT8 => i.to_sql(ty, out),
                 Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
                 Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                // `CAST(?1 AS OID)`: the halves of an advisory lock's key
+                // as `pg_locks` shows them (registry::advisory).
                 Type::OID => u32::try_from(*i)?.to_sql(ty, out),
                 Type::BOOL => (*i != 0).to_sql(ty, out),
                 Type::FLOAT8 => (*i as f64).to_sql(ty, out),
@@ -571,6 +573,18 @@ mod tests {
             assert_eq!(setting("tcp_keepalives_count"), "4");
             assert_eq!(setting("tcp_user_timeout"), "40000");
         }
+    }
+
+    #[test]
+    fn an_integer_binds_as_an_oid_when_it_fits_one() {
+        // The holder queries of registry::advisory compare pg_locks'
+        // oid columns with `CAST(?1 AS OID)`: a run that found its lock
+        // taken failed with "an integer cannot be bound as oid".
+        let mut out = BytesMut::new();
+        assert!(Value::Int(0xFFFF_FFFF).to_sql(&Type::OID, &mut out).is_ok());
+        assert_eq!(&out[..], &[0xFF; 4]);
+        assert!(Value::Int(-1).to_sql(&Type::OID, &mut out).is_err());
+        assert!(Value::Int(1 << 32).to_sql(&Type::OID, &mut out).is_err());
     }
 
     #[test]
