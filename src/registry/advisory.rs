@@ -97,12 +97,17 @@ pub fn lock_registry(db: &Db, exclusive: bool, wait: Duration, what: &str) -> Re
 }
 
 /// Who holds the registry-wide lock (their `application_name`s).
+///
+/// `pg_locks` shows keys as `oid`s; they are compared as `bigint` here and
+/// in [`run_holder`], since a parameter the server types as `oid` cannot be
+/// bound from an integer (a waiter failed with exit 5 instead of naming
+/// the holder).
 fn registry_lock_holders(db: &Db) -> Result<Vec<String>> {
     db.query_map(
         "SELECT coalesce(a.application_name, 'pid ' || CAST(l.pid AS TEXT))
          FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
          WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted
-           AND l.classid = CAST(?1 AS OID) AND l.objid = CAST(?2 AS OID)
+           AND CAST(l.classid AS BIGINT) = ?1 AND CAST(l.objid AS BIGINT) = ?2
            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND l.pid <> pg_backend_pid()",
         crate::db_params![ORCH, REGISTRY],
@@ -175,7 +180,7 @@ fn run_holder(db: &Db, key: i64, run: &str) -> Result<Holder> {
                 to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
          FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
          WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
-           AND l.classid = CAST(?1 AS OID) AND l.objid = CAST(?2 AS OID)
+           AND CAST(l.classid AS BIGINT) = ?1 AND CAST(l.objid AS BIGINT) = ?2
            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         crate::db_params![hi, lo],
         |r| {
