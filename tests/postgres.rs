@@ -15,12 +15,14 @@
 
 mod common;
 
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use common::{example_config, pg};
@@ -102,6 +104,15 @@ impl Host {
 
     fn output(&self, args: &[&str]) -> Output {
         output_within(self.command(args), &format!("{} {args:?}", self.name))
+    }
+
+    /// Started in the background, `ORCHESTRATOR_FAILPOINTS` set when given.
+    fn spawn(&self, args: &[&str], failpoints: Option<&str>) -> Proc {
+        let mut cmd = self.command(args);
+        if let Some(f) = failpoints {
+            cmd.env("ORCHESTRATOR_FAILPOINTS", f);
+        }
+        Proc::spawn(cmd, format!("{} {args:?}", self.name))
     }
 
     /// `value` written as `<name>.json` in this host's directory; returns
@@ -238,6 +249,748 @@ fn assert_one_clean_error(out: &Output) -> String {
         );
     }
     errors[0].to_string()
+}
+
+/// The versions of this build's PostgreSQL migrations, ascending.
+fn migration_versions() -> Vec<i64> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    let mut versions: Vec<i64> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_prefix('V')?.split_once("__")?.0.parse().ok())
+        .collect();
+    versions.sort();
+    versions
+}
+
+fn latest_version() -> i64 {
+    *migration_versions().last().unwrap()
+}
+
+/// Everything the database holds in its schema, as text: each relation
+/// with its columns, indexes, views, triggers and functions, each
+/// sequence's position, and every row of every table.
+fn dump(url: &str) -> String {
+    pg::psql(url, DUMP)
+}
+
+const DUMP: &str = r#"
+SELECT 'schema ' || nspname FROM pg_namespace ORDER BY 1;
+SELECT CAST(c.relkind AS TEXT) || ' ' || c.relname || '(' || coalesce((
+         SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                           || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
+                           ', ' ORDER BY a.attnum)
+         FROM pg_attribute a
+         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') || ')'
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() ORDER BY c.relname;
+SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+  JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() ORDER BY 1;
+SELECT viewname || ': ' || definition FROM pg_views
+WHERE schemaname = current_schema() ORDER BY 1;
+SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1;
+SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = current_schema() AND p.prokind = 'f' ORDER BY 1;
+SELECT 'sequence ' || sequencename || ' ' || coalesce(last_value, 0) FROM pg_sequences
+WHERE schemaname = current_schema() ORDER BY 1;
+SELECT c.relname || ': ' || query_to_xml(
+         format('SELECT * FROM %I.%I AS t ORDER BY t::text', n.nspname, c.relname),
+         true, false, '')::text
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') ORDER BY c.relname;
+"#;
+
+/// Every command that opens the registry, as a user would type it.
+fn every_command(config: &str) -> Vec<Vec<&str>> {
+    vec![
+        vec!["run", "--project", config],
+        vec!["run", "--project", config, "--dry-run"],
+        vec!["run", "--from-run", "abc"],
+        vec!["runs", "list"],
+        vec!["runs", "list", "--json"],
+        vec!["runs", "show", "abc"],
+        vec!["lineage", "RenderOutput"],
+        vec!["verify"],
+        vec!["verify", "--json"],
+        vec!["registry", "info"],
+        vec!["registry", "info", "--json"],
+        vec!["gc", "--keep-last", "1", "--yes"],
+        vec!["reindex"],
+        vec!["reindex", "--dry-run"],
+        vec!["export", "--format", "prov", "abc"],
+        vec!["diff", "abc", "def"],
+        vec!["package", "abc"],
+    ]
+}
+
+/// Each of `commands` exits 3 with exactly `stderr` and nothing on stdout.
+fn assert_each_refused(host: &Host, commands: &[Vec<&str>], stderr: &str) {
+    for args in commands {
+        let out = host.output(args);
+        assert_eq!(
+            (
+                out.status.code(),
+                text(&out.stderr).as_str(),
+                text(&out.stdout).as_str()
+            ),
+            (Some(3), stderr, ""),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn sixteen_concurrent_migrates_of_an_empty_database_all_succeed_and_apply_each_version_once() {
+    let Some(url) = database("concurrent_migrate") else {
+        return;
+    };
+    let artifacts = tempfile::tempdir().unwrap();
+    let hosts: Vec<Host> = (0..16)
+        .map(|i| Host::new(&format!("migrator{i}"), artifacts.path(), Some(&url)))
+        .collect();
+    let procs: Vec<Proc> = hosts
+        .iter()
+        .map(|h| h.spawn(&["registry", "migrate", "--json"], None))
+        .collect();
+    let reports: Vec<Value> = procs.into_iter().map(|p| json_ok(&p.finish())).collect();
+
+    let latest = latest_version();
+    // One migrated from nothing; the others waited their turn and found
+    // the work done.
+    let mut from: Vec<Value> = reports.iter().map(|r| r["from_version"].clone()).collect();
+    from.sort_by_key(|v| v.as_i64().unwrap_or(-1));
+    let mut expected = vec![json!(latest); 16];
+    expected[0] = Value::Null;
+    assert_eq!(from, expected, "{reports:#?}");
+    for r in &reports {
+        assert_eq!(
+            (&r["backend"], &r["location"], &r["version"]),
+            (&json!("postgresql"), &json!(url), &json!(latest)),
+            "{r}"
+        );
+    }
+    let history = pg::psql(
+        &url,
+        "SELECT version, count(*) FROM refinery_schema_history GROUP BY version ORDER BY version",
+    );
+    let expected: String = migration_versions()
+        .iter()
+        .map(|v| format!("{v}|1\n"))
+        .collect();
+    assert_eq!(history, expected);
+}
+
+#[test]
+fn a_second_migrate_says_already_current_and_info_reports_the_schema() {
+    let Some(url) = database("migrate_again") else {
+        return;
+    };
+    let artifacts = tempfile::tempdir().unwrap();
+    let host = Host::new("admin", artifacts.path(), Some(&url));
+    let latest = latest_version();
+
+    let first = host.output(&["registry", "migrate"]);
+    assert_eq!(
+        (
+            first.status.code(),
+            text(&first.stdout),
+            text(&first.stderr)
+        ),
+        (
+            Some(0),
+            format!("{url}: schema migrated from empty to V{latest}\n"),
+            String::new()
+        )
+    );
+    let history = dump(&url);
+
+    let again = host.output(&["registry", "migrate"]);
+    assert_eq!(
+        (
+            again.status.code(),
+            text(&again.stdout),
+            text(&again.stderr)
+        ),
+        (
+            Some(0),
+            format!("{url}: schema V{latest}, already current\n"),
+            String::new()
+        )
+    );
+    assert_eq!(
+        host.json(&["registry", "migrate", "--json"]),
+        json!({"backend": "postgresql", "location": url, "from_version": latest, "version": latest})
+    );
+    assert_eq!(
+        dump(&url),
+        history,
+        "a migrate with nothing to do changed the database"
+    );
+
+    assert_eq!(
+        host.json(&["registry", "info", "--json"]),
+        json!({
+            "backend": "postgresql",
+            "location": url,
+            "schema_version": latest,
+            "projects": 0,
+            "runs": 0,
+            "artifacts": 0,
+            "executions": 0,
+        })
+    );
+}
+
+#[test]
+fn every_command_refuses_an_empty_database_untouched_naming_registry_migrate() {
+    let Some(url) = database("empty_refused") else {
+        return;
+    };
+    let artifacts = tempfile::tempdir().unwrap();
+    let host = Host::new("empty", artifacts.path(), Some(&url));
+    let config = host.config("project", &example_config());
+    let before = dump(&url);
+
+    let latest = latest_version();
+    assert_each_refused(
+        &host,
+        &every_command(&config),
+        &format!(
+            "error: the registry `{url}` has no registry schema yet (this orchestrator needs V{latest})\n\
+             hint: the database was left untouched; run `orchestrator registry migrate --db <url>` \
+             (once, from any host) to create or upgrade its schema\n"
+        ),
+    );
+    assert_eq!(dump(&url), before, "a refused command changed the database");
+    assert_eq!(
+        common::dir_names(artifacts.path()),
+        Default::default(),
+        "a refused command wrote into the artifacts directory"
+    );
+}
+
+/// A database as an orchestrator one version behind this one left it:
+/// every migration but the last applied, with the history refinery writes.
+fn database_one_version_behind(url: &str, current: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort_by_key(|p| {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        name[1..name.find("__").unwrap()].parse::<i64>().unwrap()
+    });
+    files.pop();
+    for file in &files {
+        pg::psql_file(url, file);
+    }
+    // The history rows, checksums and all, as a real migrate wrote them.
+    let rows = pg::psql(
+        current,
+        &format!(
+            "SELECT format('(%s, %L, %L, %L)', version, name, applied_on, checksum)
+             FROM refinery_schema_history WHERE version < {} ORDER BY version",
+            latest_version()
+        ),
+    );
+    let values: Vec<&str> = rows.lines().collect();
+    assert_eq!(values.len(), files.len());
+    pg::psql(
+        url,
+        &format!(
+            "CREATE TABLE refinery_schema_history (
+                 version int4 PRIMARY KEY, name varchar(255),
+                 applied_on varchar(255), checksum varchar(255));
+             INSERT INTO refinery_schema_history VALUES {};",
+            values.join(", ")
+        ),
+    );
+}
+
+#[test]
+fn every_command_refuses_a_database_one_version_behind_untouched_and_migrate_brings_it_up() {
+    let (Some(url), Some(current)) = (database("behind"), database("behind_current")) else {
+        return;
+    };
+    let artifacts = tempfile::tempdir().unwrap();
+    let host = Host::new("behind", artifacts.path(), Some(&url));
+    let config = host.config("project", &example_config());
+    json_ok(
+        &Host::new("admin", artifacts.path(), Some(&current))
+            .output(&["registry", "migrate", "--json"]),
+    );
+    database_one_version_behind(&url, &current);
+    let before = dump(&url);
+
+    let latest = latest_version();
+    let previous = latest - 1;
+    assert_each_refused(
+        &host,
+        &every_command(&config),
+        &format!(
+            "error: the registry `{url}` has schema V{previous}, older than the V{latest} this \
+             orchestrator needs\n\
+             hint: the database was left untouched; run `orchestrator registry migrate --db <url>` \
+             (once, from any host) to create or upgrade its schema\n"
+        ),
+    );
+    assert_eq!(dump(&url), before, "a refused command changed the database");
+    assert_eq!(common::dir_names(artifacts.path()), Default::default());
+
+    // Then `registry migrate` applies the one missing migration, and the
+    // schema is the one a fresh migrate builds.
+    assert_eq!(
+        host.json(&["registry", "migrate", "--json"]),
+        json!({"backend": "postgresql", "location": url, "from_version": previous, "version": latest})
+    );
+    let schema_only = |dump: String| -> String {
+        dump.lines()
+            .filter(|l| !l.contains("<applied_on>") && !l.contains("refinery_schema_history: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(schema_only(dump(&url)), schema_only(dump(&current)));
+    assert_eq!(
+        host.json(&["registry", "info", "--json"])["schema_version"],
+        latest
+    );
+}
+
+#[test]
+fn every_command_and_migrate_refuse_a_database_from_a_newer_orchestrator_untouched() {
+    let Some(url) = database("newer") else {
+        return;
+    };
+    let artifacts = tempfile::tempdir().unwrap();
+    let host = Host::new("newer", artifacts.path(), Some(&url));
+    let config = host.config("project", &example_config());
+    json_ok(&host.output(&["registry", "migrate", "--json"]));
+    pg::psql(
+        &url,
+        "INSERT INTO refinery_schema_history VALUES (99, 'from_the_future', '2030-01-01T00:00:00Z', '42')",
+    );
+    let before = dump(&url);
+
+    let mut commands = every_command(&config);
+    commands.push(vec!["registry", "migrate"]);
+    commands.push(vec!["registry", "migrate", "--json"]);
+    assert_each_refused(
+        &host,
+        &commands,
+        &format!(
+            "error: the registry `{url}` was written by a newer orchestrator: it has migration \
+             V99 `from_the_future`, which this version does not know\n\
+             hint: the file was left untouched; use the orchestrator that wrote it, or pass \
+             `--db` to use another registry\n"
+        ),
+    );
+    assert_eq!(dump(&url), before, "a refused command changed the database");
+    assert_eq!(common::dir_names(artifacts.path()), Default::default());
+}
+
+// ---------------------------------------------------------------------------
+// Credentials
+
+/// The password the credential tests give; it must appear nowhere.
+const SECRET: &str = "Zebra-7731-Orchestrator-Secret";
+
+/// `url` (`postgresql://USER[:PW]@HOST:PORT/DB`) with `user` and
+/// `password` in place of its own.
+fn with_login(url: &str, user: &str, password: Option<&str>) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (authority, path) = rest.split_once('/').unwrap();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match password {
+        Some(p) => format!("{scheme}://{user}:{p}@{host}/{path}"),
+        None => format!("{scheme}://{user}@{host}/{path}"),
+    }
+}
+
+/// (host, port, database, user) of a test URL.
+fn url_parts(url: &str) -> (String, u16, String, String) {
+    let (_, rest) = url.split_once("://").unwrap();
+    let (authority, db) = rest.split_once('/').unwrap();
+    let (user, hostport) = authority.rsplit_once('@').unwrap();
+    let user = user.split(':').next().unwrap();
+    let (host, port) = hostport.rsplit_once(':').unwrap();
+    (
+        host.to_string(),
+        port.parse().unwrap(),
+        db.split('?').next().unwrap().to_string(),
+        user.to_string(),
+    )
+}
+
+/// psql without panicking: for cleanup.
+fn try_psql(url: &str, sql: &str) -> Result<String, String> {
+    let psql = pg::server_bindir()
+        .map(|b| b.join("psql"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("psql"));
+    let mut child = Command::new(psql)
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-f",
+            "-",
+            "-d",
+            url,
+        ])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .env_remove("PGPASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(text(&out.stdout))
+    } else {
+        Err(text(&out.stderr))
+    }
+}
+
+/// A login role whose password the server checks (scram-sha-256 over
+/// TCP), owning the test database. The test server trusts every local
+/// connection, so this prepends a `pg_hba.conf` line for this role alone;
+/// it does so only on a throwaway cluster of the test harness (its data
+/// directory says so), never on a server someone else runs. Dropping it
+/// takes the line out again.
+struct PasswordRole {
+    admin: String,
+    role: String,
+    line: String,
+}
+
+impl PasswordRole {
+    fn create(admin: &str) -> Option<PasswordRole> {
+        let data_dir = pg::psql(admin, "SHOW data_directory");
+        let ours = Path::new(data_dir.trim())
+            .parent()
+            .and_then(|p| p.file_name())
+            .is_some_and(|n| n.to_string_lossy().starts_with("orchestrator-test-pg-"));
+        let (host, ..) = url_parts(admin);
+        if !ours || host != "127.0.0.1" {
+            eprintln!(
+                "password checks skipped: the test server is not a throwaway cluster of the \
+                 harness, so its pg_hba.conf stays as it is (it trusts every login)"
+            );
+            return None;
+        }
+        let role = format!("orch_pw_{}", std::process::id());
+        let line = format!("host all {role} 127.0.0.1/32 scram-sha-256");
+        let (.., db, _) = url_parts(admin);
+        pg::psql(
+            admin,
+            &format!(
+                "SET password_encryption = 'scram-sha-256';
+                 CREATE ROLE {role} LOGIN PASSWORD '{SECRET}';
+                 ALTER DATABASE \"{db}\" OWNER TO {role};"
+            ),
+        );
+        let guard = PasswordRole {
+            admin: admin.to_string(),
+            role,
+            line,
+        };
+        guard.write_hba(true).expect("rewriting pg_hba.conf");
+        // The reload is asynchronous: wait until a wrong password is refused.
+        let wrong = with_login(admin, &guard.role, Some("not-the-password"));
+        let deadline = Instant::now() + WAIT;
+        while try_psql(&wrong, "SELECT 1").is_ok() {
+            assert!(Instant::now() < deadline, "pg_hba.conf was never reloaded");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(guard)
+    }
+
+    /// Rewrite `pg_hba.conf` with this role's line first (`add`) or
+    /// without it. COPY truncates its file before it runs its query, so
+    /// the lines are read into a table first; CSV with quote and delimiter
+    /// characters no line has writes each line as it is.
+    fn write_hba(&self, add: bool) -> Result<String, String> {
+        let line = &self.line;
+        let insert = if add {
+            format!("INSERT INTO hba VALUES ('{line}', 0);")
+        } else {
+            String::new()
+        };
+        try_psql(
+            &self.admin,
+            &format!(
+                "CREATE TEMP TABLE hba AS
+                   SELECT l, n FROM regexp_split_to_table(
+                     rtrim(pg_read_file(current_setting('hba_file')), E'\\n'), E'\\n') WITH ORDINALITY AS t(l, n)
+                   WHERE l <> '{line}';
+                 {insert}
+                 DO $$ BEGIN
+                   EXECUTE format('COPY (SELECT NULLIF(l, %L) FROM hba ORDER BY n) TO %L
+                                   WITH (FORMAT csv, DELIMITER E''\\x02'', QUOTE E''\\x01'')',
+                                  '', current_setting('hba_file'));
+                 END $$;
+                 SELECT pg_reload_conf();"
+            ),
+        )
+    }
+}
+
+impl Drop for PasswordRole {
+    fn drop(&mut self) {
+        let _ = self.write_hba(false);
+        let role = &self.role;
+        let _ = try_psql(
+            &self.admin,
+            &format!("REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role};"),
+        );
+        let _ = try_psql(&self.admin, &format!("DROP ROLE IF EXISTS {role}"));
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let ty = entry.file_type().unwrap();
+            if ty.is_dir() {
+                stack.push(entry.path());
+            } else if ty.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    out
+}
+
+/// Fails naming the place if `haystack` holds the password.
+fn assert_no_secret(haystack: &str, place: &str) {
+    assert!(
+        !haystack.contains(SECRET),
+        "the password appears in {place}:\n{haystack}"
+    );
+}
+
+/// Runs `args` on `host`, asserting the password is in neither stream;
+/// returns the output.
+fn checked(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = host.command(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = output_within(cmd, &format!("{args:?}"));
+    assert_no_secret(&text(&out.stdout), &format!("the stdout of {args:?}"));
+    assert_no_secret(&text(&out.stderr), &format!("the stderr of {args:?}"));
+    out
+}
+
+#[test]
+fn connection_errors_name_the_registry_without_its_password() {
+    let Some(url) = database("connection_errors") else {
+        return;
+    };
+    let (_, port, db, user) = url_parts(&url);
+    let artifacts = tempfile::tempdir().unwrap();
+    // A port nobody listens on: bound, then closed.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cases = [
+        (
+            // A host that does not exist: a socket directory that is not
+            // there (no name lookup leaves the machine).
+            format!("postgresql://{user}:{SECRET}@%2Fnonexistent%2Forchestrator-test/{db}"),
+            format!("postgresql://{user}@/nonexistent/orchestrator-test:5432/{db}"),
+        ),
+        (
+            format!("postgresql://{user}:{SECRET}@127.0.0.1:{closed_port}/{db}"),
+            format!("postgresql://{user}@127.0.0.1:{closed_port}/{db}"),
+        ),
+        (
+            format!("postgresql://{user}:{SECRET}@127.0.0.1:{port}/{db}_missing"),
+            format!("postgresql://{user}@127.0.0.1:{port}/{db}_missing"),
+        ),
+        (
+            format!("postgresql://{user}@127.0.0.1:{closed_port}/{db}?password={SECRET}"),
+            format!("postgresql://{user}@127.0.0.1:{closed_port}/{db}"),
+        ),
+    ];
+    for (given, shown) in &cases {
+        let host = Host::new("errors", artifacts.path(), Some(given));
+        for args in [
+            &["runs", "list"][..],
+            &["registry", "info", "--json"],
+            &["registry", "migrate"],
+        ] {
+            let out = checked(&host, args, &[]);
+            assert_eq!(
+                out.status.code(),
+                Some(5),
+                "{args:?} on {shown}: {}",
+                text(&out.stderr)
+            );
+            let line = assert_one_clean_error(&out);
+            assert!(
+                line.starts_with(&format!("error: cannot reach the registry `{shown}`: ")),
+                "{line}"
+            );
+            assert!(out.stdout.is_empty());
+        }
+    }
+    // A URL the client cannot parse is shown with the password masked.
+    let bad = format!("postgresql://{user}:{SECRET}@127.0.0.1:notaport/{db}");
+    let host = Host::new("errors", artifacts.path(), Some(&bad));
+    let out = checked(&host, &["runs", "list"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        assert_one_clean_error(&out).starts_with(&format!(
+            "error: `--db postgresql://{user}:***@127.0.0.1:notaport/{db}` is not a PostgreSQL URL"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_password_from_the_url_pgpassword_or_pgpass_appears_in_no_output_file_or_row() {
+    let Some(admin) = database("password_nowhere") else {
+        return;
+    };
+    let role = PasswordRole::create(&admin);
+    let (host_name, port, db, admin_user) = url_parts(&admin);
+    // With a role the server checks, every way of giving the password is
+    // seen to work; on a trusting server, only that it is never shown.
+    let user = role.as_ref().map_or(admin_user, |r| r.role.clone());
+    let with_password = with_login(&admin, &user, Some(SECRET));
+    let without = with_login(&admin, &user, None);
+
+    let artifacts = tempfile::tempdir().unwrap();
+    let by_url = Host::new("cred-url", artifacts.path(), Some(&with_password));
+    json_ok(&checked(&by_url, &["registry", "migrate", "--json"], &[]));
+    let mut config = example_config();
+    let first = by_url.config("project", &config);
+    let summary = json_ok(&checked(
+        &by_url,
+        &["run", "--json", "--project", &first],
+        &[],
+    ));
+    let run_id = summary["run_id"].as_str().unwrap().to_string();
+    assert_eq!(summary["status"], "complete");
+    for args in [
+        &["runs", "list", "--json"][..],
+        &["runs", "list"],
+        &["runs", "show", &run_id, "--json"],
+        &["runs", "show", &run_id],
+        &["lineage", "RenderOutput", "--format", "json"],
+        &["verify", "--json"],
+        &["verify"],
+        &["export", "--format", "prov", &run_id],
+        &["registry", "info"],
+    ] {
+        let out = checked(&by_url, args, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let info = json_ok(&checked(&by_url, &["registry", "info", "--json"], &[]));
+    assert_eq!(info["location"], json!(without));
+
+    // PGPASSWORD, with a URL that has none.
+    let by_env = Host::new("cred-env", artifacts.path(), Some(&without));
+    config["seed"] = json!(2);
+    let second = by_env.config("project", &config);
+    let env = [("PGPASSWORD", SECRET)];
+    let summary = json_ok(&checked(
+        &by_env,
+        &["run", "--json", "--project", &second],
+        &env,
+    ));
+    assert_eq!(summary["status"], "complete");
+    json_ok(&checked(&by_env, &["runs", "list", "--json"], &env));
+    json_ok(&checked(&by_env, &["verify", "--json"], &env));
+
+    // ~/.pgpass (this host's HOME), which libpq reads only when no one
+    // else may.
+    let by_file = Host::new("cred-file", artifacts.path(), Some(&without));
+    let pgpass = by_file.path().join(".pgpass");
+    std::fs::write(
+        &pgpass,
+        format!("{host_name}:{port}:{db}:{user}:{SECRET}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    config["seed"] = json!(3);
+    let third = by_file.config("project", &config);
+    let summary = json_ok(&checked(
+        &by_file,
+        &["run", "--json", "--project", &third],
+        &[],
+    ));
+    assert_eq!(summary["status"], "complete");
+    let runs = json_ok(&checked(&by_file, &["runs", "list", "--json"], &[]));
+    assert_eq!(runs.as_array().unwrap().len(), 3, "{runs:#}");
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = checked(&by_file, &["runs", "list", "--json"], &[]);
+    if role.is_some() {
+        assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+        let line = assert_one_clean_error(&out);
+        assert!(
+            line.starts_with(&format!("error: cannot reach the registry `{without}`: ")),
+            "{line}"
+        );
+    }
+
+    if let Some(role) = &role {
+        // A wrong password: exit 5, shown neither.
+        let wrong = "Not-The-Password-4411";
+        let host = Host::new(
+            "cred-wrong",
+            artifacts.path(),
+            Some(&with_login(&admin, &role.role, Some(wrong))),
+        );
+        let out = checked(&host, &["runs", "list"], &[]);
+        assert_eq!(
+            (out.status.code(), text(&out.stderr)),
+            (
+                Some(5),
+                format!(
+                    "error: cannot reach the registry `{without}`: password authentication failed \
+                     for user \"{}\"\n",
+                    role.role
+                )
+            )
+        );
+        assert!(!text(&out.stderr).contains(wrong));
+    }
+
+    for file in files_under(artifacts.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert_no_secret(
+            &String::from_utf8_lossy(&bytes),
+            &file.display().to_string(),
+        );
+    }
+    assert_no_secret(&dump(&admin), "the registry's rows");
+    drop(role);
 }
 
 // ---------------------------------------------------------------------------
