@@ -15,8 +15,10 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use common::{example_config, pg};
+use common::{TYPES, example_config, pg, sha256_file, statuses};
 
 /// The bound on any one command: generous, for a loaded two-core machine.
 /// Nothing here asserts on timing; a command past this is hung.
@@ -127,6 +129,13 @@ impl Host {
         file
     }
 
+    /// `run --json --project <config> <extra>`, which must succeed.
+    fn run_ok(&self, config: &str, extra: &[&str]) -> Value {
+        let mut args = vec!["run", "--json", "--project", config];
+        args.extend_from_slice(extra);
+        json_ok(&self.output(&args))
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         json_ok(&self.output(args))
     }
@@ -136,6 +145,46 @@ impl Host {
             .as_array()
             .unwrap()
             .clone()
+    }
+
+    fn assert_verify_clean(&self) {
+        let out = self.output(&["verify", "--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "verify on {}: {}{}",
+            self.name,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+
+    /// Let a run paused at failpoint `point` on this host go on.
+    fn resume(&self, point: &str) {
+        std::fs::write(self.path().join(format!("failpoint-{point}.resume")), b"").unwrap();
+    }
+
+    /// Wait until a run on this host pauses at failpoint `point`.
+    fn wait_paused(&self, point: &str, proc: &mut Proc) {
+        let paused = self.path().join(format!("failpoint-{point}.paused"));
+        let deadline = Instant::now() + WAIT;
+        while !paused.exists() {
+            if let Some(status) = proc.exited() {
+                let out = proc.take_output();
+                panic!(
+                    "{} exited ({status}) before pausing at {point}: {}{}",
+                    proc.what,
+                    text(&out.stdout),
+                    text(&out.stderr)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never paused at {point}",
+                proc.what
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -178,6 +227,19 @@ impl Proc {
             child: Some(child),
             what,
         }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().unwrap().try_wait().unwrap()
+    }
+
+    /// Its output, once it has exited.
+    fn take_output(&mut self) -> Output {
+        self.child.take().unwrap().wait_with_output().unwrap()
     }
 
     /// Wait for it to exit (within [`WAIT`], else kill it and fail).
@@ -300,6 +362,19 @@ SELECT c.relname || ': ' || query_to_xml(
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') ORDER BY c.relname;
 "#;
+
+/// [`dump`] less the sequences' positions. `reindex --dry-run` on
+/// PostgreSQL rebuilds the index inside a transaction it rolls back; the
+/// ids it drew meanwhile are not given back (sequences are not
+/// transactional), but every row and the schema are as they were.
+fn dump_but_sequences(url: &str) -> String {
+    let all = dump(url);
+    let kept: Vec<&str> = all
+        .lines()
+        .filter(|l| !l.starts_with("sequence "))
+        .collect();
+    kept.join("\n")
+}
 
 /// Every command that opens the registry, as a user would type it.
 fn every_command(config: &str) -> Vec<Vec<&str>> {
@@ -996,6 +1071,14 @@ fn a_password_from_the_url_pgpassword_or_pgpass_appears_in_no_output_file_or_row
 // ---------------------------------------------------------------------------
 // Locks and liveness across hosts
 
+/// The example with another project id and seed (so another run id).
+fn variant(project: &str, seed: i64) -> Value {
+    let mut config = example_config();
+    config["project_id"] = json!(project);
+    config["seed"] = json!(seed);
+    config
+}
+
 /// Hosts `names` sharing `artifacts` and the registry at `url`, which the
 /// first migrates.
 fn studio(names: &[&str], artifacts: &Path, url: &str) -> Vec<Host> {
@@ -1005,6 +1088,136 @@ fn studio(names: &[&str], artifacts: &Path, url: &str) -> Vec<Host> {
         .collect();
     json_ok(&hosts[0].output(&["registry", "migrate", "--json"]));
     hosts
+}
+
+/// Every artifact of every listed run hashes, on disk, to what the
+/// registry says.
+fn assert_hashes_true(host: &Host, runs: &[Value]) {
+    for run in runs {
+        let lineage = host.json(&[
+            "lineage",
+            "RenderOutput",
+            "--project",
+            run["project_id"].as_str().unwrap(),
+            "--run",
+            run["run_id"].as_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        let nodes = lineage["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), TYPES.len(), "{lineage:#}");
+        for node in nodes {
+            let file = host.artifacts.join(node["path"].as_str().unwrap());
+            assert_eq!(
+                node["sha256"],
+                json!(sha256_file(&file)),
+                "{}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn three_hosts_running_four_runs_each_at_once_record_every_run_once_with_true_hashes() {
+    let Some(url) = database("three_hosts") else {
+        return;
+    };
+    let shared = tempfile::tempdir().unwrap();
+    let hosts = studio(&["host-a", "host-b", "host-c"], shared.path(), &url);
+
+    // On every host: the same two runs (one per project), and two of its own.
+    let mut procs = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let i = i as i64;
+        let configs = [
+            ("same-lighthouse", example_config()),
+            ("same-harbour", variant("harbour", 11)),
+            ("own-lighthouse", variant("lighthouse", 100 + i)),
+            ("own-film", variant(&format!("film-{i}"), 200 + i)),
+        ];
+        for (name, config) in configs {
+            let file = host.config(name, &config);
+            let args = ["run", "--json", "--project", &file, "--lock-timeout", "150"];
+            procs.push((name, host.spawn(&args, None)));
+        }
+    }
+    let mut by_config: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for (name, proc) in procs {
+        let summary = json_ok(&proc.finish());
+        assert_eq!(summary["status"], "complete", "{summary:#}");
+        by_config.entry(name).or_default().push(summary);
+    }
+    let executed = vec!["executed"; 5];
+    let skipped = vec!["skipped"; 5];
+    for name in ["same-lighthouse", "same-harbour"] {
+        // One host ran it; the others waited for it, then had nothing to do.
+        let mut seen: Vec<Vec<String>> = by_config[name].iter().map(statuses).collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![executed.clone(), skipped.clone(), skipped.clone()],
+            "{name}"
+        );
+        let ids: Vec<&Value> = by_config[name].iter().map(|s| &s["run_id"]).collect();
+        assert!(ids.iter().all(|id| *id == ids[0]), "{name}: {ids:?}");
+    }
+    for name in ["own-lighthouse", "own-film"] {
+        for summary in &by_config[name] {
+            assert_eq!(statuses(summary), executed, "{name}");
+        }
+    }
+
+    let mut expected: Vec<(String, String)> = by_config
+        .values()
+        .flatten()
+        .map(|s| {
+            (
+                s["project_id"].as_str().unwrap().to_string(),
+                s["run_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(expected.len(), 8);
+
+    let runs = hosts[2].runs_list();
+    let mut listed: Vec<(String, String)> = runs
+        .iter()
+        .map(|r| {
+            assert_eq!(r["status"], "complete", "{r:#}");
+            (
+                r["project_id"].as_str().unwrap().to_string(),
+                r["run_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed, expected,
+        "runs list must name each run exactly once"
+    );
+    hosts[1].assert_verify_clean();
+    assert_hashes_true(&hosts[0], &runs);
+
+    let info = hosts[1].json(&["registry", "info", "--json"]);
+    let counted = pg::psql(
+        &url,
+        "SELECT (SELECT count(*) FROM projects) || ' ' || (SELECT count(*) FROM runs) || ' '
+             || (SELECT count(*) FROM artifacts) || ' ' || (SELECT count(*) FROM stage_executions)",
+    );
+    assert_eq!(
+        format!(
+            "{} {} {} {}\n",
+            info["projects"], info["runs"], info["artifacts"], info["executions"]
+        ),
+        counted
+    );
+    assert_eq!(
+        (&info["projects"], &info["runs"], &info["artifacts"]),
+        (&json!(5), &json!(8), &json!(40))
+    );
 }
 
 /// Whether `s` is a recorded time (`2026-01-02T03:04:05[.678]Z`).
@@ -1034,6 +1247,74 @@ fn assert_names_holder(line: &str, run: &str, pid: u32, host: &str, rest: &str) 
     );
     let since = &line[prefix.len()..line.len() - suffix.len()];
     assert!(is_time(since), "`{since}` is not a time, in `{line}`");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (make test)"
+)]
+fn a_run_held_on_one_host_is_busy_on_another_naming_its_host_and_pid_and_running_on_a_third() {
+    let Some(url) = database("held_across_hosts") else {
+        return;
+    };
+    let shared = tempfile::tempdir().unwrap();
+    let hosts = studio(&["holder-a", "waiter-b", "reader-c"], shared.path(), &url);
+    let [a, b, c] = &hosts[..] else {
+        unreachable!()
+    };
+    let config = example_config();
+    let file_a = a.config("project", &config);
+    let file_b = b.config("project", &config);
+
+    let point = "stage.after_commit";
+    let mut held = a.spawn(
+        &["run", "--json", "--project", &file_a],
+        Some(&format!("{point}=pause@2")),
+    );
+    a.wait_paused(point, &mut held);
+    let pid = held.pid();
+    let listed = c.runs_list();
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0]["status"], "running");
+    let run = format!("lighthouse/{}", listed[0]["run_id"].as_str().unwrap());
+
+    let out = b.output(&["run", "--json", "--project", &file_b, "--no-wait"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let line = assert_one_clean_error(&out);
+    assert_names_holder(&line, &run, pid, &a.name, "");
+    assert!(
+        text(&out.stderr)
+            .ends_with("\nhint: wait for the process holding it to finish, then retry\n"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = b.output(&["run", "--json", "--project", &file_b, "--lock-timeout", "1"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let line = assert_one_clean_error(&out);
+    assert_names_holder(&line, &run, pid, &a.name, "; still held after waiting 1s");
+    let waiting = text(&out.stderr);
+    let waiting = waiting.lines().next().unwrap();
+    assert!(
+        waiting.starts_with(&format!("waiting for run {run} held by pid {pid} since "))
+            && waiting.ends_with(&format!(" on host {}", a.name)),
+        "{waiting}"
+    );
+
+    let listed = c.runs_list();
+    assert_eq!(listed[0]["status"], "running", "{listed:#?}");
+
+    a.resume(point);
+    let summary = json_ok(&held.finish());
+    assert_eq!(summary["status"], "complete");
+    assert_eq!(
+        summary["attempt"], 1,
+        "the refused runs must not count as attempts"
+    );
+    assert_eq!(c.runs_list()[0]["status"], "complete");
+    c.assert_verify_clean();
 }
 
 /// A session of the test's own holding an advisory lock, named as another
@@ -1111,4 +1392,455 @@ fn a_run_kept_out_of_the_registry_names_who_holds_it_instead_of_failing_to_bind_
         "a run that never started left a row"
     );
     drop(holder);
+}
+
+/// An artifact's bytes and its meta record less what differs by design
+/// between two hosts' runs (when, and on which host).
+fn artifacts_of(artifacts: &Path, summary: &Value) -> BTreeMap<String, Vec<u8>> {
+    let dir = artifacts
+        .join(summary["project_id"].as_str().unwrap())
+        .join(summary["run_id"].as_str().unwrap());
+    let mut out = BTreeMap::new();
+    for ty in TYPES {
+        out.insert(
+            format!("{ty}.json"),
+            std::fs::read(dir.join(format!("{ty}.json"))).unwrap(),
+        );
+        let mut meta: Value =
+            serde_json::from_slice(&std::fs::read(dir.join(format!("{ty}.meta.json"))).unwrap())
+                .unwrap();
+        meta.as_object_mut().unwrap().remove("created_at");
+        meta["compute_origin"]
+            .as_object_mut()
+            .unwrap()
+            .remove("host");
+        out.insert(
+            format!("{ty}.meta.json"),
+            serde_json::to_vec(&meta).unwrap(),
+        );
+    }
+    out
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (make test)"
+)]
+fn a_killed_holder_reads_interrupted_elsewhere_at_once_and_another_host_resumes_it_to_identical_bytes()
+ {
+    let (Some(url), Some(clean_url)) = (database("killed_holder"), database("killed_clean")) else {
+        return;
+    };
+    let shared = tempfile::tempdir().unwrap();
+    let hosts = studio(&["doomed-a", "rescuer-b", "reader-c"], shared.path(), &url);
+    let [a, b, c] = &hosts[..] else {
+        unreachable!()
+    };
+    let config = example_config();
+    let file_a = a.config("project", &config);
+    let file_b = b.config("project", &config);
+
+    // Killed right after stage 2 committed, locks held.
+    let out = a
+        .spawn(
+            &["run", "--json", "--project", &file_a],
+            Some("stage.after_commit=kill@2"),
+        )
+        .finish();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGKILL),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // No keepalive to wait for: the server ended the dead process's
+    // session, and its locks with it, when its socket closed.
+    let listed = c.runs_list();
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0]["status"], "interrupted", "{listed:#?}");
+
+    let resumed = b.run_ok(&file_b, &[]);
+    assert_eq!(resumed["status"], "complete");
+    assert_eq!(resumed["run_id"], listed[0]["run_id"]);
+    assert_eq!(
+        statuses(&resumed),
+        ["skipped", "skipped", "executed", "executed", "executed"]
+    );
+    c.assert_verify_clean();
+    assert_eq!(c.runs_list()[0]["status"], "complete");
+
+    // The same config, uninterrupted, in a registry and tree of its own.
+    let clean_dir = tempfile::tempdir().unwrap();
+    let clean = &studio(&["clean-d"], clean_dir.path(), &clean_url)[0];
+    let file = clean.config("project", &config);
+    let reference = clean.run_ok(&file, &[]);
+    assert_eq!(statuses(&reference), vec!["executed"; 5]);
+    assert_eq!(resumed["run_id"], reference["run_id"]);
+    assert!(
+        artifacts_of(shared.path(), &resumed) == artifacts_of(clean_dir.path(), &reference),
+        "the resumed run's artifacts differ from an uninterrupted run's"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Fencing
+
+/// The server's sessions of `host`'s orchestrator processes on the test
+/// database: `pid application_name` each.
+fn backends(url: &str, host: &str) -> Vec<String> {
+    pg::psql(
+        url,
+        &format!(
+            "SELECT pid || ' ' || application_name FROM pg_stat_activity
+             WHERE datname = current_database()
+               AND application_name LIKE 'orchestrator host={host} %'"
+        ),
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// Run `config` on `host`, pause it after stage 2's commit, end its
+/// connections from the server's side, call `meanwhile`, let the run go
+/// on, and watch it until it exits; returns its output and any connection
+/// seen from it after the cut.
+fn cut_off_mid_run(
+    url: &str,
+    host: &Host,
+    config: &str,
+    meanwhile: &mut dyn FnMut(),
+) -> (Output, Vec<String>) {
+    let point = "stage.after_commit";
+    let mut run = host.spawn(
+        &["run", "--json", "--project", config],
+        Some(&format!("{point}=pause@2")),
+    );
+    host.wait_paused(point, &mut run);
+    assert!(
+        !backends(url, &host.name).is_empty(),
+        "the paused run has no connection"
+    );
+    let terminated = pg::psql(
+        url,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database()
+               AND application_name LIKE 'orchestrator host={} %'",
+            host.name
+        ),
+    );
+    assert!(
+        !terminated.is_empty() && terminated.lines().all(|l| l == "t"),
+        "{terminated}"
+    );
+    let deadline = Instant::now() + WAIT;
+    while !backends(url, &host.name).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the terminated backends never went"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    meanwhile();
+
+    host.resume(point);
+    let mut reconnected = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while run.exited().is_none() {
+        assert!(Instant::now() < deadline, "the cut-off run never exited");
+        reconnected.extend(backends(url, &host.name));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    reconnected.extend(backends(url, &host.name));
+    (run.take_output(), reconnected)
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (make test)"
+)]
+fn a_run_whose_connection_is_terminated_stops_without_reconnecting_and_leaves_nothing_half_registered()
+ {
+    let Some(url) = database("fenced") else {
+        return;
+    };
+    let shared = tempfile::tempdir().unwrap();
+    let hosts = studio(&["fenced-f", "other-g"], shared.path(), &url);
+    let [f, g] = &hosts[..] else { unreachable!() };
+    let config = example_config();
+    let file_f = f.config("project", &config);
+    let file_g = g.config("project", &config);
+
+    let (out, reconnected) = cut_off_mid_run(&url, f, &file_f, &mut || {});
+    assert!(
+        matches!(out.status.code(), Some(4 | 5)),
+        "exit {:?}: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert_one_clean_error(&out);
+    assert_eq!(
+        reconnected,
+        Vec::<String>::new(),
+        "the fenced run connected again"
+    );
+
+    // Nothing half-registered: what committed is whole (verify may only
+    // find the files of the stage in flight, written and never committed,
+    // as after a crash), and another host carries on from it.
+    let out = g.output(&["verify", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{report:#}");
+    for problem in report["problems"].as_array().unwrap() {
+        assert_eq!(problem["kind"], "unregistered", "{report:#}");
+    }
+    let listed = g.runs_list();
+    assert_eq!(listed[0]["status"], "interrupted", "{listed:#?}");
+    let resumed = g.run_ok(&file_g, &[]);
+    assert_eq!(resumed["status"], "complete");
+    let seen = statuses(&resumed);
+    assert_eq!(
+        [&seen[..2], &seen[3..]].concat(),
+        ["skipped", "skipped", "executed", "executed"],
+        "{resumed:#}"
+    );
+    g.assert_verify_clean();
+}
+
+/// Names and bytes of every file under `dir`.
+fn files_of(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    files_under(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+/// Fencing all the way: once its lock is gone, a run writes nothing more
+/// into a run directory that another host may own by then. Today the
+/// stage in flight still writes its two files before its commit fails (the
+/// runner makes no round trip to the server between one stage's commit and
+/// the next stage's files); the check belongs in the pipeline, outside what
+/// this test's author could change, so it is reported, not fixed.
+#[test]
+#[ignore = "known gap, reported: a run that lost its connection still writes the next stage's files"]
+fn a_run_that_lost_its_connection_writes_no_more_files() {
+    let Some(url) = database("fenced_files") else {
+        return;
+    };
+    let shared = tempfile::tempdir().unwrap();
+    let f = &studio(&["fenced-files"], shared.path(), &url)[0];
+    let file = f.config("project", &example_config());
+    let runs = shared.path().join("lighthouse");
+    let mut before = BTreeMap::new();
+    let (out, _) = cut_off_mid_run(&url, f, &file, &mut || before = files_of(&runs));
+    assert!(
+        matches!(out.status.code(), Some(4 | 5)),
+        "{}",
+        text(&out.stderr)
+    );
+    let after = files_of(&runs);
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "files written after the run's lock was lost"
+    );
+    assert!(
+        after == before,
+        "files changed after the run's lock was lost"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The same runs on both backends
+
+/// `value` with what may differ between two registries of the same runs
+/// made apart replaced: recorded times, durations, the host, and the
+/// directories (`dirs`: each path and its stand-in).
+fn normalised(value: &Value, dirs: &[(&Path, &str)]) -> Value {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| {
+                let v = if k.ends_with("duration_ms") && v.is_number() {
+                    json!("<duration>")
+                } else if k == "host" && v.is_string() {
+                    json!("<host>")
+                } else {
+                    normalised(v, dirs)
+                };
+                (k.clone(), v)
+            })
+            .collect(),
+        Value::Array(items) => items.iter().map(|v| normalised(v, dirs)).collect(),
+        Value::String(s) if is_time(s) => json!("<time>"),
+        Value::String(s) => {
+            let mut s = s.clone();
+            for (dir, name) in dirs {
+                s = s.replace(dir.to_str().unwrap(), name);
+            }
+            json!(s)
+        }
+        v => v.clone(),
+    }
+}
+
+/// What the read commands answer about every run: `runs list`, `runs
+/// show` of each, lineage both ways, `verify`.
+fn answers(host: &Host, dirs: &[(&Path, &str)]) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    let runs = host.runs_list();
+    for run in &runs {
+        let (p, r) = (
+            run["project_id"].as_str().unwrap(),
+            run["run_id"].as_str().unwrap(),
+        );
+        for (what, args) in [
+            ("show", vec!["runs", "show", r, "--project", p, "--json"]),
+            (
+                "lineage",
+                vec![
+                    "lineage",
+                    "RenderOutput",
+                    "--project",
+                    p,
+                    "--run",
+                    r,
+                    "--format",
+                    "json",
+                ],
+            ),
+            (
+                "descendants",
+                vec![
+                    "lineage",
+                    "Script",
+                    "--descendants",
+                    "--project",
+                    p,
+                    "--run",
+                    r,
+                    "--format",
+                    "json",
+                ],
+            ),
+        ] {
+            out.insert(
+                format!("{what} {p}/{r}"),
+                normalised(&host.json(&args), dirs),
+            );
+        }
+    }
+    out.insert("runs list".into(), normalised(&json!(runs), dirs));
+    out.insert(
+        "lineage RenderOutput".into(),
+        normalised(
+            &host.json(&["lineage", "RenderOutput", "--format", "json"]),
+            dirs,
+        ),
+    );
+    out.insert(
+        "verify".into(),
+        normalised(&host.json(&["verify", "--json"]), dirs),
+    );
+    out
+}
+
+#[test]
+fn reindex_into_postgresql_from_a_sqlite_tree_answers_as_sqlite_did_and_dry_run_changes_nothing() {
+    let Some(url) = database("reindex_from_sqlite") else {
+        return;
+    };
+    let shared = tempfile::tempdir().unwrap();
+    let lite = Host::new("lite", shared.path(), None);
+    let configs = [
+        ("lighthouse", example_config()),
+        ("lighthouse-7", variant("lighthouse", 7)),
+        ("harbour", variant("harbour", 11)),
+    ];
+    for (name, config) in &configs {
+        let file = lite.config(name, config);
+        assert_eq!(lite.run_ok(&file, &[])["status"], "complete");
+    }
+
+    let server = &studio(&["server"], shared.path(), &url)[0];
+    let empty = dump_but_sequences(&url);
+    let dry = server.output(&["reindex", "--dry-run", "--json"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+    assert_eq!(
+        dump_but_sequences(&url),
+        empty,
+        "reindex --dry-run changed the database"
+    );
+
+    let out = server.output(&["reindex", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let dirs = [
+        (lite.path(), "<host-dir>"),
+        (server.path(), "<host-dir>"),
+        (shared.path(), "<artifacts>"),
+    ];
+    let on_sqlite = answers(&lite, &dirs);
+    let on_postgres = answers(server, &dirs);
+    assert_eq!(on_postgres.len(), 3 * 3 + 3);
+    for (what, answer) in &on_sqlite {
+        assert_eq!(Some(answer), on_postgres.get(what), "{what}");
+    }
+
+    let full = dump_but_sequences(&url);
+    let dry = server.output(&["reindex", "--dry-run", "--json"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+    assert_eq!(
+        dump_but_sequences(&url),
+        full,
+        "reindex --dry-run changed the database"
+    );
+
+    // The rebuilt index is one a run trusts.
+    let file = server.config("lighthouse", &example_config());
+    assert_eq!(statuses(&server.run_ok(&file, &[])), vec!["skipped"; 5]);
+}
+
+#[test]
+fn the_same_runs_read_the_same_from_sqlite_and_postgresql() {
+    let Some(url) = database("same_answers") else {
+        return;
+    };
+    let (lite_dir, pg_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let lite = Host::new("workstation", lite_dir.path(), None);
+    let server = &studio(&["workstation"], pg_dir.path(), &url)[0];
+    for host in [&lite, server] {
+        let lighthouse = host.config("lighthouse", &example_config());
+        let harbour = host.config("harbour", &variant("harbour", 11));
+        host.run_ok(&lighthouse, &[]);
+        host.run_ok(&lighthouse, &["--set", "seed=7"]);
+        host.run_ok(&harbour, &[]);
+        // A no-op resume, then a partial re-run: three attempts.
+        host.run_ok(&lighthouse, &[]);
+        host.run_ok(&lighthouse, &["--from-stage", "4"]);
+    }
+    let dirs = [
+        (lite.path(), "<host-dir>"),
+        (server.path(), "<host-dir>"),
+        (lite_dir.path(), "<artifacts>"),
+        (pg_dir.path(), "<artifacts>"),
+    ];
+    let on_sqlite = answers(&lite, &dirs);
+    let on_postgres = answers(server, &dirs);
+    assert_eq!(on_sqlite.len(), 3 * 3 + 3);
+    for (what, answer) in &on_sqlite {
+        assert_eq!(Some(answer), on_postgres.get(what), "{what}");
+    }
 }
