@@ -1317,6 +1317,61 @@ fn a_run_held_on_one_host_is_busy_on_another_naming_its_host_and_pid_and_running
     c.assert_verify_clean();
 }
 
+#[test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs --features failpoints (make test)"
+)]
+fn a_holder_with_a_long_host_name_is_named_with_its_whole_pid() {
+    let Some(url) = database("long_host_name") else {
+        return;
+    };
+    // A fully qualified name like a render farm's: with `orchestrator
+    // host=` and ` pid=N` it passes the 63 bytes PostgreSQL keeps of an
+    // application_name, which cut the pid to its first digits.
+    let long = "render-node-0042.farm.studio.example.com";
+    let shared = tempfile::tempdir().unwrap();
+    let hosts = studio(&[long, "waiter"], shared.path(), &url);
+    let [a, b] = &hosts[..] else { unreachable!() };
+    let file_a = a.config("project", &example_config());
+    let file_b = b.config("project", &example_config());
+    let point = "stage.after_commit";
+    let mut held = a.spawn(
+        &["run", "--json", "--project", &file_a, "--run-id", "long"],
+        Some(&format!("{point}=pause@2")),
+    );
+    a.wait_paused(point, &mut held);
+
+    let out = b.output(&[
+        "run",
+        "--json",
+        "--project",
+        &file_b,
+        "--run-id",
+        "long",
+        "--no-wait",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let line = assert_one_clean_error(&out);
+    let prefix = format!(
+        "error: run lighthouse/long is busy: held by pid {} since ",
+        held.pid()
+    );
+    assert!(
+        line.starts_with(&prefix),
+        "expected `{prefix}…`, got `{line}`"
+    );
+    let (_, host) = line
+        .rsplit_once(" on host ")
+        .unwrap_or_else(|| panic!("no host in `{line}`"));
+    assert!(
+        !host.is_empty() && long.starts_with(host),
+        "`{host}` is not (the start of) `{long}`"
+    );
+    a.resume(point);
+    assert_eq!(json_ok(&held.finish())["status"], "complete");
+}
+
 /// A session of the test's own holding an advisory lock, named as another
 /// host's orchestrator names its connections.
 fn hold_as(url: &str, host: &str, pid: u32, lock: &str) -> postgres::Client {
