@@ -30,6 +30,11 @@ fn on_a_terminal(ws: &common::Workspace, cols: u16, args: &str, env: &[(&str, &s
             &format!("{size}{} {args}", bin.display()),
             "/dev/null",
         ]);
+    // The workspace's registry, as `Workspace::cmd` names it.
+    match ws.pg_url() {
+        Some(url) => cmd.env("ORCHESTRATOR_DB", url),
+        None => cmd.env_remove("ORCHESTRATOR_DB"),
+    };
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -49,17 +49,13 @@ fn a_finished_run_is_packaged_registered_and_verified() {
     assert_eq!(meta["sha256"], sha256_file(&path));
     assert_eq!(report["sha256"], meta["sha256"]);
     assert_eq!(meta["parents"].as_array().unwrap().len(), 5);
-    let (sha, parents): (String, i64) = ws
-        .sqlite()
-        .query_row(
+    assert_eq!(
+        ws.registry_rows(
             "SELECT a.sha256, (SELECT count(*) FROM artifact_edges e WHERE e.child_id = a.artifact_id)
-             FROM artifacts a WHERE a.artifact_type = 'RenderPackage'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!(sha, sha256_file(&path));
-    assert_eq!(parents, 5);
+             FROM artifacts a WHERE a.artifact_type = 'RenderPackage'"
+        ),
+        [[sha256_file(&path), "5".to_string()]]
+    );
 
     // lineage and verify cover it.
     let lineage = summary_of(
@@ -291,10 +287,14 @@ fn a_package_waiting_on_a_run_packages_the_run_as_it_finished_not_as_it_began() 
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
     let config = ws.path().join("project.json");
-    let mut run = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"))
-        .current_dir(ws.path())
+    let mut run = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"));
+    run.current_dir(ws.path())
         .env_remove("ORCHESTRATOR_ARTIFACTS_DIR")
-        .env_remove("ORCHESTRATOR_DB")
+        .env_remove("ORCHESTRATOR_DB");
+    if let Some(url) = ws.pg_url() {
+        run.env("ORCHESTRATOR_DB", url);
+    }
+    let mut run = run
         .env("ORCHESTRATOR_FAILPOINTS", "stage.after_commit=stop@2")
         .args(["run", "--json", "--force", "--run-id", run_id, "--project"])
         .arg(&config)
@@ -339,16 +339,13 @@ fn a_package_waiting_on_a_run_packages_the_run_as_it_finished_not_as_it_began() 
 fn a_package_waiting_on_a_run_replaced_meanwhile_records_the_new_config_hash() {
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
-    let held = ws.hold_live_run("lighthouse", run_id);
+    let held = ws.hold_run("lighthouse", run_id);
     let (package, stderr) = package_waiting(&ws, &[run_id, "--json"]);
     // What a replacement under the lock changes in the row package read.
     let replaced = "f".repeat(64);
-    ws.sqlite()
-        .execute(
-            "UPDATE runs SET config_hash = ?1 WHERE run_id = ?2",
-            rusqlite::params![replaced, run_id],
-        )
-        .unwrap();
+    ws.registry_exec(&format!(
+        "UPDATE runs SET config_hash = '{replaced}' WHERE run_id = '{run_id}'"
+    ));
     drop(held);
     let (code, _, stderr) = finished(package, stderr);
     assert_eq!(code, Some(0), "{stderr}");
@@ -363,14 +360,19 @@ fn a_package_waiting_on_a_run_replaced_meanwhile_records_the_new_config_hash() {
 fn a_package_waiting_on_a_run_removed_meanwhile_says_it_was_removed() {
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
-    let held = ws.hold_live_run("lighthouse", run_id);
+    let held = ws.hold_run("lighthouse", run_id);
     let (package, stderr) = package_waiting(&ws, &[run_id, "--archive", "run.tar"]);
     // What `gc --run` does once it holds the run: rows, then the directory.
-    let db = ws.sqlite();
-    db.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-    db.execute("DELETE FROM runs WHERE run_id = ?1", [run_id])
-        .unwrap();
-    drop(db);
+    // (SQLite enforces foreign keys where a connection asks, PostgreSQL
+    // always.)
+    let foreign_keys = if common::postgres_pass() {
+        ""
+    } else {
+        "PRAGMA foreign_keys = ON;"
+    };
+    ws.registry_exec(&format!(
+        "{foreign_keys} DELETE FROM runs WHERE run_id = '{run_id}'"
+    ));
     std::fs::remove_dir_all(ws.run_dir("lighthouse", run_id)).unwrap();
     drop(held);
     let (code, stdout, stderr) = finished(package, stderr);
@@ -419,7 +421,7 @@ fn an_archive_over_an_artifact_or_the_registry_is_refused_and_nothing_is_written
     std::fs::write(ws.path().join("important.txt"), b"keep me").unwrap();
     std::os::unix::fs::symlink("important.txt", ws.path().join("out.tar")).unwrap();
     let before = tree_hashes(&ws.artifacts());
-    let db_before = sha256_file(&ws.db());
+    let db_before = (!common::postgres_pass()).then(|| sha256_file(&ws.db()));
     for dest in [
         format!("{run_dir}/RenderOutput.json"),
         format!("{run_dir}/new.tar"),
@@ -438,7 +440,13 @@ fn an_archive_over_an_artifact_or_the_registry_is_refused_and_nothing_is_written
     }
     // Nothing was written: not even the package, which comes first.
     assert_eq!(tree_hashes(&ws.artifacts()), before);
-    assert_eq!(sha256_file(&ws.db()), db_before);
+    if let Some(db_before) = db_before {
+        assert_eq!(sha256_file(&ws.db()), db_before);
+    }
+    assert_eq!(
+        ws.registry_value("SELECT count(*) FROM artifacts WHERE artifact_type = 'RenderPackage'"),
+        "0"
+    );
     assert_eq!(
         std::fs::read(ws.path().join("important.txt")).unwrap(),
         b"keep me"
@@ -449,17 +457,20 @@ fn an_archive_over_an_artifact_or_the_registry_is_refused_and_nothing_is_written
             .is_symlink()
     );
 
-    // The registry wherever --db puts it, its side files included.
-    std::fs::create_dir(ws.path().join("reg")).unwrap();
-    std::fs::copy(ws.db(), ws.path().join("reg/my.db")).unwrap();
-    for dest in [
-        "reg/my.db",
-        "reg/my.db-shm",
-        "reg/my.db.users",
-        "reg/my.db.reindex-7",
-    ] {
-        let out = package(&ws, &["--db", "reg/my.db", run_id, "--archive", dest]);
-        common::assert_usage_error(&out);
+    // The registry wherever --db puts it, its side files included (a
+    // SQLite file's, so in the SQLite pass).
+    if !common::postgres_pass() {
+        std::fs::create_dir(ws.path().join("reg")).unwrap();
+        std::fs::copy(ws.db(), ws.path().join("reg/my.db")).unwrap();
+        for dest in [
+            "reg/my.db",
+            "reg/my.db-shm",
+            "reg/my.db.users",
+            "reg/my.db.reindex-7",
+        ] {
+            let out = package(&ws, &["--db", "reg/my.db", run_id, "--archive", dest]);
+            common::assert_usage_error(&out);
+        }
     }
     // Beside them, an ordinary file is fine.
     let report = package_ok(&ws, &[run_id, "--archive", "sub/run.tar"]);
@@ -468,6 +479,8 @@ fn an_archive_over_an_artifact_or_the_registry_is_refused_and_nothing_is_written
 
 #[test]
 fn a_db_inside_a_run_directory_is_refused_by_every_command() {
+    // `--db` names a SQLite file here, whatever the pass.
+    sqlite_only!();
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
     let run_dir = ws.run_dir("lighthouse", run_id);
@@ -540,7 +553,7 @@ fn verify_leaves_the_temp_files_of_a_run_in_progress_alone() {
     let run_id = summary["run_id"].as_str().unwrap();
     let temp = ws.run_dir("lighthouse", run_id).join(".tmp-alive");
     std::fs::write(&temp, b"being written").unwrap();
-    let held = ws.hold_live_run("lighthouse", run_id);
+    let held = ws.hold_run("lighthouse", run_id);
     let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
     assert!(out.status.success() || out.status.code() == Some(1));
     assert!(temp.exists(), "a live writer's temp file was removed");
@@ -636,6 +649,8 @@ fn a_full_disk_while_archiving_names_the_archive_not_the_file_read() {
 
 #[test]
 fn a_db_symlinked_into_a_run_directory_is_refused_by_every_command() {
+    // `--db` names a SQLite file here, whatever the pass.
+    sqlite_only!();
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
     let run_dir = ws.run_dir("lighthouse", run_id);

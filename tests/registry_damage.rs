@@ -53,14 +53,15 @@ fn artifact_tree(ws: &Workspace) -> BTreeMap<PathBuf, String> {
     out
 }
 
-/// Exit 3, one `error:` line naming the registry file, a `hint:` line, and
-/// no panic or Debug dump. Returns stderr.
-fn assert_registry_refused(out: &Output, what: &str) -> String {
+/// Exit 3, one `error:` line naming the registry (file or URL), a `hint:`
+/// line, and no panic or Debug dump. Returns stderr.
+fn assert_registry_refused(ws: &Workspace, out: &Output, what: &str) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(3), "{what}: {stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
+    let registry = ws.pg_url().unwrap_or("registry.db");
     assert!(
-        lines[0].starts_with("error: ") && lines[0].contains("registry.db"),
+        lines[0].starts_with("error: ") && lines[0].contains(registry),
         "{what}: {stderr}"
     );
     assert_eq!(
@@ -84,7 +85,7 @@ fn assert_every_command_refuses_a_damaged_registry(ws: &Workspace, run_id: &str)
     let tree = artifact_tree(ws);
     for args in every_command(ws, run_id) {
         let out = ws.cmd().args(&args).output().unwrap();
-        let stderr = assert_registry_refused(&out, &args.join(" "));
+        let stderr = assert_registry_refused(ws, &out, &args.join(" "));
         assert!(
             stderr.contains("orchestrator reindex"),
             "{args:?}: {stderr}"
@@ -93,6 +94,28 @@ fn assert_every_command_refuses_a_damaged_registry(ws: &Workspace, run_id: &str)
         assert!(stderr.contains("\n  caused by: "), "{args:?}: {stderr}");
         assert_eq!(artifact_tree(ws), tree, "{args:?} changed artifact files");
     }
+}
+
+/// What must not change in a registry that is refused: a SQLite file's
+/// bytes; a PostgreSQL registry's rows (those a refused command would have
+/// written, had it gone on).
+fn registry_state(ws: &Workspace) -> Vec<u8> {
+    if !common::postgres_pass() {
+        return std::fs::read(ws.db()).unwrap();
+    }
+    [
+        "SELECT version, name, checksum FROM refinery_schema_history ORDER BY version",
+        "SELECT project_id, run_id, status, attempts, started_at, finished_at FROM runs
+         ORDER BY 1, 2",
+        "SELECT execution_id, status FROM stage_executions ORDER BY 1",
+        "SELECT artifact_id, sha256 FROM artifacts ORDER BY 1",
+        "SELECT count(*) FROM artifact_verifications",
+    ]
+    .iter()
+    .map(|sql| format!("{:?}", ws.registry_rows(sql)))
+    .collect::<Vec<_>>()
+    .join("\n")
+    .into_bytes()
 }
 
 fn run_id_of(summary: &Value) -> String {
@@ -135,24 +158,35 @@ fn sixteen_runs_starting_on_no_registry_all_succeed() {
     let expected: Vec<String> = (0..16).map(|i| format!("film-{i:02}")).collect();
     assert_eq!(projects, expected);
 
-    let db = ws.sqlite();
-    let check: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
-    // Each migration applied exactly once, whoever won the race.
-    let migrations =
-        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite"))
-            .unwrap()
-            .count();
-    let applied: i64 = db
-        .query_row("SELECT count(*) FROM refinery_schema_history", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(applied, i64::try_from(migrations).unwrap());
-    // The lock is a separate file beside the database.
-    assert!(ws.artifacts().join("registry.db.lock").is_file());
+    // Each migration applied exactly once, whoever won the race (on
+    // PostgreSQL, `registry migrate` before the runs).
+    let dialect = if common::postgres_pass() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let migrations = std::fs::read_dir(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dialect),
+    )
+    .unwrap()
+    .count();
+    assert_eq!(
+        ws.registry_value("SELECT count(*) FROM refinery_schema_history"),
+        migrations.to_string()
+    );
+    if common::postgres_pass() {
+        assert!(!ws.db().exists(), "a run made a SQLite registry");
+    } else {
+        let check: String = ws
+            .sqlite()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        // The lock is a separate file beside the database.
+        assert!(ws.artifacts().join("registry.db.lock").is_file());
+    }
 
     let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
     assert_eq!(summary_of(&out)["ok"], true);
@@ -160,6 +194,9 @@ fn sixteen_runs_starting_on_no_registry_all_succeed() {
 
 #[test]
 fn a_held_migration_lock_makes_run_wait_then_exit_4_without_creating_the_registry() {
+    // The lock file beside a SQLite registry; PostgreSQL's is an advisory
+    // lock that only `registry migrate` takes.
+    sqlite_only!();
     let ws = Workspace::new();
     let config = ws.example();
     std::fs::create_dir_all(ws.artifacts()).unwrap();
@@ -181,26 +218,23 @@ fn a_held_migration_lock_makes_run_wait_then_exit_4_without_creating_the_registr
 #[test]
 fn a_registry_from_a_newer_version_is_refused_by_every_command_and_left_unchanged() {
     let (ws, summary) = example_run();
-    ws.sqlite()
-        .execute(
-            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
-             VALUES (99, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
-            [],
-        )
-        .unwrap();
-    let before = std::fs::read(ws.db()).unwrap();
+    ws.registry_exec(
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+         VALUES (99, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
+    );
+    let before = registry_state(&ws);
     let tree = artifact_tree(&ws);
 
     for args in every_command(&ws, &run_id_of(&summary)) {
         let out = ws.cmd().args(&args).output().unwrap();
-        let stderr = assert_registry_refused(&out, &args.join(" "));
+        let stderr = assert_registry_refused(&ws, &out, &args.join(" "));
         assert!(
             stderr.contains("newer") && stderr.contains("V99"),
             "{args:?}: {stderr}"
         );
         assert!(
-            std::fs::read(ws.db()).unwrap() == before,
-            "{args:?} modified the registry file"
+            registry_state(&ws) == before,
+            "{args:?} modified the registry"
         );
         assert_eq!(artifact_tree(&ws), tree, "{args:?}");
     }
@@ -208,6 +242,7 @@ fn a_registry_from_a_newer_version_is_refused_by_every_command_and_left_unchange
 
 #[test]
 fn a_sqlite_database_that_is_not_a_registry_is_refused_and_left_unchanged() {
+    sqlite_only!();
     let (ws, summary) = example_run();
     std::fs::remove_file(ws.db()).unwrap();
     rusqlite::Connection::open(ws.db())
@@ -218,7 +253,7 @@ fn a_sqlite_database_that_is_not_a_registry_is_refused_and_left_unchanged() {
 
     for args in every_command(&ws, &run_id_of(&summary)) {
         let out = ws.cmd().args(&args).output().unwrap();
-        let stderr = assert_registry_refused(&out, &args.join(" "));
+        let stderr = assert_registry_refused(&ws, &out, &args.join(" "));
         assert!(
             stderr.contains("not an orchestrator registry"),
             "{args:?}: {stderr}"
@@ -229,6 +264,7 @@ fn a_sqlite_database_that_is_not_a_registry_is_refused_and_left_unchanged() {
 
 #[test]
 fn a_registry_that_is_not_a_database_is_refused_by_every_command() {
+    sqlite_only!();
     let (ws, summary) = example_run();
     std::fs::write(ws.db(), "lighthouse,a099,complete\n".repeat(200)).unwrap();
     assert_every_command_refuses_a_damaged_registry(&ws, &run_id_of(&summary));
@@ -236,6 +272,7 @@ fn a_registry_that_is_not_a_database_is_refused_by_every_command() {
 
 #[test]
 fn a_truncated_registry_is_refused_by_every_command() {
+    sqlite_only!();
     let (ws, summary) = example_run();
     let bytes = std::fs::read(ws.db()).unwrap();
     std::fs::write(ws.db(), &bytes[..bytes.len() / 2]).unwrap();
@@ -268,6 +305,8 @@ fn root_page(ws: &Workspace, name: &str) -> i64 {
 
 #[test]
 fn a_registry_with_the_runs_table_overwritten_is_refused_by_every_command() {
+    // Overwrites a page of the SQLite file.
+    sqlite_only!();
     let (ws, summary) = example_run();
     let page = root_page(&ws, "runs");
     clobber_page(&ws, page);
@@ -278,6 +317,8 @@ fn a_registry_with_the_runs_table_overwritten_is_refused_by_every_command() {
 
 #[test]
 fn verify_runs_quick_check_and_catches_damage_the_listing_never_reads() {
+    // A damaged page of the SQLite file and its `PRAGMA quick_check`.
+    sqlite_only!();
     let (ws, summary) = example_run();
     // An index no listing query uses: `runs list` does not notice.
     let page = root_page(&ws, "artifacts_by_sha256_run");
@@ -287,7 +328,7 @@ fn verify_runs_quick_check_and_catches_damage_the_listing_never_reads() {
     assert_eq!(rows[0]["run_id"], run_id_of(&summary));
 
     let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
-    let stderr = assert_registry_refused(&out, "verify");
+    let stderr = assert_registry_refused(&ws, &out, "verify");
     assert!(out.stdout.is_empty(), "no report from a damaged registry");
     assert!(stderr.contains("quick_check"), "{stderr}");
     assert!(stderr.contains("orchestrator reindex"), "{stderr}");
@@ -296,13 +337,15 @@ fn verify_runs_quick_check_and_catches_damage_the_listing_never_reads() {
 
 #[test]
 fn a_missing_registry_beside_runs_points_at_reindex_and_run_warns() {
+    // A missing registry is a missing file; a PostgreSQL one is there.
+    sqlite_only!();
     let (ws, summary) = example_run();
     std::fs::remove_file(ws.db()).unwrap();
     let tree = artifact_tree(&ws);
 
     for args in &every_command(&ws, &run_id_of(&summary))[..4] {
         let out = ws.cmd().args(args).output().unwrap();
-        let stderr = assert_registry_refused(&out, &args.join(" "));
+        let stderr = assert_registry_refused(&ws, &out, &args.join(" "));
         assert!(
             stderr.contains("no registry at") && stderr.contains("holds 1 run"),
             "{args:?}: {stderr}"
@@ -376,6 +419,8 @@ fn chmod_tree(dir: &Path, mode: u32, file_mode: u32) {
 
 #[test]
 fn a_read_only_location_refuses_run_with_exit_5_and_still_answers_reads() {
+    // The file modes of the SQLite file and its directory.
+    sqlite_only!();
     use std::os::unix::fs::PermissionsExt;
     let (ws, summary) = example_run();
     let run_id = run_id_of(&summary);
@@ -448,6 +493,8 @@ fn summary_of_any(out: &Output) -> Value {
 /// there as the one step, and following the hint must work.
 #[test]
 fn the_hint_on_a_damaged_registry_from_before_the_mark_leads_to_a_reindex_that_works() {
+    // The SQLite file's header (application id) and damaged bytes.
+    sqlite_only!();
     let (ws, _) = example_run();
     {
         let conn = ws.sqlite();

@@ -31,13 +31,11 @@ type Counts = Vec<(String, String, i64)>;
 
 /// `run_counts` (zero rows left out) and what counting `runs` says.
 fn counts(ws: &Workspace) -> (Counts, Counts) {
-    let db = ws.sqlite();
     let read = |sql: &str| -> Counts {
-        let mut stmt = db.prepare(sql).unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+        ws.registry_rows(sql)
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].clone(), r[2].parse().unwrap()))
+            .collect()
     };
     (
         read("SELECT project_id, status, runs FROM run_counts WHERE runs > 0 ORDER BY 1, 2"),
@@ -75,14 +73,10 @@ fn run_counts_follow_every_change_to_the_runs_table() {
     assert_eq!(counts(&ws).0, kept);
 
     // Changes made by hand are counted too.
-    let db = ws.sqlite();
-    db.execute(
-        "UPDATE runs SET status = 'failed' WHERE run_id = 'copy-2'",
-        [],
-    )
-    .unwrap();
-    db.execute("DELETE FROM runs WHERE project_id = 'other'", [])
-        .unwrap();
+    ws.registry_exec(
+        "UPDATE runs SET status = 'failed' WHERE run_id = 'copy-2';
+         DELETE FROM runs WHERE project_id = 'other';",
+    );
     let (kept, counted) = counts(&ws);
     assert_eq!(kept, counted);
     assert_eq!(kept.len(), 2, "{kept:?}");
@@ -93,20 +87,34 @@ fn a_registry_from_before_the_counts_gets_them_on_upgrade() {
     let ws = four_runs();
     // Take the registry back to V3: no counts, no triggers, no V4 (or
     // later) history; V5 rebuilds the artifacts table whatever it holds.
-    ws.sqlite()
-        .execute_batch(
-            "DROP TRIGGER run_counts_on_insert; DROP TRIGGER run_counts_on_delete;
-             DROP TRIGGER run_counts_on_update; DROP TABLE run_counts;
-             DROP INDEX runs_by_project_created; DROP INDEX runs_by_created_at;
-             DROP INDEX runs_by_status_created; DROP INDEX artifacts_by_sha256_run;
-             CREATE INDEX artifacts_by_sha256 ON artifacts (sha256);
-             CREATE INDEX runs_by_started_at ON runs (started_at DESC);
-             CREATE INDEX runs_by_status ON runs (status, started_at DESC);
-             ALTER TABLE runs DROP COLUMN created_at; ALTER TABLE runs DROP COLUMN title;
-             ALTER TABLE runs DROP COLUMN config_path;
-             DELETE FROM refinery_schema_history WHERE version >= 4;",
-        )
-        .unwrap();
+    // A PostgreSQL trigger is dropped ON its table, with its function.
+    let triggers = if common::postgres_pass() {
+        "DROP TRIGGER run_counts_on_insert ON runs; DROP FUNCTION run_counts_on_insert();
+         DROP TRIGGER run_counts_on_delete ON runs; DROP FUNCTION run_counts_on_delete();
+         DROP TRIGGER run_counts_on_update ON runs; DROP FUNCTION run_counts_on_update();"
+    } else {
+        "DROP TRIGGER run_counts_on_insert; DROP TRIGGER run_counts_on_delete;
+         DROP TRIGGER run_counts_on_update;"
+    };
+    ws.registry_exec(&format!(
+        "{triggers} DROP TABLE run_counts;
+         DROP INDEX runs_by_project_created; DROP INDEX runs_by_created_at;
+         DROP INDEX runs_by_status_created; DROP INDEX artifacts_by_sha256_run;
+         CREATE INDEX artifacts_by_sha256 ON artifacts (sha256);
+         CREATE INDEX runs_by_started_at ON runs (started_at DESC);
+         CREATE INDEX runs_by_status ON runs (status, started_at DESC);
+         ALTER TABLE runs DROP COLUMN created_at; ALTER TABLE runs DROP COLUMN title;
+         ALTER TABLE runs DROP COLUMN config_path;
+         DELETE FROM refinery_schema_history WHERE version >= 4;"
+    ));
+    if common::postgres_pass() {
+        // A shared registry is upgraded by `registry migrate` alone, never
+        // as a side effect of another command.
+        let out = ws.cmd().args(["runs", "list"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        let out = ws.cmd().args(["registry", "migrate"]).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
     assert!(note(&ws, &[], 1).contains("1 of 4"));
     let (kept, counted) = counts(&ws);
     assert_eq!(kept, counted);
@@ -147,12 +155,7 @@ fn the_note_counts_every_matching_run_whatever_the_filter() {
     assert!(note(&ws, &["--since", "2999-01-01"], 1).is_empty());
 
     // Crashed runs: recorded `running`, no lock held.
-    ws.sqlite()
-        .execute(
-            "UPDATE runs SET status = 'running' WHERE run_id LIKE 'copy-%'",
-            [],
-        )
-        .unwrap();
+    ws.registry_exec("UPDATE runs SET status = 'running' WHERE run_id LIKE 'copy-%'");
     let interrupted = note(&ws, &["--status", "interrupted"], 1);
     assert!(interrupted.contains("1 of 2"), "{interrupted}");
     assert!(ws.runs_list(&["--status", "running"]).is_empty());
@@ -267,16 +270,14 @@ fn a_hash_target_walks_from_every_copy_of_its_bytes() {
 fn an_ambiguous_run_prefix_names_ten_runs_and_counts_the_rest() {
     let (ws, _) = example_run();
     // Twelve more runs whose ids share a prefix, added by hand.
-    ws.sqlite()
-        .execute_batch(
-            "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12)
-             INSERT INTO runs (project_id, run_id, config_hash, config_json, run_dir, status,
-                               started_at, orchestrator_version, host)
-             SELECT r.project_id, 'take-' || n.i, r.config_hash, r.config_json,
-                    r.run_dir, 'complete', r.started_at, r.orchestrator_version, r.host
-             FROM runs r, n",
-        )
-        .unwrap();
+    ws.registry_exec(
+        "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12)
+         INSERT INTO runs (project_id, run_id, config_hash, config_json, run_dir, status,
+                           started_at, orchestrator_version, host)
+         SELECT r.project_id, 'take-' || n.i, r.config_hash, r.config_json,
+                r.run_dir, 'complete', r.started_at, r.orchestrator_version, r.host
+         FROM runs r, n",
+    );
     let out = ws.cmd().args(["runs", "show", "take"]).output().unwrap();
     let err = assert_usage_error(&out);
     assert!(

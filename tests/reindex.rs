@@ -1,6 +1,12 @@
 //! `orchestrator reindex`, driven through the binary: the registry deleted
 //! and rebuilt gives the same answers, and a damaged tree is reported, not
 //! guessed at.
+//!
+//! What reindex indexes is checked on both backends. How it replaces a
+//! SQLite file (the copy beside it, waiting for the file's users, the swap,
+//! the stale WAL) is SQLite's: PostgreSQL's reindex rebuilds in one
+//! transaction under the registry-wide lock, and those tests are
+//! `sqlite_only!`.
 
 mod common;
 mod reindex_fixtures;
@@ -34,6 +40,28 @@ fn reindex(ws: &Workspace) -> Reindexed {
 }
 
 /// `(kind, path)` of each problem (or note) of a report.
+/// The registry's name as reindex prints it.
+fn registry_name(ws: &Workspace) -> &str {
+    ws.pg_url().unwrap_or("artifacts/registry.db")
+}
+
+/// What must not change when reindex keeps the registry as it was: a
+/// SQLite file's bytes, a PostgreSQL registry's rows.
+fn registry_state(ws: &Workspace) -> Vec<String> {
+    if common::postgres_pass() {
+        return registry_rows(ws);
+    }
+    vec![format!("{:?}", std::fs::read(ws.db()).unwrap())]
+}
+
+/// `artifact_type` of every indexed artifact, by stage.
+fn indexed_types(ws: &Workspace) -> Vec<String> {
+    ws.registry_rows("SELECT artifact_type FROM artifacts ORDER BY stage")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect()
+}
+
 fn findings(report: &Value, list: &str) -> Vec<(String, String)> {
     report[list]
         .as_array()
@@ -48,7 +76,17 @@ fn findings(report: &Value, list: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Take the registry away: the SQLite file and its logs; every row of a
+/// PostgreSQL registry (as a freshly migrated database has none).
 fn delete_registry(ws: &Workspace) {
+    if common::postgres_pass() {
+        ws.registry_exec(
+            "DELETE FROM artifact_verifications; DELETE FROM artifact_edges;
+             DELETE FROM stage_executions; DELETE FROM run_summaries; DELETE FROM artifacts;
+             DELETE FROM runs; DELETE FROM projects; DELETE FROM run_counts;",
+        );
+        return;
+    }
     for suffix in ["", "-wal", "-shm"] {
         let mut path = ws.db().into_os_string();
         path.push(suffix);
@@ -125,7 +163,7 @@ fn a_tampered_artifact_is_reported_and_left_out_with_what_was_made_from_it() {
     std::fs::write(dir.join("RenderPlan.json"), text).unwrap();
 
     // A dry run reports the same and keeps the registry as it was.
-    let registry_before = std::fs::read(ws.db()).unwrap();
+    let registry_before = registry_state(&ws);
     let dry = ws
         .cmd()
         .args(["reindex", "--dry-run", "--json"])
@@ -135,7 +173,7 @@ fn a_tampered_artifact_is_reported_and_left_out_with_what_was_made_from_it() {
     let dry: Value = serde_json::from_slice(&dry.stdout).unwrap();
     assert_eq!(dry["dry_run"], true);
     assert_eq!(findings(&dry, "problems").len(), 2);
-    assert_eq!(std::fs::read(ws.db()).unwrap(), registry_before);
+    assert_eq!(registry_state(&ws), registry_before);
     assert!(
         !common::dir_names(&ws.artifacts())
             .iter()
@@ -159,15 +197,7 @@ fn a_tampered_artifact_is_reported_and_left_out_with_what_was_made_from_it() {
     );
     assert_eq!(r.report["runs"], 1);
     assert_eq!(r.report["artifacts"], 3);
-    let indexed: Vec<String> = ws
-        .sqlite()
-        .prepare("SELECT artifact_type FROM artifacts ORDER BY stage")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(indexed, TYPES[..3]);
+    assert_eq!(indexed_types(&ws), TYPES[..3]);
 
     // The next run re-makes the tampered artifact (byte-identical to the
     // original), which makes the RenderOutput left out above check out
@@ -272,6 +302,7 @@ fn an_oversized_meta_file_is_reported_without_being_read_whole() {
 
 #[test]
 fn a_damaged_registry_is_replaced_and_a_stale_wal_beside_it_removed() {
+    sqlite_only!();
     let (ws, summary) = example_run();
     // Half a registry: its header (with the registry's mark) is intact.
     let bytes = std::fs::read(ws.db()).unwrap();
@@ -315,14 +346,16 @@ fn an_empty_artifacts_dir_gives_an_empty_registry_and_a_missing_one_is_refused()
     let r = reindex(&ws);
     assert_eq!(r.code, 0, "{:#}", r.report);
     assert_eq!(r.report["runs"], 0);
-    assert!(ws.db().exists());
+    if !common::postgres_pass() {
+        assert!(ws.db().exists());
+    }
     assert!(ws.runs_list(&[]).is_empty());
 
     let text = ws.cmd().arg("reindex").output().unwrap();
     assert!(text.status.success());
     let stdout = String::from_utf8(text.stdout).unwrap();
     assert!(
-        stdout.starts_with("rebuilt `artifacts/registry.db`: 0 runs"),
+        stdout.starts_with(&format!("rebuilt `{}`: 0 runs", registry_name(&ws))),
         "{stdout}"
     );
 }
@@ -331,20 +364,30 @@ fn an_empty_artifacts_dir_gives_an_empty_registry_and_a_missing_one_is_refused()
 fn a_run_holding_its_lock_makes_reindex_exit_4_and_touch_nothing() {
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
-    let before = std::fs::read(ws.db()).unwrap();
-    let lock = ws
-        .artifacts()
-        .join(".locks")
-        .join(format!("lighthouse.{run_id}.lock"));
-    let held = File::open(&lock).unwrap();
-    held.lock().unwrap();
+    let before = registry_state(&ws);
+    let held = ws.hold_run("lighthouse", run_id);
 
-    let out = ws.cmd().arg("reindex").output().unwrap();
+    // (A SQLite reindex refuses a held run at once; a PostgreSQL one waits
+    // for the registry-wide lock every run holds shared, up to the timeout.)
+    let out = ws
+        .cmd()
+        .args(["reindex", "--lock-timeout", "1"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.starts_with("error: run lighthouse/"), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    if common::postgres_pass() {
+        // Named by its connection's application_name (see hold_run).
+        assert!(
+            err.contains(&format!("pid={}", std::process::id())),
+            "{err}"
+        );
+    } else {
+        assert!(err.starts_with("error: run lighthouse/"), "{err}");
+    }
     assert!(err.contains("hint:"), "{err}");
-    assert_eq!(std::fs::read(ws.db()).unwrap(), before);
+    assert_eq!(registry_state(&ws), before);
 
     drop(held);
     assert_eq!(reindex(&ws).code, 0);
@@ -424,19 +467,15 @@ fn a_parent_changed_since_keeps_its_recorded_edge_and_says_so() {
             format!("lighthouse/{run_id}/RenderPlan.json")
         )]
     );
-    let (edge, unchanged): (String, bool) = ws
-        .sqlite()
-        .query_row(
-            "SELECT e.parent_sha256, v.parent_unchanged
+    assert_eq!(
+        ws.registry_rows(
+            "SELECT e.parent_sha256, CAST(v.parent_unchanged AS INTEGER)
              FROM artifact_edges e
              JOIN lineage_edges v ON v.child_id = e.child_id AND v.parent_id = e.parent_id
-             WHERE v.child_type = 'RenderPlan' AND v.parent_type = 'AssetManifest'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!(edge, recorded);
-    assert!(!unchanged);
+             WHERE v.child_type = 'RenderPlan' AND v.parent_type = 'AssetManifest'"
+        ),
+        [[recorded.as_str(), "0"]]
+    );
     let verify = ws.cmd().args(["verify", "--json"]).output().unwrap();
     assert_eq!(verify.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
@@ -472,7 +511,10 @@ fn a_fifo_in_place_of_an_artifact_is_reported_without_hanging() {
              RenderOutput not indexed"
         )
     );
-    assert!(stdout.contains("rebuilt `artifacts/registry.db`: 1 run in 1 project, 4 artifacts"));
+    assert!(stdout.contains(&format!(
+        "rebuilt `{}`: 1 run in 1 project, 4 artifacts",
+        registry_name(&ws)
+    )));
 }
 
 #[test]
@@ -512,6 +554,9 @@ fn reindex_leftovers(ws: &Workspace) -> Vec<String> {
 #[cfg(unix)]
 #[test]
 fn reindex_waits_for_every_process_that_has_the_registry_open() {
+    // Waits for the SQLite file's users; PostgreSQL's reindex has none to
+    // wait for (it holds the registry-wide lock instead).
+    sqlite_only!();
     use std::os::unix::fs::MetadataExt;
     let (ws, _) = example_run();
     let before = std::fs::metadata(ws.db()).unwrap().ino();
@@ -558,6 +603,8 @@ fn reindex_waits_for_every_process_that_has_the_registry_open() {
 
 #[test]
 fn a_command_opening_the_registry_during_a_swap_waits_for_it() {
+    // The file swap.
+    sqlite_only!();
     let (ws, _) = example_run();
     let swapping = orchestrator::registry::lock_for_swap(&ws.db(), Duration::from_secs(5)).unwrap();
     let mut listing = ws.spawn(&["runs", "list", "--json"]);
@@ -668,6 +715,9 @@ fn a_command_waiting_for_its_run_lock_does_not_hold_up_reindex(command: &[&str])
 
 #[test]
 fn a_run_started_while_reindex_waits_for_users_does_not_hold_it_up() {
+    // Waits for the SQLite file's users; PostgreSQL's reindex has none to
+    // wait for (it holds the registry-wide lock instead).
+    sqlite_only!();
     a_command_waiting_for_its_run_lock_does_not_hold_up_reindex(&[
         "run",
         "--json",
@@ -678,11 +728,17 @@ fn a_run_started_while_reindex_waits_for_users_does_not_hold_it_up() {
 
 #[test]
 fn a_package_started_while_reindex_waits_for_users_does_not_hold_it_up() {
+    // Waits for the SQLite file's users; PostgreSQL's reindex has none to
+    // wait for (it holds the registry-wide lock instead).
+    sqlite_only!();
     a_command_waiting_for_its_run_lock_does_not_hold_up_reindex(&["package", "--json", "RUN"]);
 }
 
 #[test]
 fn a_run_made_while_reindex_waited_makes_it_give_up_instead_of_losing_the_run() {
+    // Waits for the SQLite file's users; PostgreSQL's reindex has none to
+    // wait for (it holds the registry-wide lock instead).
+    sqlite_only!();
     let (ws, summary) = example_run();
     let run = summary["run_id"].as_str().unwrap().to_string();
     let (reader, reindexing) = reindex_waiting_for_a_reader(&ws, &run);
@@ -708,6 +764,8 @@ fn a_run_made_while_reindex_waited_makes_it_give_up_instead_of_losing_the_run() 
 
 #[test]
 fn a_run_whose_lock_file_was_made_anew_during_reindex_is_refused_too() {
+    // The run lock files under .locks/ and the wait for the file's users.
+    sqlite_only!();
     let (ws, summary) = example_run();
     let run = summary["run_id"].as_str().unwrap().to_string();
     let (reader, reindexing) = reindex_waiting_for_a_reader(&ws, &run);
@@ -797,15 +855,7 @@ fn a_meta_record_leaving_out_a_parent_is_refused_not_indexed_without_its_edge() 
     let message = r.report["problems"][0]["message"].as_str().unwrap();
     assert!(message.contains("ShotList"), "{message}");
     // No AssetManifest row stands without the edges it was made from.
-    let types: Vec<String> = ws
-        .sqlite()
-        .prepare("SELECT artifact_type FROM artifacts ORDER BY stage")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(types, TYPES[..2]);
+    assert_eq!(indexed_types(&ws), TYPES[..2]);
 }
 
 #[test]
@@ -825,36 +875,22 @@ fn times_with_offsets_are_stored_in_utc_so_they_sort_as_text() {
 
     let r = reindex(&ws);
     assert_eq!(r.code, 0, "{:#}", r.report);
-    let db = ws.sqlite();
-    let (started, finished): (String, String) = db
-        .query_row("SELECT started_at, finished_at FROM runs", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!(started, "2026-11-24T08:00:00.000Z");
-    assert_eq!(finished, "2026-11-24T08:00:01.250Z");
-    let stage1: String = db
-        .query_row(
-            "SELECT started_at FROM stage_executions WHERE stage = 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(stage1, "2026-11-24T08:00:00.000Z");
-    let created: String = db
-        .query_row(
-            "SELECT created_at FROM artifacts WHERE artifact_type = 'Script'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(created, "2026-11-24T08:00:00.500Z");
-    let project: (String, String) = db
-        .query_row("SELECT first_run_at, last_run_at FROM projects", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!(project.0, "2026-11-24T08:00:00.000Z");
+    assert_eq!(
+        ws.registry_rows("SELECT started_at, finished_at FROM runs"),
+        [["2026-11-24T08:00:00.000Z", "2026-11-24T08:00:01.250Z"]]
+    );
+    assert_eq!(
+        ws.registry_value("SELECT started_at FROM stage_executions WHERE stage = 1"),
+        "2026-11-24T08:00:00.000Z"
+    );
+    assert_eq!(
+        ws.registry_value("SELECT created_at FROM artifacts WHERE artifact_type = 'Script'"),
+        "2026-11-24T08:00:00.500Z"
+    );
+    assert_eq!(
+        ws.registry_value("SELECT first_run_at FROM projects"),
+        "2026-11-24T08:00:00.000Z"
+    );
 }
 
 /// Run `cmd` with its address space capped at `cap` bytes (so that a
@@ -1037,6 +1073,8 @@ fn reindex_with_db_elsewhere_does_not_report_the_trees_registry_files() {
 /// a new file in place of the one it writes: its commit would be lost.
 #[test]
 fn reindex_leaves_a_registry_another_program_is_writing_to_alone() {
+    // A sqlite3 shell's write transaction on the file.
+    sqlite_only!();
     let (ws, _) = example_run();
     let writer = rusqlite::Connection::open(ws.db()).unwrap();
     writer
@@ -1111,6 +1149,8 @@ fn an_attempt_one_short_of_the_limit_is_refused_too_so_later_runs_never_overflow
 #[cfg(unix)]
 #[test]
 fn reindex_waits_for_a_process_that_opened_the_registry_through_a_symlink() {
+    // The SQLite file's users, through a symlink.
+    sqlite_only!();
     use std::os::unix::fs::MetadataExt;
     let (ws, _) = example_run();
     let link = ws.path().join("reg.db");

@@ -88,12 +88,7 @@ fn list_filters_by_project_status_since_and_limit() {
 
     assert_eq!(list_json(&ws, &["--status", "complete"]).len(), 2);
     assert!(list_json(&ws, &["--status", "failed"]).is_empty());
-    ws.sqlite()
-        .execute(
-            "UPDATE runs SET status = 'failed' WHERE project_id = 'other'",
-            [],
-        )
-        .unwrap();
+    ws.registry_exec("UPDATE runs SET status = 'failed' WHERE project_id = 'other'");
     assert_eq!(
         ids(&list_json(&ws, &["--status", "failed"])),
         vec![second.clone()]
@@ -139,9 +134,7 @@ fn bad_since_is_a_usage_error() {
 fn a_run_whose_process_died_is_interrupted() {
     let (ws, summary) = example_run();
     // What a crash mid-run leaves: the row says running, nobody holds the lock.
-    ws.sqlite()
-        .execute("UPDATE runs SET status = 'running', finished_at = NULL", [])
-        .unwrap();
+    ws.registry_exec("UPDATE runs SET status = 'running', finished_at = NULL");
     let rows = list_json(&ws, &[]);
     assert_eq!(rows[0]["status"], "interrupted");
     assert_eq!(
@@ -264,6 +257,9 @@ fn show_an_unknown_run_exits_2() {
 
 #[test]
 fn querying_without_a_registry_says_so_and_creates_nothing() {
+    // A missing registry is a missing file; a PostgreSQL one exists once
+    // migrated (an unmigrated database is refused with exit 3).
+    sqlite_only!();
     let ws = Workspace::new();
     for args in [&["runs", "list"][..], &["runs", "show", "abc"], &["verify"]] {
         let out = ws.cmd().args(args).output().unwrap();
@@ -279,6 +275,7 @@ fn querying_without_a_registry_says_so_and_creates_nothing() {
 
 #[test]
 fn a_file_that_is_not_a_database_exits_3() {
+    sqlite_only!();
     let ws = Workspace::new();
     std::fs::create_dir_all(ws.artifacts()).unwrap();
     std::fs::write(
@@ -308,13 +305,10 @@ fn a_file_that_is_not_a_database_exits_3() {
 #[test]
 fn a_registry_from_a_newer_version_exits_3() {
     let (ws, _) = example_run();
-    ws.sqlite()
-        .execute(
-            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
-             VALUES (99, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
-            [],
-        )
-        .unwrap();
+    ws.registry_exec(
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+         VALUES (99, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
+    );
     let out = ws.cmd().args(["runs", "list"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8(out.stderr).unwrap();

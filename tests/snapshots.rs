@@ -5,6 +5,11 @@
 //! does — and then `cargo insta review` shows the change for review.
 //!
 //! Output goes to a pipe here, so tables are in their plain form.
+//!
+//! The same snapshots serve the suite's PostgreSQL pass: the output must be
+//! the same on both backends but for the registry's name, which the one
+//! snapshot that shows it redacts ([`registry_redacted`]). Snapshots of a
+//! missing registry file are SQLite's and taken in its pass alone.
 
 mod common;
 
@@ -22,7 +27,17 @@ fn shown(ws: &Workspace, args: &[&str]) -> String {
         text.push_str(&stderr);
     }
     text.push_str(&format!("--- exit {}\n", out.status.code().unwrap_or(-1)));
-    text.replace(&ws.path().display().to_string(), "[WS]")
+    let text = text.replace(&ws.path().display().to_string(), "[WS]");
+    match ws.pg_url() {
+        Some(url) => text.replace(url, "[REGISTRY]"),
+        None => text,
+    }
+}
+
+/// `text` with the default SQLite registry's name redacted as [`shown`]
+/// redacts a PostgreSQL one, for output that names the registry.
+fn registry_redacted(text: String) -> String {
+    text.replace("`artifacts/registry.db`", "`[REGISTRY]`")
 }
 
 /// Redactions shared by every snapshot.
@@ -35,6 +50,9 @@ fn settings() -> insta::Settings {
         (r"\b[0-9a-f]{64}\b", "[SHA256]"),
         (r"\b[0-9a-f]{16}\b", "[RUN]"),
         (r"\b[0-9a-f]{12}\b", "[SHA]"),
+        // A duration inside a table row, with the padding that aligns the
+        // next column: that padding varies with the duration's digits.
+        (r"\b\d+(\.\d+)? (ms|s) {2,}", "[DUR]  "),
         (r"\b\d+(\.\d+)? (ms|s)\b", "[DUR]"),
         (r"\bpid \d+", "pid [PID]"),
         (r"\b\d+ bytes\b", "[N] bytes"),
@@ -104,7 +122,7 @@ fn human_output_of_every_command() {
     snap!("package", shown(&ws, &["package", "take-1"]));
     snap!("gc_dry_run", shown(&ws, &["gc", "--run", "take-2"]));
     snap!("gc_yes", shown(&ws, &["gc", "--run", "take-2", "--yes"]));
-    snap!("reindex", shown(&ws, &["reindex"]));
+    snap!("reindex", registry_redacted(shown(&ws, &["reindex"])));
 }
 
 #[test]
@@ -112,7 +130,10 @@ fn errors_and_hints_people_meet_first() {
     let ws = Workspace::new();
     let config = ws.example();
     let project = config.display().to_string();
-    snap!("error_no_registry", shown(&ws, &["runs", "list"]));
+    // A missing registry is a missing file; a PostgreSQL one is there.
+    if !common::postgres_pass() {
+        snap!("error_no_registry", shown(&ws, &["runs", "list"]));
+    }
     snap!(
         "error_run_without_project_flag",
         shown(&ws, &["run", &project])
@@ -154,10 +175,14 @@ fn errors_and_hints_people_meet_first() {
 fn errors_for_a_wrong_artifacts_dir_or_db() {
     let ws = Workspace::new();
     std::fs::create_dir(ws.path().join("somedir")).unwrap();
-    snap!(
-        "error_artifacts_dir_missing",
-        shown(&ws, &["runs", "list", "--artifacts-dir", "nope"])
-    );
+    // The default registry file is in the artifacts directory; a
+    // PostgreSQL registry is not.
+    if !common::postgres_pass() {
+        snap!(
+            "error_artifacts_dir_missing",
+            shown(&ws, &["runs", "list", "--artifacts-dir", "nope"])
+        );
+    }
     snap!(
         "error_db_is_a_directory",
         shown(&ws, &["runs", "list", "--db", "somedir"])

@@ -51,17 +51,13 @@ fn rel(summary: &Value, file: &str) -> String {
 }
 
 fn last_results(ws: &Workspace) -> Vec<(String, String)> {
-    let conn = ws.sqlite();
-    let mut stmt = conn
-        .prepare(
-            "SELECT artifact_type, last_verify_result FROM artifact_overview
-             WHERE last_verified_at IS NOT NULL ORDER BY stage",
-        )
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    ws.registry_rows(
+        "SELECT artifact_type, last_verify_result FROM artifact_overview
+         WHERE last_verified_at IS NOT NULL ORDER BY stage",
+    )
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].clone()))
+    .collect()
 }
 
 #[test]
@@ -309,14 +305,12 @@ fn a_stage_remade_after_its_child_leaves_a_stale_parent() {
     let (ws, summary) = example_run();
     // Pretend the ShotList was re-made with different content after the
     // AssetManifest and RenderPlan were made from it.
-    ws.sqlite()
-        .execute(
-            "UPDATE artifact_edges SET parent_sha256 = ?1
-             WHERE parent_id = (SELECT artifact_id FROM artifacts WHERE artifact_type = 'ShotList')
-               AND child_id = (SELECT artifact_id FROM artifacts WHERE artifact_type = 'AssetManifest')",
-            ["f".repeat(64)],
-        )
-        .unwrap();
+    ws.registry_exec(&format!(
+        "UPDATE artifact_edges SET parent_sha256 = '{}'
+         WHERE parent_id = (SELECT artifact_id FROM artifacts WHERE artifact_type = 'ShotList')
+           AND child_id = (SELECT artifact_id FROM artifacts WHERE artifact_type = 'AssetManifest')",
+        "f".repeat(64)
+    ));
     let v = verify_json(&ws, &[]);
     assert_eq!(v.code, 1);
     assert_eq!(
@@ -357,18 +351,10 @@ fn a_symlinked_run_directory_is_reported_and_nothing_inside_is_read() {
 #[test]
 fn a_registry_path_leaving_the_artifacts_directory_is_never_opened() {
     let (ws, _) = example_run();
-    ws.sqlite()
-        .execute(
-            "UPDATE artifacts SET path = '/etc/hostname' WHERE artifact_type = 'Script'",
-            [],
-        )
-        .unwrap();
-    ws.sqlite()
-        .execute(
-            "UPDATE artifacts SET path = '../../escape.json' WHERE artifact_type = 'ShotList'",
-            [],
-        )
-        .unwrap();
+    ws.registry_exec(
+        "UPDATE artifacts SET path = '/etc/hostname' WHERE artifact_type = 'Script';
+         UPDATE artifacts SET path = '../../escape.json' WHERE artifact_type = 'ShotList';",
+    );
     let v = verify_json(&ws, &[]);
     assert_eq!(v.code, 1);
     let found = problems(&v);
@@ -408,20 +394,14 @@ fn a_run_being_written_is_reported_in_progress_not_as_drift() {
     // does not know yet, and a new file.
     std::fs::write(dir.join("ShotList.json"), b"{}\n").unwrap();
     std::fs::write(dir.join("extra.json"), b"{}\n").unwrap();
-    let before: Vec<(String, Option<String>)> = {
-        let db = ws.sqlite();
-        let mut stmt = db
-            .prepare(
-                "SELECT artifact_type, last_verify_result FROM artifact_overview ORDER BY stage",
-            )
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+    let results = || {
+        ws.registry_rows(
+            "SELECT artifact_type, last_verify_result FROM artifact_overview ORDER BY stage",
+        )
     };
+    let before = results();
 
-    let held = ws.hold_live_run("lighthouse", run_id);
+    let held = ws.hold_run("lighthouse", run_id);
     let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -434,15 +414,7 @@ fn a_run_being_written_is_reported_in_progress_not_as_drift() {
     );
     assert!(stderr.contains("being written"), "{stderr}");
     // Nothing was recorded for the run it did not judge.
-    let db = ws.sqlite();
-    let after: Vec<(String, Option<String>)> = db
-        .prepare("SELECT artifact_type, last_verify_result FROM artifact_overview ORDER BY stage")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(after, before);
+    assert_eq!(results(), before);
 
     // Once the writer is gone, the same state is drift.
     drop(held);
@@ -467,13 +439,12 @@ fn register_as_written(ws: &Workspace, summary: &Value, artifact_type: &str, byt
     meta["size_bytes"] = bytes.len().into();
     let meta_text = serde_json::to_string_pretty(&meta).unwrap() + "\n";
     std::fs::write(&meta_path, &meta_text).unwrap();
-    ws.sqlite()
-        .execute(
-            "UPDATE artifacts SET sha256 = ?1, size_bytes = ?2, meta_json = ?3
-             WHERE artifact_type = ?4",
-            rusqlite::params![sha, bytes.len() as i64, meta_text, artifact_type],
-        )
-        .unwrap();
+    ws.registry_exec(&format!(
+        "UPDATE artifacts SET sha256 = '{sha}', size_bytes = {}, meta_json = '{}'
+         WHERE artifact_type = '{artifact_type}'",
+        bytes.len(),
+        meta_text.replace('\'', "''")
+    ));
 }
 
 #[test]
@@ -498,12 +469,9 @@ fn a_recorded_hash_under_the_current_schema_is_trusted_and_an_older_schema_is_re
     assert_eq!((v.code, problems(&v)), (0, vec![]), "{}", v.report);
 
     // Validated under another schema version: checked against this one.
-    ws.sqlite()
-        .execute(
-            "UPDATE artifacts SET schema_version = '0.9.0' WHERE artifact_type = 'RenderOutput'",
-            [],
-        )
-        .unwrap();
+    ws.registry_exec(
+        "UPDATE artifacts SET schema_version = '0.9.0' WHERE artifact_type = 'RenderOutput'",
+    );
     let v = verify_json(&ws, &[]);
     assert_eq!(v.code, 1);
     assert_eq!(
@@ -517,13 +485,10 @@ fn a_recorded_hash_under_the_current_schema_is_trusted_and_an_older_schema_is_re
     assert!(found.contains("/fps"), "{found}");
 
     // And under another schema id likewise.
-    ws.sqlite()
-        .execute(
-            "UPDATE artifacts SET schema_version = '1.0.0', schema_id = 'urn:old'
-             WHERE artifact_type = 'RenderOutput'",
-            [],
-        )
-        .unwrap();
+    ws.registry_exec(
+        "UPDATE artifacts SET schema_version = '1.0.0', schema_id = 'urn:old'
+         WHERE artifact_type = 'RenderOutput'",
+    );
     let v = verify_json(&ws, &[]);
     assert_eq!(
         problems(&v),
@@ -574,12 +539,9 @@ fn a_huge_file_in_an_artifacts_place_is_hashed_not_parsed() {
     // Recorded under an older schema, the same file would need parsing:
     // that is refused too, and said.
     register_as_written(&ws, &summary, "RenderOutput", &vec![0; size as usize]);
-    ws.sqlite()
-        .execute(
-            "UPDATE artifacts SET schema_version = '0.9.0' WHERE artifact_type = 'RenderOutput'",
-            [],
-        )
-        .unwrap();
+    ws.registry_exec(
+        "UPDATE artifacts SET schema_version = '0.9.0' WHERE artifact_type = 'RenderOutput'",
+    );
     let v = verify_json(&ws, &[]);
     assert_eq!(
         problems(&v),
@@ -640,6 +602,8 @@ fn verify_reports_a_run_directory_the_registry_does_not_know() {
 
 #[test]
 fn verify_reports_the_copies_a_killed_reindex_left_beside_the_registry() {
+    // The copies are SQLite's rebuild files; PostgreSQL rebuilds in place.
+    sqlite_only!();
     let (ws, _) = common::example_run();
     // The registry held open here, as a reader would: reindex builds its
     // copy, then waits for the reader to close.

@@ -17,8 +17,8 @@ pub use canonical::{canonical_bytes, canonical_value_bytes, sha256_hex, short_sh
 pub use meta::{ComputeOrigin, CreationParams, MetaRecord, ParentRef};
 pub use types::Header;
 pub use write::{
-    TEMP_PREFIX, holds_exactly, remove_stale_temp_files, remove_stale_temp_files_if_idle, sync_dir,
-    write_atomic, write_atomic_unsynced,
+    TEMP_PREFIX, has_temp_files, holds_exactly, remove_stale_temp_files,
+    remove_stale_temp_files_if_idle, sync_dir, write_atomic, write_atomic_unsynced,
 };
 
 /// Every schema's version; bumped per type when a schema changes shape.

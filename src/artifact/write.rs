@@ -86,6 +86,17 @@ pub fn remove_stale_temp_files(run_dir: &Path) -> Result<usize> {
     Ok(removed)
 }
 
+/// Whether `run_dir` holds a temp file of an interrupted write.
+pub fn has_temp_files(run_dir: &Path) -> bool {
+    std::fs::read_dir(run_dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.file_name()
+                .as_encoded_bytes()
+                .starts_with(TEMP_PREFIX.as_bytes())
+        })
+    })
+}
+
 /// [`remove_stale_temp_files`] for a process that does not hold the run
 /// (`verify`): only while the run is idle, which it holds for the time it
 /// takes ([`crate::lock::hold_if_idle`]), and best effort: a run in
@@ -101,14 +112,7 @@ pub fn remove_stale_temp_files_if_idle(
     // Holding the run idle makes it read as live to every other reader's
     // probe for that moment (`runs list`, `gc`, another `verify`): do it
     // only when there is something to remove, which is rare.
-    let any_temp = std::fs::read_dir(&run_dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            e.file_name()
-                .as_encoded_bytes()
-                .starts_with(TEMP_PREFIX.as_bytes())
-        })
-    });
-    if !any_temp {
+    if !has_temp_files(&run_dir) {
         return 0;
     }
     let Some(_idle) = crate::lock::hold_if_idle(artifacts_dir, project_id, run_id) else {

@@ -156,6 +156,16 @@ pub fn lock_run(db: &Db, project_id: &str, run_id: &str, wait: Wait) -> Result<(
     }
 }
 
+/// Take a run's lock on this connection if nobody holds it, without
+/// waiting: `verify` holding a run idle for a moment.
+pub fn try_lock_run(db: &Db, project_id: &str, run_id: &str) -> Result<bool> {
+    db.query_row(
+        "SELECT pg_try_advisory_lock(?1)",
+        crate::db_params![run_key(project_id, run_id)],
+        |r| r.get::<bool>(0),
+    )
+}
+
 /// Release a run's lock held by this connection.
 pub fn unlock_run(db: &Db, project_id: &str, run_id: &str) {
     let _ = db.query_row(
@@ -165,7 +175,9 @@ pub fn unlock_run(db: &Db, project_id: &str, run_id: &str) {
     );
 }
 
-/// `classid`/`objid` of a one-key advisory lock, as `pg_locks` shows it.
+/// `classid`/`objid` of a one-key advisory lock, as `pg_locks` shows it
+/// (each an `oid`, which the queries compare as `bigint`: an integer
+/// parameter cannot be bound as an `oid`).
 fn key_parts(key: i64) -> (i64, i64) {
     let k = key as u64;
     ((k >> 32) as i64, (k & 0xFFFF_FFFF) as i64)

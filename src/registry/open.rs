@@ -455,18 +455,23 @@ enum Found {
     History(Vec<Applied>),
 }
 
-const HAS_HISTORY: &str = "
+/// Whether the history table exists, and how many schema objects there
+/// are, read in ONE statement: read apart, another process's migration
+/// could create every table between the two reads, and a registry being
+/// created would look like someone else's database.
+const HISTORY_AND_OBJECTS: &str = "
     SELECT EXISTS (SELECT 1 FROM sqlite_schema
-                   WHERE type = 'table' AND name = 'refinery_schema_history')";
-const SCHEMA_OBJECTS: &str = "SELECT count(*) FROM sqlite_schema";
+                   WHERE type = 'table' AND name = 'refinery_schema_history'),
+           (SELECT count(*) FROM sqlite_schema)";
 const HISTORY: &str = "
     SELECT CAST(version AS INTEGER), CAST(name AS TEXT), CAST(checksum AS TEXT)
     FROM refinery_schema_history ORDER BY version";
 
 /// Read the migration history. Only `SELECT`s: nothing here writes.
 fn read_history(conn: &Connection) -> rusqlite::Result<Found> {
-    if !conn.query_row(HAS_HISTORY, [], |r| r.get::<_, bool>(0))? {
-        let objects: i64 = conn.query_row(SCHEMA_OBJECTS, [], |r| r.get(0))?;
+    let (has_history, objects): (bool, i64) =
+        conn.query_row(HISTORY_AND_OBJECTS, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if !has_history {
         return Ok(if objects == 0 {
             Found::Empty
         } else {

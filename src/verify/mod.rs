@@ -320,6 +320,31 @@ fn keys_of<'a>(runs: &[&'a RunRow]) -> Vec<(&'a str, &'a str)> {
         .collect()
 }
 
+/// On a PostgreSQL registry: remove the temp files a killed writer left in
+/// each run's directory, holding the run's lock (taken only if free, at
+/// once, and released right after) so that no run of it writes meanwhile.
+/// Best effort, like [`crate::artifact::remove_stale_temp_files_if_idle`]:
+/// a busy run or a directory this process may not change keeps them, and
+/// they are what its listing reports.
+fn remove_temp_files_of_idle_runs(
+    registry: &Registry,
+    artifacts_dir: &Path,
+    selected: &[&RunRow],
+) -> Result<()> {
+    use crate::registry::advisory;
+    for run in selected {
+        let run_dir = artifacts_dir.join(&run.project_id).join(&run.run_id);
+        if !crate::artifact::has_temp_files(&run_dir) {
+            continue;
+        }
+        if advisory::try_lock_run(registry.db(), &run.project_id, &run.run_id)? {
+            let _ = crate::artifact::remove_stale_temp_files(&run_dir);
+            advisory::unlock_run(registry.db(), &run.project_id, &run.run_id);
+        }
+    }
+    Ok(())
+}
+
 /// Check one chunk of runs, add what was found to `checked`, and return
 /// the artifacts' results to record.
 fn verify_chunk(
@@ -341,11 +366,16 @@ fn verify_chunk(
     // run summaries, so the workers do them while this thread asks the
     // registry for the artifacts, which costs about as long.
     let order: Vec<usize> = (0..selected.len()).collect();
-    // Only where runs lock through files can this process hold a run idle
-    // (`hold_if_idle`). A PostgreSQL registry's runs lock in the database,
-    // on other hosts too, and a lock file left from before says nothing of
-    // them: their temp files are reported, never removed, here.
+    // A killed writer's temp files go, while the run is held idle. Runs of
+    // a SQLite registry lock through files, which the workers can take
+    // (`hold_if_idle`); runs of a PostgreSQL registry lock in the database,
+    // from any host, so this thread (which owns the connection) takes each
+    // such run's lock first. A lock file left from before says nothing of
+    // a PostgreSQL run: it is never what is taken then.
     let may_clean = registry.db().backend() == crate::registry::db::Backend::Sqlite;
+    if !may_clean {
+        remove_temp_files_of_idle_runs(registry, artifacts_dir, selected)?;
+    }
     let (dirs, queried) = parallel(
         &order,
         threads,

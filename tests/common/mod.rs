@@ -208,6 +208,24 @@ impl Workspace {
         rows[0][0].clone()
     }
 
+    /// The one text value `sql` returns, exactly as stored, on either
+    /// backend: unlike [`Self::registry_rows`] it keeps a value that spans
+    /// lines or holds `|` (a stored JSON document) whole.
+    pub fn registry_text(&self, sql: &str) -> String {
+        if let Some(url) = &self.pg {
+            // psql ends the one row with a newline of its own.
+            let out = pg::psql(url, sql);
+            return out
+                .strip_suffix('\n')
+                .unwrap_or_else(|| panic!("{sql}: not one row: {out:?}"))
+                .to_string();
+        }
+        rusqlite::Connection::open(self.db())
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// Run statements that change this workspace's registry (a test's
     /// deliberate damage), on either backend.
     pub fn registry_exec(&self, sql: &str) {
@@ -353,14 +371,18 @@ pub const TEST_HOLDER_SINCE: &str = "2000-01-01T00:00:00.000Z";
 
 impl Workspace {
     /// `orchestrator <args>` started in the background, stdout and stderr
-    /// piped, stdin closed.
+    /// piped, stdin closed; its registry is the workspace's, as with
+    /// [`Self::cmd`].
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
         use std::process::Stdio;
-        std::process::Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"))
-            .current_dir(self.path())
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"));
+        cmd.current_dir(self.path())
             .env_remove("ORCHESTRATOR_ARTIFACTS_DIR")
-            .env_remove("ORCHESTRATOR_DB")
-            .env("NO_COLOR", "1")
+            .env_remove("ORCHESTRATOR_DB");
+        if let Some(url) = &self.pg {
+            cmd.env("ORCHESTRATOR_DB", url);
+        }
+        cmd.env("NO_COLOR", "1")
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -396,6 +418,42 @@ impl Workspace {
         live.lock().unwrap();
         (lock, live)
     }
+
+    /// A run being run right now, to every other process, on either
+    /// backend: on SQLite its two lock files ([`Self::hold_live_run`]); on
+    /// PostgreSQL its advisory lock and the registry-wide lock shared, held
+    /// by a connection of the test process named as `orchestrator run`
+    /// names its own. Released when the returned value is dropped.
+    pub fn hold_run(&self, project: &str, run: &str) -> HeldRun {
+        let Some(url) = &self.pg else {
+            let (lock, live) = self.hold_live_run(project, run);
+            return HeldRun::Sqlite(lock, live);
+        };
+        let mut client = url
+            .parse::<postgres::Config>()
+            .unwrap()
+            .application_name(&format!(
+                "orchestrator host=test pid={}",
+                std::process::id()
+            ))
+            .connect(postgres::NoTls)
+            .unwrap();
+        let key = orchestrator::registry::advisory::run_key(project, run);
+        // (ORCH, 2): see src/registry/advisory.rs.
+        client
+            .batch_execute(&format!(
+                "SELECT pg_advisory_lock_shared({}, 2); SELECT pg_advisory_lock({key});",
+                0x4F52_4348
+            ))
+            .unwrap();
+        HeldRun::Postgres(Box::new(client))
+    }
+}
+
+/// What [`Workspace::hold_run`] holds; dropping it releases the run.
+pub enum HeldRun {
+    Sqlite(std::fs::File, std::fs::File),
+    Postgres(Box<postgres::Client>),
 }
 
 /// Stage 2 replaced by one whose output breaks the ShotList schema (a shot

@@ -7,12 +7,17 @@ use std::time::Duration;
 
 use crate::common::{Workspace, example_config};
 use orchestrator::clock::SystemClock;
-use orchestrator::pipeline::{RunOptions, default_stages, lock_run, run_pipeline};
-use orchestrator::registry::Registry;
+use orchestrator::pipeline::{RunOptions, default_stages, run_pipeline};
+use orchestrator::registry::Location;
 
-/// A first run of `config` that fails at stage 2.
+/// A first run of `config` that fails at stage 2, in the workspace's
+/// registry (either backend).
 pub fn failed_run(ws: &Workspace, config: &Path) {
-    let mut registry = Registry::open(&ws.db()).unwrap();
+    let db = match ws.pg_url() {
+        Some(url) => std::path::PathBuf::from(url),
+        None => ws.db(),
+    };
+    let location = Location::parse(Some(&db), &ws.artifacts()).unwrap();
     let opts = RunOptions {
         config: orchestrator::config::load(config).unwrap(),
         run_id: None,
@@ -24,11 +29,13 @@ pub fn failed_run(ws: &Workspace, config: &Path) {
     };
     let mut stages = default_stages();
     stages[1] = Box::new(crate::common::BrokenShotList);
-    let locked = lock_run(&opts, &SystemClock).unwrap();
+    let mut session = orchestrator::workspace::Workspace::new(ws.artifacts(), location)
+        .lock_run(&opts, &SystemClock, Duration::from_secs(1))
+        .unwrap();
     let outcome = run_pipeline(
         &opts,
-        &locked,
-        &mut registry,
+        &session.locked,
+        &mut session.registry,
         &SystemClock,
         &stages,
         &mut |_| {},
@@ -118,23 +125,12 @@ pub fn registry_rows(ws: &Workspace) -> Vec<String> {
         "SELECT project_id, run_id, sha256, path, summary_json, written_at
          FROM run_summaries ORDER BY 1, 2",
     ];
-    let conn = ws.sqlite();
     let mut out = Vec::new();
     for sql in QUERIES {
-        let mut stmt = conn.prepare(sql).unwrap();
-        let n = stmt.column_count();
-        let rows = stmt
-            .query_map([], |r| {
-                (0..n)
-                    .map(|i| {
-                        r.get::<_, rusqlite::types::Value>(i)
-                            .map(|v| format!("{v:?}"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .unwrap();
-        for row in rows {
-            out.push(row.unwrap().join(" | "));
+        // (A value over several lines, a stored JSON document, comes as
+        // several rows on PostgreSQL: the same before and after.)
+        for row in ws.registry_rows(sql) {
+            out.push(row.join(" | "));
         }
     }
     out

@@ -259,6 +259,7 @@ impl ToSql for Value<'_> {
                 Type::INT8 => i.to_sql(ty, out),
                 Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
                 Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                Type::OID => u32::try_from(*i)?.to_sql(ty, out),
                 Type::BOOL => (*i != 0).to_sql(ty, out),
                 Type::FLOAT8 => (*i as f64).to_sql(ty, out),
                 Type::TEXT | Type::VARCHAR => i.to_string().to_sql(ty, out),
