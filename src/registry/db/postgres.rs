@@ -128,12 +128,10 @@ impl PgTarget {
     /// host's waiting message prints as the lock holder).
     pub fn connect(&self, application_name: &str) -> Result<PgDb> {
         let mut config = self.config.clone();
-        let name = match self.config.get_application_name() {
-            Some(user) => format!("{user} {application_name}"),
-            None => application_name.to_string(),
-        };
-        // PostgreSQL keeps 63 bytes of it.
-        config.application_name(&truncate_utf8(&name, 63));
+        config.application_name(&combined_application_name(
+            self.config.get_application_name(),
+            application_name,
+        ));
         let mut client = config.connect(NoTls).map_err(|e| self.unreachable(e))?;
         // The same probing on the server's side of the connection: it is
         // the server that frees a vanished host's locks, and only once its
@@ -518,6 +516,22 @@ fn pgpass_fields(line: &str) -> Vec<String> {
     fields
 }
 
+/// The URL's own `application_name` (if any) before this process's, within
+/// the 63 bytes PostgreSQL keeps: the user's part is what gets shortened,
+/// since waiters on other hosts read the host and pid from ours.
+fn combined_application_name(user: Option<&str>, ours: &str) -> String {
+    const MAX: usize = 63;
+    let user = user.map_or(String::new(), |u| {
+        truncate_utf8(u, MAX.saturating_sub(ours.len() + 1))
+    });
+    let name = if user.is_empty() {
+        ours.to_string()
+    } else {
+        format!("{user} {ours}")
+    };
+    truncate_utf8(&name, MAX)
+}
+
 fn truncate_utf8(s: &str, max: usize) -> String {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
@@ -585,6 +599,15 @@ mod tests {
         assert_eq!(&out[..], &[0xFF; 4]);
         assert!(Value::Int(-1).to_sql(&Type::OID, &mut out).is_err());
         assert!(Value::Int(1 << 32).to_sql(&Type::OID, &mut out).is_err());
+    }
+
+    #[test]
+    fn a_long_application_name_in_the_url_is_shortened_before_ours_is() {
+        let ours = "orchestrator host=render-node-0042.farm.stu pid=4194304";
+        let name = combined_application_name(Some("nightly render of reel seven"), ours);
+        assert!(name.len() <= 63 && name.ends_with(ours), "{name}");
+        assert_eq!(combined_application_name(Some("ci"), "o"), "ci o");
+        assert_eq!(combined_application_name(None, ours), ours);
     }
 
     #[test]
