@@ -1678,13 +1678,11 @@ fn files_of(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 /// Fencing all the way: once its lock is gone, a run writes nothing more
-/// into a run directory that another host may own by then. Today the
-/// stage in flight still writes its two files before its commit fails (the
-/// runner makes no round trip to the server between one stage's commit and
-/// the next stage's files); the check belongs in the pipeline, outside what
-/// this test's author could change, so it is reported, not fixed.
+/// into a run directory that another host may own by then. The stage in
+/// flight used to write its two files before its commit failed (no round
+/// trip to the server between computing and writing); the runner now asks
+/// the connection right before it writes.
 #[test]
-#[ignore = "known gap, reported: a run that lost its connection still writes the next stage's files"]
 fn a_run_that_lost_its_connection_writes_no_more_files() {
     let Some(url) = database("fenced_files") else {
         return;
