@@ -59,8 +59,13 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// [`KEEPALIVE_IDLE`] and the rest, for the server's end of the
 /// connection (each session may set its own).
-const SERVER_KEEPALIVES: &str = "SET tcp_keepalives_idle = 15; SET tcp_keepalives_interval = 5; \
-     SET tcp_keepalives_count = 4; SET tcp_user_timeout = 40000";
+///
+/// Also `jit = off`: the tool's queries are index lookups that finish in
+/// well under a millisecond, but a few (a lineage walk from an artifact
+/// thousands of runs share, `registry info`'s counts) are estimated above
+/// `jit_above_cost`, and compiling them would cost more than running them.
+const SESSION_SETTINGS: &str = "SET tcp_keepalives_idle = 15; SET tcp_keepalives_interval = 5; \
+     SET tcp_keepalives_count = 4; SET tcp_user_timeout = 40000; SET jit = off";
 
 impl PgTarget {
     /// Whether `--db` names a PostgreSQL server rather than a file.
@@ -137,7 +142,7 @@ impl PgTarget {
         // the server that frees a vanished host's locks, and only once its
         // backend sees the connection is dead. (Ignored over a Unix socket.)
         client
-            .batch_execute(SERVER_KEEPALIVES)
+            .batch_execute(SESSION_SETTINGS)
             .map_err(|e| self.unreachable(e))?;
         Ok(PgDb {
             client: RefCell::new(client),
