@@ -2,7 +2,7 @@
 CARGO ?= cargo
 EXAMPLE ?= examples/phase0/project.json
 
-.PHONY: all build install run-example test lint fmt bench clean
+.PHONY: all build install run-example test test-passes lint fmt bench clean
 
 all: build
 
@@ -25,7 +25,17 @@ lint:
 # tests/with-postgres gives the whole run one throwaway PostgreSQL server
 # (or says in one line that the PostgreSQL tests are skipped).
 test: lint
-	tests/with-postgres $(CARGO) test --locked --all-targets --features failpoints
+	tests/with-postgres $(MAKE) --no-print-directory test-passes
+
+# The integration tests run twice: against SQLite, then (when a PostgreSQL
+# server is there) with every workspace's registry a fresh PostgreSQL
+# database (tests/common/mod.rs: postgres_pass). Called by `test`.
+test-passes:
+	$(CARGO) test --locked --all-targets --features failpoints
+	@if [ -n "$$ORCHESTRATOR_TEST_PG" ]; then \
+	  echo "--- the integration tests again, against PostgreSQL ---"; \
+	  ORCHESTRATOR_TEST_BACKEND=postgres $(CARGO) test --locked --features failpoints --test '*'; \
+	fi
 
 # The benchmark suite (benches/suite): one Markdown table of medians beside
 # floors measured in the same run; results and analysis go in BENCHMARKS.md.

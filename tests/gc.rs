@@ -100,17 +100,12 @@ fn keep_last_is_a_dry_run_until_yes_and_then_frees_what_it_said() {
             .exists()
     );
     // No row of a removed run is left behind.
-    let rows: i64 = ws
-        .sqlite()
-        .query_row(
-            "SELECT (SELECT count(*) FROM artifacts WHERE run_id IN ('r1', 'r2'))
-                  + (SELECT count(*) FROM stage_executions WHERE run_id IN ('r1', 'r2'))
-                  + (SELECT count(*) FROM run_summaries WHERE run_id IN ('r1', 'r2'))",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(rows, 0);
+    let rows = ws.registry_value(
+        "SELECT (SELECT count(*) FROM artifacts WHERE run_id IN ('r1', 'r2'))
+              + (SELECT count(*) FROM stage_executions WHERE run_id IN ('r1', 'r2'))
+              + (SELECT count(*) FROM run_summaries WHERE run_id IN ('r1', 'r2'))",
+    );
+    assert_eq!(rows, "0");
     ws.assert_verify_clean();
     // Keeping what is left is a no-op.
     assert_eq!(
@@ -150,14 +145,12 @@ fn a_run_whose_artifacts_a_kept_run_uses_is_never_removed() {
     let ws = workspace();
     // r3's RenderOutput made from r1's RenderPlan, as a stage that shares
     // upstream artifacts across runs would record it.
-    ws.sqlite()
-        .execute_batch(
-            "INSERT INTO artifact_edges (child_id, parent_id, parent_sha256)
-             SELECT c.artifact_id, p.artifact_id, p.sha256 FROM artifacts c, artifacts p
-             WHERE c.run_id = 'r3' AND c.artifact_type = 'RenderOutput'
-               AND p.run_id = 'r1' AND p.artifact_type = 'RenderPlan';",
-        )
-        .unwrap();
+    ws.registry_exec(
+        "INSERT INTO artifact_edges (child_id, parent_id, parent_sha256)
+         SELECT c.artifact_id, p.artifact_id, p.sha256 FROM artifacts c, artifacts p
+         WHERE c.run_id = 'r3' AND c.artifact_type = 'RenderOutput'
+           AND p.run_id = 'r1' AND p.artifact_type = 'RenderPlan';",
+    );
     let plan = gc(&ws, &["--keep-last", "1"]);
     assert_eq!(ids(&plan["remove"]), ["lighthouse/r2"]);
     assert_eq!(ids(&plan["kept"]), ["lighthouse/r1"]);
@@ -165,14 +158,12 @@ fn a_run_whose_artifacts_a_kept_run_uses_is_never_removed() {
     assert!(reason.contains("lighthouse/r3"), "{reason}");
 
     // Transitively: r1 (kept) made from r2 keeps r2 as well.
-    ws.sqlite()
-        .execute_batch(
-            "INSERT INTO artifact_edges (child_id, parent_id, parent_sha256)
-             SELECT c.artifact_id, p.artifact_id, p.sha256 FROM artifacts c, artifacts p
-             WHERE c.run_id = 'r1' AND c.artifact_type = 'ShotList'
-               AND p.run_id = 'r2' AND p.artifact_type = 'Script';",
-        )
-        .unwrap();
+    ws.registry_exec(
+        "INSERT INTO artifact_edges (child_id, parent_id, parent_sha256)
+         SELECT c.artifact_id, p.artifact_id, p.sha256 FROM artifacts c, artifacts p
+         WHERE c.run_id = 'r1' AND c.artifact_type = 'ShotList'
+           AND p.run_id = 'r2' AND p.artifact_type = 'Script';",
+    );
     let plan = gc(&ws, &["--keep-last", "1"]);
     assert_eq!(plan["remove"], serde_json::json!([]));
     assert_eq!(ids(&plan["kept"]), ["lighthouse/r1", "lighthouse/r2"]);
@@ -194,6 +185,9 @@ fn files_deleted_by_hand_are_tolerated() {
 
 #[test]
 fn a_live_run_is_kept() {
+    // Held by lock files. On PostgreSQL a live run holds the registry-wide
+    // lock shared, so `gc --yes` waits for it instead (tests/postgres.rs).
+    sqlite_only!();
     let ws = workspace();
     let _held = ws.hold_live_run("lighthouse", "r1");
     let done = gc(&ws, &["--keep-last", "1", "--yes"]);
@@ -320,6 +314,8 @@ fn gc_never_removes_a_file_it_did_not_write_and_says_what_it_left() {
 
 #[test]
 fn a_registry_inside_a_run_directory_survives_gc() {
+    // A registry file among a run's files; PostgreSQL's is not a file.
+    sqlite_only!();
     let ws = workspace();
     // The registry moved (closed, so whole) into a run directory.
     let inside = ws.run_dir("lighthouse", "r1").join("registry.db");

@@ -11,8 +11,8 @@ mod common;
 use std::time::Duration;
 
 use orchestrator::clock::SystemClock;
-use orchestrator::pipeline::{RunOptions, default_stages, lock_run, run_pipeline};
-use orchestrator::registry::Registry;
+use orchestrator::pipeline::{RunOptions, default_stages, run_pipeline};
+use orchestrator::registry::Location;
 use orchestrator::{Error, config};
 use serde_json::Value;
 
@@ -21,7 +21,9 @@ fn an_invalid_artifact_is_never_written_or_registered() {
     let ws = common::Workspace::new();
     let loaded = config::load(&ws.example()).unwrap();
     let run_id = loaded.default_run_id();
-    let mut registry = Registry::open(&ws.db()).unwrap();
+    // The pass's registry, opened and locked as the binary does it.
+    let location = Location::parse(ws.pg_url().map(std::path::Path::new), &ws.artifacts()).unwrap();
+    let workspace = orchestrator::workspace::Workspace::new(ws.artifacts(), location);
     let opts = RunOptions {
         config: loaded,
         run_id: None,
@@ -35,11 +37,13 @@ fn an_invalid_artifact_is_never_written_or_registered() {
     stages[1] = Box::new(common::BrokenShotList);
 
     let mut seen = Vec::new();
-    let locked = lock_run(&opts, &SystemClock).unwrap();
+    let mut session = workspace
+        .lock_run(&opts, &SystemClock, Duration::from_secs(1))
+        .unwrap();
     let err = run_pipeline(
         &opts,
-        &locked,
-        &mut registry,
+        &session.locked,
+        &mut session.registry,
         &SystemClock,
         &stages,
         &mut |r| seen.push((r.stage, r.status.as_str())),
@@ -48,7 +52,7 @@ fn an_invalid_artifact_is_never_written_or_registered() {
     .error
     .expect("the run fails");
     // Released, as the binary releases it when a run ends.
-    drop(locked);
+    drop(session);
     match &err {
         Error::InvalidArtifact {
             stage,
@@ -80,30 +84,16 @@ fn an_invalid_artifact_is_never_written_or_registered() {
     assert!(!dir.join("ShotList.json").exists());
     assert!(!dir.join("ShotList.meta.json").exists());
 
-    let conn = ws.sqlite();
-    let types: Vec<String> = conn
-        .prepare("SELECT artifact_type FROM artifacts ORDER BY stage")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(types, vec!["Script"]);
-    let (status, error): (String, String) = conn
-        .query_row("SELECT status, error FROM runs", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
+    let types = ws.registry_rows("SELECT artifact_type FROM artifacts ORDER BY stage");
+    assert_eq!(types, [["Script"]]);
+    let run = ws.registry_rows("SELECT status, error FROM runs");
+    let (status, error) = (&run[0][0], &run[0][1]);
     assert_eq!(status, "failed");
     assert!(error.contains("/shots/0/size"), "{error}");
-    let failed: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM stage_executions WHERE stage = 2 AND status = 'failed'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(failed, 1);
+    let failed = ws.registry_value(
+        "SELECT count(*) FROM stage_executions WHERE stage = 2 AND status = 'failed'",
+    );
+    assert_eq!(failed, "1");
 
     let summary: Value =
         serde_json::from_slice(&std::fs::read(dir.join("run_summary.json")).unwrap()).unwrap();

@@ -5,7 +5,7 @@ mod common;
 
 use std::fs::File;
 
-use common::{TEST_HOLDER_SINCE, Workspace, example_run, statuses, summary_of};
+use common::{Workspace, example_run, postgres_pass, statuses, summary_of};
 use serde_json::Value;
 
 #[test]
@@ -14,7 +14,7 @@ fn a_held_run_makes_a_second_run_exit_4_without_touching_files() {
     let run_id = summary["run_id"].as_str().unwrap();
     let script = ws.run_dir("lighthouse", run_id).join("Script.json");
     let before = std::fs::read(&script).unwrap();
-    let _held = ws.hold_run_lock("lighthouse", run_id);
+    let _held = ws.hold_run("lighthouse", run_id);
 
     let out = ws
         .cmd()
@@ -38,10 +38,8 @@ fn a_held_run_makes_a_second_run_exit_4_without_touching_files() {
 fn a_running_run_with_a_live_holder_is_running_not_interrupted() {
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
-    ws.sqlite()
-        .execute("UPDATE runs SET status = 'running', finished_at = NULL", [])
-        .unwrap();
-    let held = ws.hold_live_run("lighthouse", run_id);
+    ws.registry_exec("UPDATE runs SET status = 'running', finished_at = NULL");
+    let held = ws.hold_live("lighthouse", run_id);
     let list = |args: &[&str]| ws.runs_list(args);
     assert_eq!(list(&[])[0]["status"], "running");
     assert_eq!(list(&["--status", "running"]).len(), 1);
@@ -69,11 +67,8 @@ fn verify_stays_quiet_on_stderr_when_piped_even_for_a_large_tree() {
 }
 
 /// The line `run` prints once on stderr while it waits for `holder`.
-fn waiting_line(project: &str, run: &str) -> String {
-    format!(
-        "waiting for run {project}/{run} held by pid {} since {TEST_HOLDER_SINCE}",
-        std::process::id()
-    )
+fn waiting_line(project: &str, run: &str, holder: &str) -> String {
+    format!("waiting for run {project}/{run} held by {holder}")
 }
 
 #[test]
@@ -81,14 +76,14 @@ fn no_wait_on_a_held_run_exits_4_at_once_and_a_timeout_after_waiting() {
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
     let config = ws.path().join("project.json");
-    let held = ws.hold_run_lock("lighthouse", run_id);
+    let held = ws.hold_run("lighthouse", run_id);
 
     let out = ws.run_output(&config, &["--no-wait"]);
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8(out.stderr).unwrap();
     let busy = format!(
-        "error: run lighthouse/{run_id} is busy: held by pid {} since {TEST_HOLDER_SINCE}",
-        std::process::id()
+        "error: run lighthouse/{run_id} is busy: held by {}",
+        held.holder
     );
     assert!(err.starts_with(&busy), "{err}");
     // Refused at once: it never waited, so it never said it was waiting.
@@ -99,7 +94,11 @@ fn no_wait_on_a_held_run_exits_4_at_once_and_a_timeout_after_waiting() {
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8(out.stderr).unwrap();
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines[0], waiting_line("lighthouse", run_id), "{err}");
+    assert_eq!(
+        lines[0],
+        waiting_line("lighthouse", run_id, &held.holder),
+        "{err}"
+    );
     assert_eq!(err.matches("waiting for run").count(), 1, "{err}");
     assert!(lines[1].starts_with(&busy), "{err}");
     assert!(lines[1].ends_with("still held after waiting 1s"), "{err}");
@@ -123,6 +122,8 @@ fn no_wait_and_lock_timeout_together_are_a_usage_error() {
 /// probe (holding the flag shared) must not refuse or stall a `run`.
 #[test]
 fn a_reader_mid_probe_never_refuses_a_no_wait_run() {
+    // The liveness flag file; PostgreSQL's readers look at pg_locks.
+    sqlite_only!();
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
     let flag = ws
@@ -166,7 +167,7 @@ fn a_killed_run_reads_interrupted_and_running_again_while_its_locks_are_held() {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the run ended ({status}) before it could be seen running");
         }
-        let rows = ws.db().exists().then(|| ws.runs_list(&[]));
+        let rows = (postgres_pass() || ws.db().exists()).then(|| ws.runs_list(&[]));
         if let Some(row) = rows.and_then(|r| r.into_iter().next()) {
             break row;
         }
@@ -179,7 +180,7 @@ fn a_killed_run_reads_interrupted_and_running_again_while_its_locks_are_held() {
     let run_id = row["run_id"].as_str().unwrap();
     let status = || ws.runs_list(&[])[0]["status"].clone();
     assert_eq!(status(), "interrupted");
-    let held = ws.hold_live_run(row["project_id"].as_str().unwrap(), run_id);
+    let held = ws.hold_live(row["project_id"].as_str().unwrap(), run_id);
     assert_eq!(status(), "running");
     drop(held);
     assert_eq!(status(), "interrupted");
@@ -236,6 +237,7 @@ fn assert_refused(out: &std::process::Output, path: &std::path::Path, what: &str
 
 #[test]
 fn a_symlinked_run_lock_is_refused_not_truncated() {
+    sqlite_only!();
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
     let important = ws.path().join("important.txt");
@@ -275,6 +277,7 @@ fn a_symlinked_run_lock_is_refused_not_truncated() {
 
 #[test]
 fn a_fifo_liveness_flag_hangs_no_command() {
+    sqlite_only!();
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
     let live = lock_file(&ws, run_id, "live");
@@ -333,6 +336,8 @@ fn a_fifo_given_as_the_registry_is_refused_without_hanging() {
 
 #[test]
 fn a_symlinked_locks_directory_is_never_written_through() {
+    // A PostgreSQL run keeps its locks in the registry: no .locks at all.
+    sqlite_only!();
     let ws = Workspace::new();
     let config = ws.example();
     let elsewhere = ws.path().join("elsewhere");
@@ -349,6 +354,7 @@ fn a_symlinked_locks_directory_is_never_written_through() {
 
 #[test]
 fn a_hard_linked_run_lock_is_locked_but_its_bytes_never_change() {
+    sqlite_only!();
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
     let important = ws.path().join("important.txt");
@@ -363,6 +369,7 @@ fn a_hard_linked_run_lock_is_locked_but_its_bytes_never_change() {
 
 #[test]
 fn a_symlinked_registry_lock_file_is_refused_not_written() {
+    sqlite_only!();
     let (ws, _) = example_run();
     let important = ws.path().join("important.txt");
     std::fs::write(&important, b"years of notes").unwrap();
@@ -393,6 +400,8 @@ fn a_symlinked_registry_lock_file_is_refused_not_written() {
 
 #[test]
 fn a_busy_registry_exits_4_within_the_lock_timeout_and_leaves_no_run_directory() {
+    // SQLite's one write lock, held through the file.
+    sqlite_only!();
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
     let mut other = common::example_config();
@@ -443,6 +452,7 @@ fn a_busy_registry_exits_4_within_the_lock_timeout_and_leaves_no_run_directory()
 
 #[test]
 fn a_fifo_named_like_a_dead_reindexs_users_lock_does_not_hang_verify() {
+    sqlite_only!();
     let (ws, _) = example_run();
     // No process 4000001: verify once opened `<copy>.users` to ask whether
     // the copy was in use, and waited for ever on a FIFO there.

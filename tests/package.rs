@@ -339,7 +339,7 @@ fn a_package_waiting_on_a_run_packages_the_run_as_it_finished_not_as_it_began() 
 fn a_package_waiting_on_a_run_replaced_meanwhile_records_the_new_config_hash() {
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
-    let held = ws.hold_run("lighthouse", run_id);
+    let held = ws.hold_live("lighthouse", run_id);
     let (package, stderr) = package_waiting(&ws, &[run_id, "--json"]);
     // What a replacement under the lock changes in the row package read.
     let replaced = "f".repeat(64);
@@ -360,7 +360,7 @@ fn a_package_waiting_on_a_run_replaced_meanwhile_records_the_new_config_hash() {
 fn a_package_waiting_on_a_run_removed_meanwhile_says_it_was_removed() {
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
-    let held = ws.hold_run("lighthouse", run_id);
+    let held = ws.hold_live("lighthouse", run_id);
     let (package, stderr) = package_waiting(&ws, &[run_id, "--archive", "run.tar"]);
     // What `gc --run` does once it holds the run: rows, then the directory.
     // (SQLite enforces foreign keys where a connection asks, PostgreSQL
@@ -553,7 +553,7 @@ fn verify_leaves_the_temp_files_of_a_run_in_progress_alone() {
     let run_id = summary["run_id"].as_str().unwrap();
     let temp = ws.run_dir("lighthouse", run_id).join(".tmp-alive");
     std::fs::write(&temp, b"being written").unwrap();
-    let held = ws.hold_run("lighthouse", run_id);
+    let held = ws.hold_live("lighthouse", run_id);
     let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
     assert!(out.status.success() || out.status.code() == Some(1));
     assert!(temp.exists(), "a live writer's temp file was removed");

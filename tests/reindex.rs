@@ -365,7 +365,7 @@ fn a_run_holding_its_lock_makes_reindex_exit_4_and_touch_nothing() {
     let (ws, summary) = example_run();
     let run_id = summary["run_id"].as_str().unwrap();
     let before = registry_state(&ws);
-    let held = ws.hold_run("lighthouse", run_id);
+    let held = ws.hold_live("lighthouse", run_id);
 
     // (A SQLite reindex refuses a held run at once; a PostgreSQL one waits
     // for the registry-wide lock every run holds shared, up to the timeout.)

@@ -401,7 +401,7 @@ fn a_run_being_written_is_reported_in_progress_not_as_drift() {
     };
     let before = results();
 
-    let held = ws.hold_run("lighthouse", run_id);
+    let held = ws.hold_live("lighthouse", run_id);
     let out = ws.cmd().args(["verify", "--json"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");

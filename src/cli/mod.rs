@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "orchestrator",
     version,
-    about = "Deterministic, resumable five-stage film pipeline with a SQLite artifact registry",
+    about = "Deterministic, resumable five-stage film pipeline with an artifact registry in SQLite or PostgreSQL",
     propagate_version = true
 )]
 pub struct Cli {

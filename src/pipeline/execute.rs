@@ -46,6 +46,12 @@ pub(crate) struct Run<'a> {
     /// Whether every name in the run directory is durable: its directory
     /// was synced after the last rename in it.
     pub names_durable: &'a Cell<bool>,
+    /// Fails when this process no longer holds the run (its PostgreSQL
+    /// connection, which held the lock, is gone): asked right before the
+    /// stage's files are written, so a run that lost its lock while its
+    /// stage computed writes nothing into a directory another host may
+    /// now own.
+    pub still_holding: &'a dyn Fn() -> Result<()>,
 }
 
 /// Run the stage, validate its output, write the artifact and then its
@@ -95,6 +101,7 @@ pub(crate) fn execute(
     let freeing = drop_elsewhere(value);
     let sha256 = sha256_hex(&bytes);
     failpoint::hit("stage.before_data_write").map_err(|e| Error::io("writing", out_path, e))?;
+    (run.still_holding)()?;
     // A re-execution (`--force`) that reproduces the bytes already there
     // leaves the file alone: rewriting identical bytes would cost a temp
     // file, an fsync of new data and a rename, and change nothing.

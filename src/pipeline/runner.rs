@@ -597,6 +597,8 @@ impl RunContext<'_> {
                     self.in_flight = Some(execution.clone());
                 }
                 let now = || rfc3339(self.clock.now());
+                let registry: &Registry = self.registry;
+                let still_holding = || registry.check_still_connected();
                 let run = execute::Run {
                     config: &self.opts.config,
                     run_id: &self.summary.run_id,
@@ -605,6 +607,7 @@ impl RunContext<'_> {
                     parsed: &self.parsed,
                     now: &now,
                     names_durable: &self.names_durable,
+                    still_holding: &still_holding,
                 };
                 let registered = self.registered.get(ty.name());
                 match execute::execute(stage, &run, &out_path, &meta_path, registered) {

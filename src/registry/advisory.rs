@@ -97,6 +97,11 @@ pub fn lock_registry(db: &Db, exclusive: bool, wait: Duration, what: &str) -> Re
 }
 
 /// Who holds the registry-wide lock (their `application_name`s).
+///
+/// `pg_locks` shows keys as `oid`s; they are compared as `bigint` here and
+/// in [`run_holder`], since a parameter the server types as `oid` cannot be
+/// bound from an integer (a waiter failed with exit 5 instead of naming
+/// the holder).
 fn registry_lock_holders(db: &Db) -> Result<Vec<String>> {
     db.query_map(
         "SELECT coalesce(a.application_name, 'pid ' || CAST(l.pid AS TEXT))

@@ -81,6 +81,17 @@ impl Registry {
         &self.db
     }
 
+    /// On PostgreSQL, one round trip proving the connection (and so the
+    /// run lock it holds) is still there: a lost one is exit 5, never a
+    /// reconnection. A SQLite file's run lock is a lock file the process
+    /// holds for as long as it lives: nothing to ask.
+    pub fn check_still_connected(&self) -> Result<()> {
+        match &self.db {
+            Db::Sqlite(_) => Ok(()),
+            Db::Postgres(_) => self.db.batch("SELECT 1").map_err(|e| self.busy_or_sql(e)),
+        }
+    }
+
     /// The registry file this was opened from.
     pub fn path(&self) -> &Path {
         &self.path

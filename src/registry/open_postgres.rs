@@ -110,11 +110,26 @@ fn judge(db: &Db, target: &PgTarget) -> Result<PgSchema> {
 /// `application_name` for this process: what another host waiting for a
 /// lock this process holds prints as the holder.
 pub fn application_name() -> String {
-    format!(
-        "orchestrator host={} pid={}",
-        crate::artifact::meta::host_name(),
-        std::process::id()
-    )
+    application_name_for(&crate::artifact::meta::host_name(), std::process::id())
+}
+
+/// PostgreSQL keeps the first 63 bytes of an `application_name`.
+const APPLICATION_NAME_MAX: usize = 63;
+
+/// `orchestrator host=H pid=P`, within [`APPLICATION_NAME_MAX`]: a long
+/// host name is shortened, never the pid. Cut at the end instead, a
+/// render farm's fully qualified name lost the pid, or kept only its first
+/// digits, and waiters named the wrong process.
+fn application_name_for(host: &str, pid: u32) -> String {
+    const HEAD: &str = "orchestrator host=";
+    let tail = format!(" pid={pid}");
+    let mut end = host
+        .len()
+        .min(APPLICATION_NAME_MAX.saturating_sub(HEAD.len() + tail.len()));
+    while !host.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{HEAD}{}{tail}", &host[..end])
 }
 
 impl Registry {
@@ -222,4 +237,30 @@ impl Registry {
 fn set_lock_timeout(db: &Db, wait: Duration) -> Result<()> {
     let ms = wait.as_millis().clamp(1, i32::MAX as u128);
     db.batch(format!("SET lock_timeout = {ms}").as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_host_name_is_shortened_so_the_pid_survives_whole() {
+        let host = "render-node-0042.farm.studio.example.com";
+        let name = application_name_for(host, 4_194_304);
+        assert!(name.len() <= APPLICATION_NAME_MAX, "{name}");
+        assert!(name.ends_with(" pid=4194304"), "{name}");
+        let shown = name
+            .strip_prefix("orchestrator host=")
+            .and_then(|n| n.strip_suffix(" pid=4194304"))
+            .unwrap();
+        assert!(!shown.is_empty() && host.starts_with(shown), "{name}");
+        // A short one is kept whole; a multi-byte one is cut between
+        // characters.
+        assert_eq!(
+            application_name_for("ws1", 7),
+            "orchestrator host=ws1 pid=7"
+        );
+        let wide = application_name_for(&"é".repeat(40), 4_194_304);
+        assert!(wide.len() <= APPLICATION_NAME_MAX && wide.ends_with(" pid=4194304"));
+    }
 }

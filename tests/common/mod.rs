@@ -371,19 +371,19 @@ pub const TEST_HOLDER_SINCE: &str = "2000-01-01T00:00:00.000Z";
 
 impl Workspace {
     /// `orchestrator <args>` started in the background, stdout and stderr
-    /// piped, stdin closed; its registry is the workspace's, as with
-    /// [`Self::cmd`].
+    /// piped, stdin closed; against the same registry as [`Self::cmd`].
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
         use std::process::Stdio;
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("orchestrator"));
         cmd.current_dir(self.path())
             .env_remove("ORCHESTRATOR_ARTIFACTS_DIR")
-            .env_remove("ORCHESTRATOR_DB");
+            .env_remove("ORCHESTRATOR_DB")
+            .env_remove("ORCHESTRATOR_STRICT")
+            .env("NO_COLOR", "1");
         if let Some(url) = &self.pg {
             cmd.env("ORCHESTRATOR_DB", url);
         }
-        cmd.env("NO_COLOR", "1")
-            .args(args)
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -418,42 +418,81 @@ impl Workspace {
         live.lock().unwrap();
         (lock, live)
     }
-
-    /// A run being run right now, to every other process, on either
-    /// backend: on SQLite its two lock files ([`Self::hold_live_run`]); on
-    /// PostgreSQL its advisory lock and the registry-wide lock shared, held
-    /// by a connection of the test process named as `orchestrator run`
-    /// names its own. Released when the returned value is dropped.
-    pub fn hold_run(&self, project: &str, run: &str) -> HeldRun {
-        let Some(url) = &self.pg else {
-            let (lock, live) = self.hold_live_run(project, run);
-            return HeldRun::Sqlite(lock, live);
-        };
-        let mut client = url
-            .parse::<postgres::Config>()
-            .unwrap()
-            .application_name(&format!(
-                "orchestrator host=test pid={}",
-                std::process::id()
-            ))
-            .connect(postgres::NoTls)
-            .unwrap();
-        let key = orchestrator::registry::advisory::run_key(project, run);
-        // (ORCH, 2): see src/registry/advisory.rs.
-        client
-            .batch_execute(&format!(
-                "SELECT pg_advisory_lock_shared({}, 2); SELECT pg_advisory_lock({key});",
-                0x4F52_4348
-            ))
-            .unwrap();
-        HeldRun::Postgres(Box::new(client))
-    }
 }
 
-/// What [`Workspace::hold_run`] holds; dropping it releases the run.
-pub enum HeldRun {
-    Sqlite(std::fs::File, std::fs::File),
-    Postgres(Box<postgres::Client>),
+/// The host a run held by the test process names on PostgreSQL (the
+/// `host=` of its `application_name`).
+pub const TEST_HOLDER_HOST: &str = "test-holder";
+
+/// A run held by the test process, on the pass's backend, as
+/// [`Workspace::hold_run`] or [`Workspace::hold_live`] took it; released
+/// when dropped.
+pub struct HeldRun {
+    _files: Vec<std::fs::File>,
+    _pg: Option<postgres::Client>,
+    /// The holder as a run that meets it names it, after `held by `.
+    pub holder: String,
+}
+
+impl Workspace {
+    /// Hold a run's lock from the test process: on SQLite its lock file
+    /// ([`Self::hold_run_lock`]); on PostgreSQL its advisory lock, which is
+    /// also what makes it live there.
+    pub fn hold_run(&self, project: &str, run: &str) -> HeldRun {
+        self.hold(project, run, false)
+    }
+
+    /// Hold a run as a live `orchestrator run` holds it: on SQLite its
+    /// lock file and liveness flag ([`Self::hold_live_run`]); on
+    /// PostgreSQL its advisory lock (src/registry/advisory.rs).
+    pub fn hold_live(&self, project: &str, run: &str) -> HeldRun {
+        self.hold(project, run, true)
+    }
+
+    fn hold(&self, project: &str, run: &str, live: bool) -> HeldRun {
+        let pid = std::process::id();
+        let Some(url) = &self.pg else {
+            let files = if live {
+                let (lock, flag) = self.hold_live_run(project, run);
+                vec![lock, flag]
+            } else {
+                vec![self.hold_run_lock(project, run)]
+            };
+            return HeldRun {
+                _files: files,
+                _pg: None,
+                holder: format!("pid {pid} since {TEST_HOLDER_SINCE}"),
+            };
+        };
+        let mut config: postgres::Config = url.parse().unwrap();
+        config.application_name(&format!("test host={TEST_HOLDER_HOST} pid={pid}"));
+        let mut client = config.connect(postgres::NoTls).unwrap();
+        let key = orchestrator::registry::advisory::run_key(project, run);
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .unwrap();
+        if live {
+            // A live run also holds the registry-wide lock (ORCH, 2)
+            // shared, which keeps reindex and gc --yes out.
+            client
+                .execute("SELECT pg_advisory_lock_shared($1, 2)", &[&0x4F52_4348_i32])
+                .unwrap();
+        }
+        // What a waiting run reads as the holder's `since`.
+        let since: String = client
+            .query_one(
+                "SELECT to_char(backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                 FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        HeldRun {
+            _files: Vec::new(),
+            _pg: Some(client),
+            holder: format!("pid {pid} since {since} on host {TEST_HOLDER_HOST}"),
+        }
+    }
 }
 
 /// Stage 2 replaced by one whose output breaks the ShotList schema (a shot

@@ -59,8 +59,13 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// [`KEEPALIVE_IDLE`] and the rest, for the server's end of the
 /// connection (each session may set its own).
-const SERVER_KEEPALIVES: &str = "SET tcp_keepalives_idle = 15; SET tcp_keepalives_interval = 5; \
-     SET tcp_keepalives_count = 4; SET tcp_user_timeout = 40000";
+///
+/// Also `jit = off`: the tool's queries are index lookups that finish in
+/// well under a millisecond, but a few (a lineage walk from an artifact
+/// thousands of runs share, `registry info`'s counts) are estimated above
+/// `jit_above_cost`, and compiling them would cost more than running them.
+const SESSION_SETTINGS: &str = "SET tcp_keepalives_idle = 15; SET tcp_keepalives_interval = 5; \
+     SET tcp_keepalives_count = 4; SET tcp_user_timeout = 40000; SET jit = off";
 
 impl PgTarget {
     /// Whether `--db` names a PostgreSQL server rather than a file.
@@ -128,18 +133,16 @@ impl PgTarget {
     /// host's waiting message prints as the lock holder).
     pub fn connect(&self, application_name: &str) -> Result<PgDb> {
         let mut config = self.config.clone();
-        let name = match self.config.get_application_name() {
-            Some(user) => format!("{user} {application_name}"),
-            None => application_name.to_string(),
-        };
-        // PostgreSQL keeps 63 bytes of it.
-        config.application_name(&truncate_utf8(&name, 63));
+        config.application_name(&combined_application_name(
+            self.config.get_application_name(),
+            application_name,
+        ));
         let mut client = config.connect(NoTls).map_err(|e| self.unreachable(e))?;
         // The same probing on the server's side of the connection: it is
         // the server that frees a vanished host's locks, and only once its
         // backend sees the connection is dead. (Ignored over a Unix socket.)
         client
-            .batch_execute(SERVER_KEEPALIVES)
+            .batch_execute(SESSION_SETTINGS)
             .map_err(|e| self.unreachable(e))?;
         Ok(PgDb {
             client: RefCell::new(client),
@@ -261,6 +264,8 @@ impl ToSql for Value<'_> {
                 Type::INT8 => i.to_sql(ty, out),
                 Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
                 Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                // `CAST(?1 AS OID)`: the halves of an advisory lock's key
+                // as `pg_locks` shows them (registry::advisory).
                 Type::OID => u32::try_from(*i)?.to_sql(ty, out),
                 Type::BOOL => (*i != 0).to_sql(ty, out),
                 Type::FLOAT8 => (*i as f64).to_sql(ty, out),
@@ -516,6 +521,22 @@ fn pgpass_fields(line: &str) -> Vec<String> {
     fields
 }
 
+/// The URL's own `application_name` (if any) before this process's, within
+/// the 63 bytes PostgreSQL keeps: the user's part is what gets shortened,
+/// since waiters on other hosts read the host and pid from ours.
+fn combined_application_name(user: Option<&str>, ours: &str) -> String {
+    const MAX: usize = 63;
+    let user = user.map_or(String::new(), |u| {
+        truncate_utf8(u, MAX.saturating_sub(ours.len() + 1))
+    });
+    let name = if user.is_empty() {
+        ours.to_string()
+    } else {
+        format!("{user} {ours}")
+    };
+    truncate_utf8(&name, MAX)
+}
+
 fn truncate_utf8(s: &str, max: usize) -> String {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
@@ -571,6 +592,27 @@ mod tests {
             assert_eq!(setting("tcp_keepalives_count"), "4");
             assert_eq!(setting("tcp_user_timeout"), "40000");
         }
+    }
+
+    #[test]
+    fn an_integer_binds_as_an_oid_when_it_fits_one() {
+        // The holder queries of registry::advisory compare pg_locks'
+        // oid columns with `CAST(?1 AS OID)`: a run that found its lock
+        // taken failed with "an integer cannot be bound as oid".
+        let mut out = BytesMut::new();
+        assert!(Value::Int(0xFFFF_FFFF).to_sql(&Type::OID, &mut out).is_ok());
+        assert_eq!(&out[..], &[0xFF; 4]);
+        assert!(Value::Int(-1).to_sql(&Type::OID, &mut out).is_err());
+        assert!(Value::Int(1 << 32).to_sql(&Type::OID, &mut out).is_err());
+    }
+
+    #[test]
+    fn a_long_application_name_in_the_url_is_shortened_before_ours_is() {
+        let ours = "orchestrator host=render-node-0042.farm.stu pid=4194304";
+        let name = combined_application_name(Some("nightly render of reel seven"), ours);
+        assert!(name.len() <= 63 && name.ends_with(ours), "{name}");
+        assert_eq!(combined_application_name(Some("ci"), "o"), "ci o");
+        assert_eq!(combined_application_name(None, ours), ours);
     }
 
     #[test]
