@@ -135,8 +135,10 @@ impl Server {
     fn psql_command(&self, url: &str) -> Command {
         let mut cmd = Command::new(&self.psql);
         cmd.args(["-X", "-q", "-A", "-t", "-d", url])
-            // NOTICEs (`... skipping`) are not output.
-            .env("PGOPTIONS", "-c client_min_messages=warning");
+            // NOTICEs (`... skipping`) are not output; and the floors run
+            // with the session settings the tool's connections set
+            // (`PgTarget::connect`): no JIT.
+            .env("PGOPTIONS", "-c client_min_messages=warning -c jit=off");
         cmd
     }
 
