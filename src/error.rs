@@ -346,8 +346,9 @@ impl std::fmt::Display for Incompatibility {
 impl Incompatibility {
     fn hint(&self) -> &'static str {
         match self {
+            // Said of a SQLite file and a PostgreSQL database alike.
             Incompatibility::Newer { .. } | Incompatibility::Divergent { .. } => {
-                "the file was left untouched; use the orchestrator that wrote it, or pass `--db` to use another registry"
+                "the registry was left untouched; use the orchestrator that wrote it, or pass `--db` to use another registry"
             }
             Incompatibility::Foreign | Incompatibility::NotRegularFile { .. } => {
                 "the file was left untouched; pass `--db` with the path of an orchestrator registry"

@@ -657,7 +657,7 @@ fn every_command_and_migrate_refuse_a_database_from_a_newer_orchestrator_untouch
         &format!(
             "error: the registry `{url}` was written by a newer orchestrator: it has migration \
              V99 `from_the_future`, which this version does not know\n\
-             hint: the file was left untouched; use the orchestrator that wrote it, or pass \
+             hint: the registry was left untouched; use the orchestrator that wrote it, or pass \
              `--db` to use another registry\n"
         ),
     );
