@@ -1897,3 +1897,41 @@ fn the_same_runs_read_the_same_from_sqlite_and_postgresql() {
         assert_eq!(Some(answer), on_postgres.get(what), "{what}");
     }
 }
+
+/// A run lets go of its advisory locks before its process exits. Left to
+/// the server, they went only once its backend noticed the connection
+/// had closed, a moment after the process was gone: a `verify` started
+/// right after a run then saw the finished run as live and skipped it
+/// (seen as `runs_checked: 0` in the suite's PostgreSQL pass). The race
+/// needs a server slow to notice (a loaded machine), so without the fix
+/// this fails only sometimes; with it, never.
+#[test]
+fn a_finished_run_has_let_go_of_its_locks_when_its_process_exits() {
+    let Some(url) = database("finished_run_locks") else {
+        return;
+    };
+    let artifacts = tempfile::tempdir().unwrap();
+    let host = Host::new("quick", artifacts.path(), Some(&url));
+    let migrated = host.output(&["registry", "migrate"]);
+    assert!(migrated.status.success(), "{}", text(&migrated.stderr));
+    let config = host.config("project", &example_config());
+    let held_now = || {
+        pg::psql(
+            &url,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = \
+             (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .trim()
+        .to_string()
+    };
+    for attempt in 0..8 {
+        host.run_ok(&config, &["--force"]);
+        assert_eq!(
+            held_now(),
+            "0",
+            "locks still held after run {attempt} exited"
+        );
+        let verified = host.json(&["verify", "--json"]);
+        assert_eq!(verified["runs_checked"], 1, "{verified:#}");
+    }
+}

@@ -24,6 +24,13 @@ use super::db::Db;
 use crate::error::{Error, Result};
 use crate::lock::{Holder, Wait};
 
+/// Record on `db` that it now holds an advisory lock (see `PgDb`'s `Drop`).
+fn taken(db: &Db) {
+    if let Db::Postgres(pg) = db {
+        pg.note_lock_taken();
+    }
+}
+
 /// "ORCH" in ASCII, the first key of the tool's two-key locks (the same
 /// mark as a SQLite registry's application id).
 const ORCH: i32 = 0x4F52_4348;
@@ -52,7 +59,9 @@ pub(super) fn lock_migration(db: &Db) -> Result<()> {
         "SELECT pg_advisory_lock(CAST(?1 AS INTEGER), CAST(?2 AS INTEGER))",
         crate::db_params![ORCH, MIGRATION],
         |_| Ok(()),
-    )
+    )?;
+    taken(db);
+    Ok(())
 }
 
 pub(super) fn unlock_migration(db: &Db) {
@@ -75,6 +84,7 @@ pub fn lock_registry(db: &Db, exclusive: bool, wait: Duration, what: &str) -> Re
     let deadline = Instant::now().checked_add(wait);
     loop {
         if db.query_row(sql, crate::db_params![ORCH, REGISTRY], |r| r.get::<bool>(0))? {
+            taken(db);
             return Ok(());
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -130,6 +140,7 @@ pub fn lock_run(db: &Db, project_id: &str, run_id: &str, wait: Wait) -> Result<(
             |r| r.get::<bool>(0),
         )?;
         if got {
+            taken(db);
             return Ok(());
         }
         let holder = run_holder(db, key, &run)?;
@@ -159,11 +170,15 @@ pub fn lock_run(db: &Db, project_id: &str, run_id: &str, wait: Wait) -> Result<(
 /// Take a run's lock on this connection if nobody holds it, without
 /// waiting: `verify` holding a run idle for a moment.
 pub fn try_lock_run(db: &Db, project_id: &str, run_id: &str) -> Result<bool> {
-    db.query_row(
+    let got = db.query_row(
         "SELECT pg_try_advisory_lock(?1)",
         crate::db_params![run_key(project_id, run_id)],
         |r| r.get::<bool>(0),
-    )
+    )?;
+    if got {
+        taken(db);
+    }
+    Ok(got)
 }
 
 /// Release a run's lock held by this connection.

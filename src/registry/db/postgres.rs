@@ -146,6 +146,7 @@ impl PgTarget {
             .map_err(|e| self.unreachable(e))?;
         Ok(PgDb {
             client: RefCell::new(client),
+            holds_locks: std::cell::Cell::new(false),
             statements: RefCell::new(HashMap::new()),
             target: self.clone(),
         })
@@ -162,6 +163,8 @@ impl PgTarget {
 /// A live connection to a PostgreSQL registry.
 pub struct PgDb {
     client: RefCell<Client>,
+    /// Set once this connection has taken an advisory lock; see `Drop`.
+    holds_locks: std::cell::Cell<bool>,
     /// Prepared statements by their text as the caller wrote it.
     statements: RefCell<HashMap<String, Statement>>,
     target: PgTarget,
@@ -171,6 +174,12 @@ impl PgDb {
     /// The server this is connected to, password redacted.
     pub fn target(&self) -> &PgTarget {
         &self.target
+    }
+
+    /// Note that this connection holds an advisory lock (a run's, the
+    /// registry-wide one), to be let go of explicitly when it closes.
+    pub fn note_lock_taken(&self) {
+        self.holds_locks.set(true);
     }
 
     /// The client itself, for what needs it whole (refinery's runner).
@@ -242,6 +251,23 @@ impl PgDb {
     pub(super) fn rollback(&self) {
         if let Ok(mut c) = self.client.try_borrow_mut() {
             let _ = c.batch_execute("ROLLBACK");
+        }
+    }
+}
+
+impl Drop for PgDb {
+    /// Let go of every advisory lock before the connection closes. The
+    /// server would free them anyway, but only once its backend has seen
+    /// the connection end, which can be a moment after this process has
+    /// exited: a `verify` started right after a run would still see that
+    /// run as live (and skip it). Unlocking is a round trip the server
+    /// answers only once the locks are gone.
+    fn drop(&mut self) {
+        if self.holds_locks.get()
+            && let Ok(mut client) = self.client.try_borrow_mut()
+            && !client.is_closed()
+        {
+            let _ = client.batch_execute("SELECT pg_advisory_unlock_all()");
         }
     }
 }
