@@ -1,10 +1,15 @@
-//! The SQLite registry: opening it (pragmas, migrations) and typed queries.
+//! The registry: opening it and typed queries, on SQLite or PostgreSQL.
 //!
-//! The schema lives only in `migrations/`, embedded at build time and applied
-//! by refinery on open (see `open.rs` for the version check and the
-//! migration lock). Every query is a named constant or function with
-//! bound parameters; every write transaction is `BEGIN IMMEDIATE`, so a
-//! writer waits for the lock up front instead of failing half-way.
+//! Every query module talks to [`db::Db`], the seam over both engines. The
+//! schema lives only in `migrations/sqlite/` and `migrations/postgres/`
+//! (the same versions), embedded at build time: a SQLite file is migrated
+//! by refinery on open (`open.rs`: the version check and the migration
+//! lock), a PostgreSQL database only by `registry migrate`
+//! (`open_postgres.rs`). Every query is a named constant or function with
+//! bound parameters; a write transaction is `BEGIN IMMEDIATE` on SQLite, so
+//! a writer waits for the lock up front instead of failing half-way, and is
+//! retried after a deadlock on PostgreSQL. Run locks on PostgreSQL are in
+//! `advisory.rs`; the vocabularies both engines store, in `records.rs`.
 
 pub mod advisory;
 mod artifacts;
