@@ -264,3 +264,91 @@ mod tests {
         assert!(wide.len() <= APPLICATION_NAME_MAX && wide.ends_with(" pid=4194304"));
     }
 }
+
+#[cfg(test)]
+mod transaction_tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::error::exit;
+
+    /// A migrated registry in a database of its own on the server `make
+    /// test` provides (`ORCHESTRATOR_TEST_PG`), or `None` (one line) where
+    /// there is none.
+    fn registry(name: &str) -> Option<(Registry, PgTarget)> {
+        let Some(admin) = std::env::var("ORCHESTRATOR_TEST_PG")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("postgres test skipped: ORCHESTRATOR_TEST_PG is not set");
+            return None;
+        };
+        let db_name = format!("unit_{name}_{}", std::process::id());
+        let admin_target = PgTarget::parse(&admin).unwrap();
+        let admin_db = Db::Postgres(Box::new(admin_target.connect("unit test").unwrap()));
+        // One statement per call: a multi-statement batch is a transaction,
+        // which neither may run in.
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {db_name}"),
+            format!("CREATE DATABASE {db_name}"),
+        ] {
+            admin_db.batch(sql.as_str()).unwrap();
+        }
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        let target = PgTarget::parse(&format!("{base}/{db_name}")).unwrap();
+        Registry::migrate_postgres(&target).unwrap();
+        Some((
+            Registry::open_postgres(&target, BUSY_TIMEOUT).unwrap(),
+            target,
+        ))
+    }
+
+    const DEADLOCK: &str =
+        "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$";
+
+    #[test]
+    fn a_deadlocked_transaction_is_run_again_and_one_that_keeps_failing_is_busy() {
+        let Some((mut registry, _target)) = registry("deadlock_retry") else {
+            return;
+        };
+        // Fails twice as PostgreSQL fails a deadlock's victim, then commits.
+        let attempts = Cell::new(0);
+        registry
+            .transaction(|tx| {
+                attempts.set(attempts.get() + 1);
+                tx.db().execute(
+                    "INSERT INTO projects (project_id, title, first_run_at, last_run_at) \
+                     VALUES (?1, 't', 'a', 'a')",
+                    crate::db_params![format!("p{}", attempts.get())],
+                )?;
+                if attempts.get() < 3 {
+                    tx.db().batch(DEADLOCK)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(attempts.get(), 3);
+        // Only the committed attempt's row is there: the others rolled back.
+        let projects: Vec<String> = registry
+            .db()
+            .query_map(
+                "SELECT project_id FROM projects ORDER BY project_id",
+                &[],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(projects, ["p3"]);
+
+        // A deadlock every time is contention: exit 4, never a SQLSTATE.
+        attempts.set(0);
+        let err = registry
+            .transaction(|tx| {
+                attempts.set(attempts.get() + 1);
+                tx.db().batch(DEADLOCK)
+            })
+            .unwrap_err();
+        assert_eq!(attempts.get(), super::super::TX_ATTEMPTS);
+        assert_eq!(err.exit_code(), exit::BUSY, "{err}");
+        assert!(!err.to_string().contains("40P01"), "{err}");
+    }
+}
